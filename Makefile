@@ -1,0 +1,39 @@
+# Two commands: `make run` and `make test`. Everything else is set up by them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+DB ?= data/tokenbudget.db
+PORT ?= 8501
+HOST ?= 127.0.0.1
+
+.PHONY: run test demo-data clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+$(DB): | $(VENV)/.installed
+	mkdir -p $(dir $(DB))
+	$(BIN)/tokenbudget --store sqlite:///$(DB) demo-data
+
+demo-data: $(VENV)/.installed
+	mkdir -p $(dir $(DB))
+	$(BIN)/tokenbudget --store sqlite:///$(DB) demo-data
+
+run: $(VENV)/.installed $(DB)
+	TOKENBUDGET_STORE=$${TOKENBUDGET_STORE:-sqlite:///$(DB)} $(BIN)/streamlit run app.py \
+		--server.port $(PORT) --server.address $(HOST)
+
+test: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) test-output

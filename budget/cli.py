@@ -1,0 +1,231 @@
+"""The `tokenbudget` command: a thin door onto the service (see README for the contract)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import core, demo
+from .model import FIELDS, Actor, BadInput, Change, NotAllowed, StaleWrite, Usage
+from .service import BudgetService
+from .settings import Settings
+from .stores import StoreError
+from .tokens import ENCODINGS, UnknownEncoding, chars4, counter
+
+CLI_ACTOR = Actor("cli", "admin")  # the shell user owns the store file
+
+
+def usage_row(u: Usage) -> dict:
+    """The keys of `usage --json`, shared with the HTTP API."""
+    c = u.client
+    return {"client_id": c.id, "name": c.name, "service_level": c.service_level,
+            "budget": u.budget, "usage": u.usage, "remaining": u.remaining,
+            "percent_used": u.percent_used, "status": u.status,
+            "budget_reset_date": c.budget_reset_date.isoformat() if c.budget_reset_date else None}
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tokenbudget", description=__doc__)
+    p.add_argument("--store", help="sqlite:///PATH (default: env TOKENBUDGET_STORE or "
+                                   "sqlite:///data/tokenbudget.db)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo-data", help="fill the store with the demo data set")
+    d.add_argument("--clients", type=int, default=40)
+    d.add_argument("--attributes-per-client", type=int, default=None)
+    d.add_argument("--seed", type=int, default=7)
+
+    u = sub.add_parser("usage", help="usage against budget per client")
+    u.add_argument("--client")
+    u.add_argument("--json", action="store_true")
+
+    a = sub.add_parser("attributes", help="a client's attributes and their tokens")
+    a.add_argument("client_id")
+    a.add_argument("--json", action="store_true")
+
+    for name, text in (("validate", "check a change against the budget; writes nothing"),
+                       ("apply", "check a change and save it if allowed")):
+        v = sub.add_parser(name, help=text)
+        v.add_argument("client_id")
+        v.add_argument("attribute_id")
+        g = v.add_mutually_exclusive_group()
+        g.add_argument("--activate", action="store_true")
+        g.add_argument("--deactivate", action="store_true")
+        v.add_argument("--set", action="append", default=[], metavar="FIELD=TEXT")
+        v.add_argument("--json", action="store_true")
+
+    r = sub.add_parser("reset", help="recompute usage and start the next period")
+    g = r.add_mutually_exclusive_group(required=True)
+    g.add_argument("client_id", nargs="?")
+    g.add_argument("--all", action="store_true")
+
+    t = sub.add_parser("set-tier", help="change a client's service level")
+    t.add_argument("client_id")
+    t.add_argument("level")
+
+    b = sub.add_parser("set-budget", help="set or clear a client's budget override")
+    b.add_argument("client_id")
+    g = b.add_mutually_exclusive_group(required=True)
+    g.add_argument("tokens", nargs="?")
+    g.add_argument("--clear", action="store_true")
+
+    tr = sub.add_parser("tiers", help="show or set tier limits")
+    tr.add_argument("--set", action="append", default=[], metavar="LEVEL=TOKENS")
+    tr.add_argument("--json", action="store_true")
+
+    au = sub.add_parser("audit", help="the audit log")
+    au.add_argument("--client")
+    au.add_argument("--json", action="store_true")
+
+    c = sub.add_parser("count", help="count tokens of files or stdin")
+    c.add_argument("--encoding", choices=[e for e in ENCODINGS if e != "chars4"])
+    c.add_argument("--json", action="store_true")
+    c.add_argument("paths", nargs="+", metavar="FILE")
+    return p
+
+
+def _change(args: argparse.Namespace) -> Change:
+    fields: dict[str, str] = {}
+    for item in args.set:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise BadInput(f"attribute {args.attribute_id}", item, "expected FIELD=TEXT")
+        if name not in FIELDS:
+            raise BadInput(f"attribute {args.attribute_id}", name,
+                           f"unknown field; use one of {', '.join(FIELDS)}")
+        fields[name] = text
+    active = {args.attribute_id: True} if args.activate else (
+        {args.attribute_id: False} if args.deactivate else {})
+    if not fields and not active:
+        raise BadInput(f"attribute {args.attribute_id}", "change",
+                       "give --activate, --deactivate or --set FIELD=TEXT")
+    return Change(args.client_id, {args.attribute_id: fields} if fields else {}, active)
+
+
+def _emit(data: object, as_json: bool, lines: Sequence[str]) -> None:
+    if as_json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print("\n".join(lines))
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "count":
+        return _count(args)
+    settings = Settings.load(store=args.store)
+    service = BudgetService.from_settings(settings)
+
+    if args.command == "demo-data":
+        for name in ("clients", "attributes_per_client"):
+            value = getattr(args, name)
+            if value is not None and value < 1:
+                raise BadInput("demo-data", f"--{name.replace('_', '-')}", "must be at least 1")
+        data = demo.generate(service.counter.count_many, args.clients,
+                             args.attributes_per_client, args.seed)
+        n = service.load_data_set(CLI_ACTOR, *data)
+        print(f"loaded {len(data[1])} clients and {n} attributes into {service.store.label}")
+        return 0
+
+    if args.command == "usage":
+        report = ([service.client_usage(args.client)] if args.client
+                  else service.usage_report())
+        _emit([usage_row(u) for u in report], args.json,
+              [f"{u.client.id}  {u.client.name}: {core.format_usage(u.usage, u.budget)} "
+               f"[{u.status}]" for u in report])
+        return 0
+
+    if args.command == "attributes":
+        attrs = {a.id: a for a in service.attributes(args.client_id)}
+        costs = service.costs(args.client_id)
+        rows = [{"attribute_id": c.id, "name": c.name, "active": c.active,
+                 "instructions_tokens": c.tokens.instructions,
+                 "examples_tokens": c.tokens.examples, "signals_tokens": c.tokens.signals,
+                 "tokens": c.total} for c in costs if c.id in attrs]
+        _emit(rows, args.json,
+              [f"{r['attribute_id']}  {'on ' if r['active'] else 'off'}  {r['tokens']:>7,}  "
+               f"{r['name']}" for r in rows])
+        return 0
+
+    if args.command in ("validate", "apply"):
+        change = _change(args)
+        result = (service.validate(change) if args.command == "validate"
+                  else service.apply(CLI_ACTOR, change))
+        verdict = "allowed" if result.allowed else "refused"
+        if args.command == "apply":
+            verdict = "saved" if result.allowed else "refused, nothing saved"
+        _emit(result.as_dict(), args.json,
+              [f"{verdict}: {result.current:,} -> {result.projected:,} tokens "
+               f"(delta {result.delta:+,}) of {result.budget:,}"
+               + (f", over by {result.over_by:,}" if result.over_by else "")])
+        return 0 if result.allowed else 1
+
+    if args.command == "reset":
+        results = (service.reset_all(CLI_ACTOR) if args.all
+                   else [service.reset(CLI_ACTOR, args.client_id)])
+        print("\n".join(r.message for r in results))
+        return 0
+
+    if args.command == "set-tier":
+        c = service.set_service_level(CLI_ACTOR, args.client_id, args.level)
+        print(f"{c.name}: service level {c.service_level}")
+        return 0
+
+    if args.command == "set-budget":
+        c = service.set_budget_override(CLI_ACTOR, args.client_id,
+                                        None if args.clear else args.tokens)
+        print(f"{c.name}: token budget "
+              + ("from its tier" if c.token_budget is None else f"{c.token_budget:,}"))
+        return 0
+
+    if args.command == "tiers":
+        for item in args.set:
+            level, sep, tokens = item.partition("=")
+            if not sep:
+                raise BadInput(f"tier {item}", "--set", "expected LEVEL=TOKENS")
+            service.set_tier_limit(CLI_ACTOR, level, tokens)
+        tiers = service.tiers()
+        _emit([{"level": t.level, "name": t.name, "tokens": t.tokens} for t in tiers.values()],
+              args.json, [f"{t.level}  {t.name:<14} {t.tokens:>8,}" for t in tiers.values()])
+        return 0
+
+    if args.command == "audit":
+        if args.client:
+            service.client(args.client)
+        entries = service.audit(args.client)
+        _emit([{"at": e.at.isoformat(), "actor": e.actor, "action": e.action,
+                "client_id": e.client_id, "before": e.before, "after": e.after}
+               for e in entries], args.json,
+              [f"{e.at.isoformat()}  {e.actor}  {e.action}  {e.client_id or '-'}  "
+               f"{json.dumps(e.before, default=str)} -> {json.dumps(e.after, default=str)}"
+               for e in entries])
+        return 0
+    raise AssertionError(args.command)  # argparse only lets known commands through
+
+
+def _count(args: argparse.Namespace) -> int:
+    tok = counter(args.encoding or Settings.load().encoding)
+    rows = []
+    for path in args.paths:
+        try:
+            text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise BadInput(path, "file", f"cannot read: {getattr(e, 'strerror', None) or e}") from None
+        rows.append({"path": path, "tokens": tok.count(text), "chars4": chars4(text)})
+    _emit(rows, args.json, [f"{r['tokens']} {r['path']}" for r in rows])
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (BadInput, UnknownEncoding, StoreError, NotAllowed, StaleWrite) as e:
+        print(f"tokenbudget: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Budget arithmetic: pure functions over the model, the contract of DESIGN.md."""
+
+from __future__ import annotations
+
+import calendar
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime, timezone
+
+from .model import (AttributeCost, BadInput, Change, Client, FieldTokens, Status, Tier, Usage,
+                    Validation)
+
+DEFAULT_WARNING = 0.8
+
+
+def usage(costs: Iterable[AttributeCost], client_id: str) -> int:
+    """Sum of attribute tokens over one client's active attributes."""
+    return sum(c.total for c in costs if c.active and c.client_id == client_id)
+
+
+def usage_by_client(costs: Iterable[AttributeCost]) -> dict[str, tuple[int, int, int]]:
+    """client id -> (usage, attributes, active attributes) in one pass."""
+    acc: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for c in costs:
+        row = acc[c.client_id]
+        row[1] += 1
+        if c.active:
+            row[0] += c.total
+            row[2] += 1
+    return {k: (v[0], v[1], v[2]) for k, v in acc.items()}
+
+
+def budget(client: Client, tiers: Mapping[int, Tier]) -> int:
+    """The override when set, else the tier's limit; plus any temporary top-up."""
+    if client.token_budget is not None:
+        base = client.token_budget
+    elif client.service_level in tiers:
+        base = tiers[client.service_level].tokens
+    else:
+        raise BadInput(f"client {client.id}", "Service Level",
+                       f"level {client.service_level} is not in the tier table")
+    return base + client.topup
+
+
+def status(used: int, limit: int, warning: float = DEFAULT_WARNING) -> Status:
+    """ok below the warning share, warning up to the budget, exceeded above it."""
+    if used > limit:
+        return "exceeded"
+    if used >= warning * limit:
+        return "warning"
+    return "ok"
+
+
+def summarize(clients: Iterable[Client], costs: Iterable[AttributeCost],
+              tiers: Mapping[int, Tier], warning: float = DEFAULT_WARNING) -> list[Usage]:
+    per_client = usage_by_client(costs)
+    out = []
+    for client in clients:
+        used, n, active = per_client.get(client.id, (0, 0, 0))
+        limit = budget(client, tiers)
+        out.append(Usage(client, limit, used, status(used, limit, warning), n, active))
+    return out
+
+
+def projected_usage(costs: Iterable[AttributeCost], change: Change,
+                    new_tokens: Mapping[str, FieldTokens]) -> int:
+    """Usage of change.client_id once `change` is applied; `new_tokens` holds the
+    recounted tokens of every attribute whose text the change edits."""
+    total = 0
+    for c in costs:
+        if c.client_id != change.client_id:
+            continue
+        if change.active.get(c.id, c.active):
+            total += new_tokens[c.id].total if c.id in new_tokens else c.total
+    return total
+
+
+def validate(current: int, projected: int, limit: int) -> Validation:
+    """A change may land when it fits the budget or does not raise usage."""
+    if projected <= limit:
+        return Validation(True, current, projected, limit)
+    if projected <= current:
+        return Validation(True, current, projected, limit,
+                          "over budget, but the change does not raise usage")
+    return Validation(False, current, projected, limit,
+                      f"would use {projected:,} of {limit:,} tokens "
+                      f"({projected - limit:,} over budget)")
+
+
+def _add_months(d: date, months: int, day: int) -> date:
+    y, m = divmod(d.month - 1 + months, 12)
+    year, month = d.year + y, m + 1
+    return date(year, month, min(day, calendar.monthrange(year, month)[1]))
+
+
+def next_boundary(anchor: date | None, now: datetime, months: int = 1) -> date:
+    """The first period boundary strictly after `now`. Boundaries fall every
+    `months` months on the anchor's day (clamped to short months), at 00:00 UTC."""
+    if months < 1:
+        raise BadInput("period", "months", f"must be at least 1, got {months}")
+    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+    today = now.astimezone(timezone.utc).date()
+    anchor = anchor or date(today.year, today.month, 1)
+    day = anchor.day
+    # step from the anchor to the first boundary after today, in whole periods
+    diff = (today.year - anchor.year) * 12 + today.month - anchor.month
+    k = diff // months
+    while _add_months(anchor, k * months, day) <= today:
+        k += 1
+    while _add_months(anchor, (k - 1) * months, day) > today:
+        k -= 1
+    return _add_months(anchor, k * months, day)
+
+
+def period_start(anchor: date | None, now: datetime, months: int = 1) -> date:
+    """The boundary that opened the period `now` is in."""
+    nb = next_boundary(anchor, now, months)
+    return _add_months(nb, -months, (anchor or nb).day)
+
+
+def format_usage(used: int, limit: int) -> str:
+    """'1,250 / 5,000 tokens (25% used)': how every screen and message says it."""
+    pct = 100.0 * used / limit if limit else 0.0
+    pct_text = f"{pct:.0f}" if pct >= 10 or pct == 0 else f"{pct:.1f}".rstrip("0").rstrip(".")
+    return f"{used:,} / {limit:,} tokens ({pct_text}% used)"

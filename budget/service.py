@@ -1,0 +1,310 @@
+"""The one door to the data: every read the pages need and every write, checked.
+
+Validation, role checks, the stored Token Usage copy, history snapshots and the
+audit log all happen here, so no page, CLI command or API call can skip them."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import date, datetime, timezone
+
+from . import core
+from .model import (FIELDS, Actor, Attribute, AttributeCost, AuditEntry, BadInput, Change,
+                    Client, FieldTokens, NotAllowed, StaleWrite, Tier, Usage, Validation)
+from .settings import Settings
+from .stores import Store, open_store
+from .tokens import Counter, counter
+
+_FIELD_ATTR = {"Instructions": "instructions", "Examples": "examples", "Signals": "signals"}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class ResetResult:
+    client_id: str
+    changed: bool
+    usage: int
+    budget_reset_date: date
+    message: str
+
+
+def _int_tokens(record: str, field_name: str, value: object) -> int:
+    """A whole, non-negative number of tokens from an int or its decimal text."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInput(record, field_name, f"must be a whole number, got {value!r}")
+    if value < 0:
+        raise BadInput(record, field_name, f"must not be negative, got {value}")
+    return value
+
+
+class BudgetService:
+    def __init__(self, store: Store, settings: Settings | None = None,
+                 clock: Callable[[], datetime] = _now) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self.clock = clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> BudgetService:
+        return cls(open_store(settings.store, settings.raw), settings)
+
+    @property
+    def counter(self) -> Counter:
+        return counter(self.settings.encoding)
+
+    # reads -------------------------------------------------------------------
+    def tiers(self) -> dict[int, Tier]:
+        return self.store.tiers()
+
+    def costs(self, client_id: str | None = None) -> list[AttributeCost]:
+        """Token counts of attributes; texts not yet counted with this encoding are
+        counted now and saved, so the next load needs no tokenizer at all."""
+        counted, uncounted = self.store.costs(self.settings.encoding, client_id)
+        if uncounted:
+            fresh = self._count(uncounted)
+            self.store.save_counts(self.settings.encoding, fresh)
+            counted += [AttributeCost(a.id, a.client_id, a.name, a.active, fresh[a.id])
+                        for a in uncounted]
+        return counted
+
+    def _count(self, attributes: Iterable[Attribute]) -> dict[str, FieldTokens]:
+        attributes = list(attributes)
+        texts = [t for a in attributes for t in (a.instructions, a.examples, a.signals)]
+        n = self.counter.count_many(texts)
+        return {a.id: FieldTokens(*n[3 * i:3 * i + 3]) for i, a in enumerate(attributes)}
+
+    def usage_report(self) -> list[Usage]:
+        return core.summarize(self.store.clients(), self.costs(), self.store.tiers(),
+                              self.settings.warning)
+
+    def client(self, client_id: str) -> Client:
+        client = self.store.client(client_id)
+        if client is None:
+            raise BadInput(f"client {client_id}", "id", "no such client")
+        return client
+
+    def client_usage(self, client_id: str) -> Usage:
+        client = self.client(client_id)
+        return core.summarize([client], self.costs(client_id), self.store.tiers(),
+                              self.settings.warning)[0]
+
+    def attributes(self, client_id: str) -> list[Attribute]:
+        self.client(client_id)
+        return self.store.attributes(client_id)
+
+    def audit(self, client_id: str | None = None) -> list[AuditEntry]:
+        return self.store.audit(client_id)
+
+    def history(self, client_id: str | None = None) -> list[tuple[str, datetime, int, int]]:
+        return self.store.history(client_id)
+
+    # validation --------------------------------------------------------------
+    def _check_change(self, change: Change, attrs: Mapping[str, Attribute]) -> None:
+        for aid in {*change.fields, *change.active}:
+            if aid not in attrs:
+                raise BadInput(f"attribute {aid}", "id",
+                               f"no such attribute of client {change.client_id}")
+        for aid, active in change.active.items():
+            if not isinstance(active, bool):
+                raise BadInput(f"attribute {aid}", "Active", f"must be true or false, got {active!r}")
+        for aid, fields in change.fields.items():
+            for name, text in fields.items():
+                if name not in FIELDS:
+                    raise BadInput(f"attribute {aid}", name,
+                                   f"unknown field; use one of {', '.join(FIELDS)}")
+                if not isinstance(text, str):
+                    raise BadInput(f"attribute {aid}", name,
+                                   f"must be text, got {type(text).__name__}")
+                if len(text) > self.settings.max_text_chars:
+                    raise BadInput(f"attribute {aid}", name,
+                                   f"{len(text):,} characters is over the limit of "
+                                   f"{self.settings.max_text_chars:,}")
+
+    def _edited(self, change: Change, attrs: Mapping[str, Attribute]) -> dict[str, Attribute]:
+        out = {}
+        for aid in {*change.fields, *change.active}:
+            a = attrs[aid]
+            texts = {_FIELD_ATTR[k]: v for k, v in change.fields.get(aid, {}).items()}
+            out[aid] = replace(a, active=change.active.get(aid, a.active), **texts)
+        return out
+
+    def _project(self, change: Change) -> tuple[Validation, dict[str, Attribute],
+                                                dict[str, Attribute], dict[str, FieldTokens]]:
+        """(validation, attributes before, attributes after, recounted tokens)."""
+        client = self.client(change.client_id)
+        attrs = {a.id: a for a in self.store.attributes(change.client_id)}
+        self._check_change(change, attrs)
+        edited = self._edited(change, attrs)
+        new_tokens = self._count(edited[aid] for aid in change.fields)
+        costs = self.costs(change.client_id)
+        current = core.usage(costs, change.client_id)
+        projected = core.projected_usage(costs, change, new_tokens)
+        limit = core.budget(client, self.store.tiers())
+        return core.validate(current, projected, limit), attrs, edited, new_tokens
+
+    def validate(self, change: Change) -> Validation:
+        """What applying `change` would do to the client's usage; writes nothing."""
+        return self._project(change)[0]
+
+    def apply(self, actor: Actor, change: Change,
+              expected_versions: Mapping[str, int] | None = None) -> Validation:
+        """Validates and saves in one transaction: two concurrent changes cannot both
+        pass the check against the same old usage."""
+        self._require_admin(actor, "change attributes")
+        if change.fields:  # warm the count cache outside the write lock
+            self.validate(change)
+        with self.store.transaction():
+            result, originals, edited, new_tokens = self._project(change)
+            if not result.allowed:
+                return result
+            for aid, version in (expected_versions or {}).items():
+                if aid in edited and edited[aid].version != version:
+                    raise StaleWrite(f"attribute {aid} changed since it was read; reload")
+            self.store.save_attributes(edited.values(), self.settings.encoding, new_tokens)
+            self._record_usage(self.client(change.client_id), result.projected, result.budget)
+            self._audit(actor, "attribute.update", change.client_id,
+                        {aid: self._attr_state(originals[aid]) for aid in edited},
+                        {aid: self._attr_state(a) for aid, a in edited.items()})
+        return result
+
+    # admin actions -------------------------------------------------------------
+    def _require_admin(self, actor: Actor, what: str) -> None:
+        if actor.role != "admin":
+            raise NotAllowed(f"{actor.name} ({actor.role}) may not {what}; only admins may")
+
+    def _audit(self, actor: Actor, action: str, client_id: str | None, before: dict,
+               after: dict) -> None:
+        self.store.add_audit(AuditEntry(self.clock(), actor.name, action, client_id,
+                                        before, after))
+
+    def _record_usage(self, client: Client, used: int, limit: int) -> Client:
+        """Writes the stored Token Usage copy and a history snapshot together."""
+        now = self.clock()
+        saved = self.store.save_client(replace(client, token_usage=used, last_token_update=now))
+        self.store.add_history(client.id, now, used, limit)
+        return saved
+
+    def reset(self, actor: Actor, client_id: str) -> ResetResult:
+        """DESIGN.md's reset; a second run in the same period changes nothing."""
+        self._require_admin(actor, "reset budgets")
+        with self.store.transaction():
+            client = self.client(client_id)
+            used = core.usage(self.costs(client_id), client_id)
+            now = self.clock()
+            nxt = core.next_boundary(client.budget_reset_date, now, client.period_months)
+            period = core.period_start(client.budget_reset_date, now, client.period_months)
+            if (client.last_reset_period == period and client.token_usage == used
+                    and client.topup == 0 and client.budget_reset_date == nxt):
+                return ResetResult(client_id, False, used, nxt,
+                                   f"{client.name} was already reset for the period from "
+                                   f"{period:%Y-%m-%d}; nothing changed")
+            limit = core.budget(replace(client, topup=0), self.store.tiers())
+            after = replace(client, topup=0, budget_reset_date=nxt, last_reset_period=period)
+            self._record_usage(after, used, limit)
+            self.store.clear_alerts(client_id, period)
+            keys = ("token_usage", "topup", "budget_reset_date", "last_reset_period")
+            self._audit(actor, "reset", client_id, self._client_state(client, keys),
+                        {**self._client_state(after, keys), "token_usage": used})
+        return ResetResult(client_id, True, used, nxt,
+                           f"{client.name} reset: usage {used:,} tokens, next reset {nxt:%Y-%m-%d}")
+
+    def reset_all(self, actor: Actor, client_ids: Iterable[str] | None = None
+                  ) -> list[ResetResult]:
+        self._require_admin(actor, "reset budgets")
+        ids = list(client_ids) if client_ids is not None else [c.id for c in self.store.clients()]
+        return [self.reset(actor, cid) for cid in ids]
+
+    def set_service_level(self, actor: Actor, client_id: str, level: object,
+                          expected_version: int | None = None) -> Client:
+        self._require_admin(actor, "change service levels")
+        tiers = self.store.tiers()
+        lvl = _int_tokens(f"client {client_id}", "Service Level", level)
+        if lvl not in tiers:
+            raise BadInput(f"client {client_id}", "Service Level",
+                           f"level {lvl} is not in the tier table ({', '.join(map(str, tiers))})")
+        return self._update_client(actor, "service_level", client_id, expected_version,
+                                   service_level=lvl)
+
+    def set_budget_override(self, actor: Actor, client_id: str, tokens: object | None,
+                            expected_version: int | None = None) -> Client:
+        self._require_admin(actor, "change budgets")
+        value = None if tokens is None else _int_tokens(f"client {client_id}", "Token Budget",
+                                                        tokens)
+        return self._update_client(actor, "budget_override", client_id, expected_version,
+                                   token_budget=value)
+
+    def _update_client(self, actor: Actor, action: str, client_id: str,
+                       expected_version: int | None, **changes: object) -> Client:
+        with self.store.transaction():
+            client = self.client(client_id)
+            if expected_version is not None and client.version != expected_version:
+                raise StaleWrite(f"client {client_id} changed since it was read; reload")
+            tiers = self.store.tiers()
+            after = replace(client, **changes)  # type: ignore[arg-type]
+            before_state = {**self._client_state(client, changes),
+                            "budget": core.budget(client, tiers)}
+            after_state = {**self._client_state(after, changes),
+                           "budget": core.budget(after, tiers)}
+            saved = self.store.save_client(after)
+            self._audit(actor, action, client_id, before_state, after_state)
+        return saved
+
+    def set_tier_limit(self, actor: Actor, level: object, tokens: object,
+                       name: str | None = None) -> Tier:
+        self._require_admin(actor, "change tier limits")
+        lvl = _int_tokens(f"tier {level}", "level", level)
+        if lvl < 1:
+            raise BadInput(f"tier {level}", "level", "must be 1 or more")
+        limit = _int_tokens(f"tier {lvl}", "Token Budget", tokens)
+        with self.store.transaction():
+            tiers = self.store.tiers()
+            old = tiers.get(lvl)
+            tier = Tier(lvl, name or (old.name if old else f"Tier {lvl}"), limit)
+            self.store.save_tier(tier)
+            self._audit(actor, "tier_limit", None, asdict(old) if old else {}, asdict(tier))
+        return tier
+
+    @staticmethod
+    def _client_state(client: Client, keys: Iterable[str]) -> dict:
+        return {k: getattr(client, k) for k in keys}
+
+    @staticmethod
+    def _attr_state(a: Attribute) -> dict:
+        return {"active": a.active, "instructions": a.instructions, "examples": a.examples,
+                "signals": a.signals}
+
+    # data sets ---------------------------------------------------------------
+    def load_data_set(self, actor: Actor, tiers: Iterable[Tier], clients: Iterable[Client],
+                      attributes: Iterable[Attribute]) -> int:
+        """Replaces everything (the demo data); the stored usage starts correct."""
+        self._require_admin(actor, "load data sets")
+        tiers, clients, attributes = list(tiers), list(clients), list(attributes)
+        seen: set[str] = set()
+        for c in clients:
+            if c.id in seen:
+                raise BadInput(f"client {c.id}", "id", "duplicate id")
+            seen.add(c.id)
+        client_ids, seen = seen, set()
+        for a in attributes:
+            if a.id in seen:
+                raise BadInput(f"attribute {a.id}", "id", "duplicate id")
+            if a.client_id not in client_ids:
+                raise BadInput(f"attribute {a.id}", "Client", f"no such client {a.client_id}")
+            seen.add(a.id)
+        counts = self._count(attributes)
+        per_client = core.usage_by_client(
+            AttributeCost(a.id, a.client_id, a.name, a.active, counts[a.id]) for a in attributes)
+        now = self.clock()
+        clients = [replace(c, token_usage=per_client.get(c.id, (0, 0, 0))[0],
+                           last_token_update=now) for c in clients]
+        with self.store.transaction():
+            self.store.replace_all(tiers, clients, attributes)
+            self.store.save_counts(self.settings.encoding, counts)
+        return len(attributes)

@@ -1,0 +1,18 @@
+"""Store selection by URL: `sqlite:///PATH` (embedded default)."""
+
+from __future__ import annotations
+
+from ..model import BadInput
+from .base import Store, StoreError
+from .sqlite import SQLiteStore
+
+__all__ = ["Store", "StoreError", "SQLiteStore", "open_store"]
+
+
+def open_store(url: str, settings: dict | None = None) -> Store:
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if not path:
+            raise BadInput("store", "url", "sqlite:/// needs a file path")
+        return SQLiteStore(path)
+    raise BadInput("store", "url", f"unsupported store {url!r}; use sqlite:///PATH")

@@ -1,0 +1,48 @@
+"""The one Store protocol every backend implements; the service is its only user."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from datetime import date, datetime
+from typing import Protocol
+
+from ..model import Attribute, AttributeCost, AuditEntry, Client, FieldTokens, Tier
+
+
+class StoreError(RuntimeError):
+    """The backend failed; the message names the table and field, never a secret."""
+
+
+class Store(Protocol):
+    label: str  # what the sidebar shows, e.g. "SQLite: data/tokenbudget.db"
+    warnings: list[str]  # records skipped on the last load, each naming record and field
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Reads and writes inside run as one unit that no other writer interleaves."""
+
+    def tiers(self) -> dict[int, Tier]: ...
+    def clients(self) -> list[Client]: ...
+    def client(self, client_id: str) -> Client | None: ...
+    def attributes(self, client_id: str | None = None,
+                   ids: Sequence[str] | None = None) -> list[Attribute]: ...
+    def costs(self, encoding: str, client_id: str | None = None
+              ) -> tuple[list[AttributeCost], list[Attribute]]:
+        """Counted attributes, and the ones with no count for `encoding` yet (with text)."""
+    def audit(self, client_id: str | None = None) -> list[AuditEntry]: ...
+    def history(self, client_id: str | None = None) -> list[tuple[str, datetime, int, int]]: ...
+
+    def save_counts(self, encoding: str, counts: dict[str, FieldTokens]) -> None: ...
+    def save_attributes(self, attributes: Iterable[Attribute], encoding: str,
+                        counts: dict[str, FieldTokens]) -> None:
+        """Writes each attribute if its version is unchanged (else StaleWrite)."""
+    def save_client(self, client: Client) -> Client:
+        """Writes the client if its version is unchanged (else StaleWrite); returns it
+        with its new version."""
+    def save_tier(self, tier: Tier) -> None: ...
+    def add_audit(self, entry: AuditEntry) -> None: ...
+    def add_history(self, client_id: str, at: datetime, usage: int, budget: int) -> None: ...
+    def clear_alerts(self, client_id: str, period: date) -> int: ...
+    def replace_all(self, tiers: Iterable[Tier], clients: Iterable[Client],
+                    attributes: Iterable[Attribute]) -> None:
+        """Loads a whole data set (demo data), replacing what was there."""

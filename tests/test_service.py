@@ -1,0 +1,187 @@
+import threading
+from datetime import date, datetime, timezone
+
+import pytest
+
+from budget.model import Actor, BadInput, Change, NotAllowed, StaleWrite
+from tests.conftest import ADMIN, Clock, make_service, words
+
+
+def usage(svc, cid):
+    return svc.client_usage(cid).usage
+
+
+def test_small_fixture_figures(small):
+    a = small.client_usage("A")
+    assert (a.usage, a.budget, a.status) == (80, 100, "warning")
+    assert small.client_usage("B").usage == 150
+
+
+def test_activation_refused_when_over_and_allowed_when_fits(small):
+    refused = small.apply(ADMIN, Change("A", active={"a3": True}))
+    assert (refused.allowed, refused.current, refused.projected, refused.over_by) == (False, 80, 105, 5)
+    assert usage(small, "A") == 80 and not small.store.attributes(ids=["a3"])[0].active
+    small.apply(ADMIN, Change("A", fields={"a3": {"Instructions": words(20)}}))  # inactive edit
+    ok = small.apply(ADMIN, Change("A", active={"a3": True}))
+    assert ok.allowed and ok.projected == 100
+    c = small.client("A")
+    assert c.token_usage == 100 and c.last_token_update == Clock()()
+
+
+def test_edit_text_and_deactivate_always_allowed_when_not_raising(small):
+    small.set_budget_override(ADMIN, "A", 50)  # now over budget: 80 / 50
+    assert small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": words(35)}})).allowed
+    assert usage(small, "A") == 75
+    assert not small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": words(36)}})).allowed
+    assert small.apply(ADMIN, Change("A", active={"a2": False})).allowed
+    assert usage(small, "A") == 35
+
+
+def test_bulk_activation_checked_as_one(small):
+    small.apply(ADMIN, Change("A", active={"a1": False, "a2": False}))
+    res = small.validate(Change("A", active={"a1": True, "a2": True, "a3": True}))
+    assert (res.allowed, res.projected) == (False, 105)
+    assert small.apply(ADMIN, Change("A", active={"a1": True, "a3": True})).projected == 65
+
+
+def test_bad_changes_name_record_and_field(small):
+    cases = [
+        (Change("A", active={"b1": True}), "attribute b1: id"),
+        (Change("A", fields={"a1": {"Notes": "x"}}), "attribute a1: Notes: unknown field"),
+        (Change("A", fields={"a1": {"Signals": 5}}), "attribute a1: Signals: must be text"),
+        (Change("A", fields={"a1": {"Examples": "x" * 100_001}}), "attribute a1: Examples: 100,001"),
+        (Change("Z", active={"a1": True}), "client Z: id"),
+    ]
+    for change, message in cases:
+        with pytest.raises(BadInput, match=message):
+            small.apply(ADMIN, change)
+    assert small.audit() == [] or all(e.action != "attribute.update" for e in small.audit())
+
+
+def test_every_mutation_refused_for_viewers_and_analysts(small):
+    for role in ("viewer", "analyst"):
+        actor = Actor("bob", role)
+        calls = [lambda: small.apply(actor, Change("A", active={"a1": False})),
+                 lambda: small.reset(actor, "A"), lambda: small.reset_all(actor),
+                 lambda: small.set_service_level(actor, "A", 2),
+                 lambda: small.set_budget_override(actor, "A", 10),
+                 lambda: small.set_tier_limit(actor, 1, 10)]
+        for call in calls:
+            with pytest.raises(NotAllowed):
+                call()
+    assert small.audit() == [] and usage(small, "A") == 80
+
+
+def test_admin_actions_write_one_audit_row_each(small):
+    small.set_service_level(ADMIN, "A", 2)
+    small.set_budget_override(ADMIN, "A", 150)
+    small.set_budget_override(ADMIN, "A", None)
+    small.set_tier_limit(ADMIN, 2, 250)
+    rows = small.audit()
+    assert [r.action for r in rows] == ["service_level", "budget_override", "budget_override",
+                                        "tier_limit"]
+    assert rows[0].before == {"service_level": 1, "budget": 100}
+    assert rows[0].after == {"service_level": 2, "budget": 200}
+    assert rows[1].after == {"token_budget": 150, "budget": 150}
+    assert rows[2].after == {"token_budget": None, "budget": 200}
+    assert rows[3].before["tokens"] == 200 and rows[3].after["tokens"] == 250
+    assert all(r.actor == "alice" for r in rows)
+
+
+def test_bad_admin_input(small):
+    for call, message in [
+        (lambda: small.set_service_level(ADMIN, "A", 7), "Service Level: level 7"),
+        (lambda: small.set_service_level(ADMIN, "A", "two"), "Service Level: must be a whole"),
+        (lambda: small.set_budget_override(ADMIN, "A", -1), "Token Budget: must not be negative"),
+        (lambda: small.set_budget_override(ADMIN, "A", 1.5), "Token Budget: must be a whole"),
+        (lambda: small.set_tier_limit(ADMIN, 1, "-3"), "tier 1: Token Budget"),
+    ]:
+        with pytest.raises(BadInput, match=message):
+            call()
+    assert small.audit() == [] and small.client("A").service_level == 1
+
+
+def test_reset_semantics_and_idempotence(small):
+    # someone edited the stored figure directly: it has drifted
+    small.store.save_client(small.client("A").__class__(**{**small.client("A").__dict__,
+                                                           "token_usage": 999, "topup": 40}))
+    assert small.client_usage("A").drifted
+    attrs_before = small.store.attributes("A")
+    first = small.reset(ADMIN, "A")
+    c = small.client("A")
+    assert first.changed and c.token_usage == 80 and c.topup == 0
+    assert c.budget_reset_date == date(2026, 12, 1) and c.last_reset_period == date(2026, 11, 1)
+    assert small.store.attributes("A") == attrs_before  # nothing deleted or deactivated
+    second = small.reset(ADMIN, "A")
+    assert not second.changed
+    assert small.client("A").version == c.version
+    assert [e.action for e in small.audit()] == ["reset"]
+    assert small.audit()[0].before["token_usage"] == 999
+    assert small.history("A") == [("A", Clock()(), 80, 100)]  # one snapshot, not two
+    small.clock.now = datetime(2026, 12, 2, tzinfo=timezone.utc)  # next period
+    assert small.reset(ADMIN, "A").changed
+    assert small.client("A").budget_reset_date == date(2027, 1, 1)
+
+
+def test_stale_client_write_refused(small):
+    v = small.client("A").version
+    small.set_budget_override(ADMIN, "A", 120, expected_version=v)
+    with pytest.raises(StaleWrite):
+        small.set_budget_override(ADMIN, "A", 130, expected_version=v)
+    assert small.client("A").token_budget == 120
+
+
+def test_concurrent_changes_cannot_together_exceed_budget(tmp_path, small):
+    path = small.store.path
+    small.apply(ADMIN, Change("A", active={"a2": False}))  # usage 40 of 100
+    small.apply(ADMIN, Change("A", fields={"a3": {"Instructions": words(50)}}))
+    # a2 (40) and a3 (50): each fits alone (80 / 90), both together (130) do not
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def worker(aid):
+        svc = make_service(path)  # its own connection, like another process
+        barrier.wait()
+        results[aid] = svc.apply(ADMIN, Change("A", active={aid: True}))
+
+    threads = [threading.Thread(target=worker, args=(aid,)) for aid in ("a2", "a3")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(r.allowed for r in results.values()) == [False, True]
+    final = make_service(path).client_usage("A")
+    assert final.usage <= 100 and final.usage == final.client.token_usage
+
+
+def test_duplicate_ids_rejected_and_nothing_written(small):
+    from budget.model import Attribute, Client, Tier
+    before = small.usage_report()
+    with pytest.raises(BadInput, match="client A: id: duplicate"):
+        small.load_data_set(ADMIN, [Tier(1, "B", 10)], [Client("A", "a", 1), Client("A", "b", 1)], [])
+    with pytest.raises(BadInput, match="attribute x: Client"):
+        small.load_data_set(ADMIN, [Tier(1, "B", 10)], [Client("A", "a", 1)],
+                            [Attribute("x", "Q", "n", True)])
+    assert small.usage_report() == before
+
+
+def test_client_with_no_attributes(small):
+    from budget.model import Client, Tier
+    small.load_data_set(ADMIN, [Tier(1, "B", 10)], [Client("E", "Empty", 1)], [])
+    u = small.client_usage("E")
+    assert (u.usage, u.status, u.attributes) == (0, "ok", 0)
+
+
+def test_megabyte_text_refused_without_writing(small):
+    before = small.store.attributes("A")
+    with pytest.raises(BadInput, match="Instructions"):
+        small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": "x" * 1_000_000}}))
+    assert small.store.attributes("A") == before
+
+
+def test_encoding_change_recounts(small):
+    path = small.store.path
+    other = make_service(path, encoding="chars4")
+    # ceil(len / 4) of words(40), words(30) and words(10): 199, 149 and 49 characters
+    assert other.client_usage("A").usage == 50 + 38 + 13
+    assert make_service(path).client_usage("A").usage == 80  # and back again
