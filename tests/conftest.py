@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-import shutil
+import sqlite3
 from datetime import date, datetime, timezone
 
 import pytest
@@ -48,7 +48,8 @@ def demo_db(tmp_path_factory):
 @pytest.fixture
 def demo_copy(demo_db, tmp_path):
     path = tmp_path / "demo.db"
-    shutil.copy(demo_db, path)
+    with sqlite3.connect(demo_db) as src, sqlite3.connect(path) as dst:
+        src.backup(dst)  # a file copy would miss what is still in the WAL
     return path
 
 

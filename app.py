@@ -1,0 +1,34 @@
+"""Entry point: page config, sidebar and navigation. Pages draw; budget/ computes."""
+
+from datetime import datetime, timezone
+
+import streamlit as st
+
+import ui
+
+st.set_page_config(page_title="Token budgets", page_icon="🪙", layout="wide")
+
+overview = st.Page("pages/overview.py", title="Overview", icon="📊", default=True)
+client = st.Page("pages/client.py", title="Client", icon="🧾", url_path="client")
+analytics = st.Page("pages/analytics.py", title="Analytics", icon="📈", url_path="analytics")
+admin = st.Page("pages/admin.py", title="Admin", icon="🛠️", url_path="admin")
+pg = st.navigation([overview, client, analytics, admin])
+
+# the root URL with ?client=ID opens that client's page
+if pg is overview and "client" in st.query_params:
+    st.switch_page(client, query_params={"client": st.query_params["client"]})
+
+with st.sidebar:
+    svc = ui.service()
+    st.caption(f"Store: **{svc.store.label}**")
+    st.caption(f"Encoding: **{svc.settings.encoding}**")
+    me = ui.actor()
+    st.caption(f"Signed in as **{me.name}** ({me.role}) · local mode, no login configured")
+    loaded = ui.loaded_at()
+    minutes = max(0, int((datetime.now(timezone.utc) - loaded).total_seconds() // 60))
+    st.caption(f"Data loaded {loaded:%H:%M:%S} UTC ({minutes} min ago)")
+    if st.button("Refresh", icon="🔄", key="refresh"):
+        ui.refresh()
+        st.rerun()
+
+pg.run()

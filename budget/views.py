@@ -1,0 +1,78 @@
+"""Tables the pages show, built from the service's results: pandas, no Streamlit.
+
+Formatting for people lives here too, so every page says numbers the same way."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+
+from .core import format_usage
+from .model import Attribute, AttributeCost, Tier, Usage
+
+STATUS_COLOURS = {"ok": "#2e7d32", "warning": "#ed6c02", "exceeded": "#c62828"}
+STATUS_LABELS = {"ok": "🟢 ok", "warning": "🟠 warning", "exceeded": "🔴 exceeded"}
+
+
+def usage_frame(report: Sequence[Usage], tiers: dict[int, Tier]) -> pd.DataFrame:
+    """One row per client, sorted with the client closest to its limit first."""
+    rows = [{
+        "client_id": u.client.id, "client": u.client.name,
+        "tier": tiers[u.client.service_level].name if u.client.service_level in tiers
+        else f"Level {u.client.service_level}",
+        "service_level": u.client.service_level, "usage": u.usage, "budget": u.budget,
+        "remaining": u.remaining, "percent_used": u.percent_used, "status": u.status,
+        "status_label": STATUS_LABELS[u.status], "next_reset": u.client.budget_reset_date,
+        "account_manager": u.client.account_manager, "stored_usage": u.client.token_usage,
+        "drifted": u.drifted, "attributes": u.attributes, "active_attributes": u.active_attributes,
+    } for u in report]
+    frame = pd.DataFrame(rows, columns=[
+        "client_id", "client", "tier", "service_level", "usage", "budget", "remaining",
+        "percent_used", "status", "status_label", "next_reset", "account_manager",
+        "stored_usage", "drifted", "attributes", "active_attributes"])
+    return frame.sort_values(["percent_used", "client"], ascending=[False, True],
+                             ignore_index=True)
+
+
+def filter_usage(frame: pd.DataFrame, search: str = "", tiers: Sequence[str] = (),
+                 statuses: Sequence[str] = ()) -> pd.DataFrame:
+    mask = pd.Series(True, index=frame.index)
+    if search:
+        mask &= (frame["client"].str.contains(search, case=False, regex=False)
+                 | frame["client_id"].str.contains(search, case=False, regex=False))
+    if tiers:
+        mask &= frame["tier"].isin(tiers)
+    if statuses:
+        mask &= frame["status"].isin(statuses)
+    return frame[mask]
+
+
+def attribute_frame(attrs: Sequence[Attribute], costs: Sequence[AttributeCost]) -> pd.DataFrame:
+    """The attribute library: tokens per field and in total, and share of usage."""
+    by_id = {c.id: c for c in costs}
+    used = sum(c.total for c in costs if c.active)
+    rows = []
+    for a in attrs:
+        t = by_id[a.id].tokens
+        rows.append({"attribute_id": a.id, "name": a.name, "active": a.active,
+                     "instructions": t.instructions, "examples": t.examples,
+                     "signals": t.signals, "tokens": t.total,
+                     "share": round(100.0 * t.total / used, 1) if a.active and used else 0.0,
+                     "version": a.version})
+    frame = pd.DataFrame(rows, columns=["attribute_id", "name", "active", "instructions",
+                                        "examples", "signals", "tokens", "share", "version"])
+    return frame.sort_values(["active", "tokens"], ascending=[False, False], ignore_index=True)
+
+
+def headline(u: Usage) -> str:
+    return f"Token Usage: {format_usage(u.usage, u.budget)}"
+
+
+def status_message(u: Usage) -> str | None:
+    """The line under the headline, in the wording account managers repeat to clients."""
+    if u.status == "warning":
+        return f"Warning: Only {u.remaining:,} tokens remaining"
+    if u.status == "exceeded":
+        return "Budget exceeded. Please deactivate attributes or upgrade plan."
+    return None

@@ -1,0 +1,152 @@
+import plotly.express as px
+import streamlit as st
+
+import ui
+from budget import optimize, views
+from budget.model import FIELDS, BadInput, Change, NotAllowed, StaleWrite
+
+svc = ui.service()
+frame, _ = ui.usage_table()
+if frame.empty:
+    st.info("No clients yet. Run `make run` (or `tokenbudget demo-data`) to load the demo data.")
+    st.stop()
+
+names = dict(zip(frame["client_id"], frame["client"]))
+wanted = st.query_params.get("client")
+if wanted is not None and wanted not in names:
+    st.error(f"No client with id {wanted!r}. Choose one below.")
+ids = list(names)
+client_id = st.selectbox("Client", ids, index=ids.index(wanted) if wanted in names else 0,
+                         format_func=lambda cid: f"{names[cid]} ({cid})", key=f"pick_{wanted}")
+st.query_params["client"] = client_id
+
+usage, attrs, costs = ui.client_detail(client_id)
+client = usage.client
+tier = svc.tiers().get(client.service_level)
+
+st.title(client.name)
+st.caption(f"{tier.name if tier else 'Level ' + str(client.service_level)} plan · "
+           f"account manager {client.account_manager or '—'} · {client.email or 'no contact'}")
+
+st.subheader(views.headline(usage))
+st.progress(min(1.0, usage.usage / usage.budget) if usage.budget else 1.0)
+message = views.status_message(usage)
+if usage.status == "warning":
+    st.warning(message, icon="⚠️")
+elif usage.status == "exceeded":
+    st.error(message, icon="⛔")
+    st.link_button("Upgrade plan", svc.settings.upgrade_url, key="upgrade")
+st.markdown(f"Status {ui.status_badge(usage.status)} · next reset "
+            f"**{client.budget_reset_date:%Y-%m-%d}**" if client.budget_reset_date else
+            f"Status {ui.status_badge(usage.status)} · no reset date set")
+if usage.drifted:
+    st.info(f"Airtable's stored Token Usage says {client.token_usage:,}; the attributes add up "
+            f"to {usage.usage:,}. A reset writes the right figure.", icon="ℹ️")
+
+library = views.attribute_frame(attrs, costs)
+st.header("Attribute library")
+st.dataframe(
+    library, key="library", hide_index=True, width="stretch",
+    column_order=["name", "active", "instructions", "examples", "signals", "tokens", "share"],
+    column_config={
+        "name": "Attribute", "active": st.column_config.CheckboxColumn("Active"),
+        "instructions": st.column_config.NumberColumn("Instructions", format="localized"),
+        "examples": st.column_config.NumberColumn("Examples", format="localized"),
+        "signals": st.column_config.NumberColumn("Signals", format="localized"),
+        "tokens": st.column_config.NumberColumn("Tokens", format="localized"),
+        "share": st.column_config.ProgressColumn("Share of usage", format="%.1f%%",
+                                                 min_value=0, max_value=100),
+    })
+top = library[library["active"]].head(15).melt(
+    id_vars=["name"], value_vars=["instructions", "examples", "signals"],
+    var_name="field", value_name="field_tokens")
+if not top.empty:
+    fig = px.bar(top, x="field_tokens", y="name", color="field", orientation="h",
+                 title="Which active attributes use the most tokens",
+                 labels={"field_tokens": "Tokens", "name": "Attribute", "field": "Field"})
+    fig.update_layout(yaxis={"categoryorder": "total ascending"}, height=120 + 28 * top["name"].nunique())
+    fig.update_xaxes(tickformat=",")
+    st.plotly_chart(fig, key="top_attributes")
+
+
+def save(change: Change, versions: dict[str, int], done: str) -> None:
+    try:
+        result = svc.apply(ui.actor(), change, versions)
+    except (BadInput, NotAllowed) as e:
+        st.error(str(e))
+        return
+    except StaleWrite as e:
+        ui.refresh()
+        st.error(f"{e}. The page now shows the latest data; make your change again.")
+        return
+    ui.refresh()
+    if result.allowed:
+        st.toast(f"{done}. {views.headline(svc.client_usage(change.client_id))}", icon="✅")
+        st.rerun()
+    st.error(f"Refused: {result.reason}")
+
+
+def preview(result) -> None:
+    c1, c2, c3 = st.columns(3)
+    c1.metric("Usage", f"{result.projected:,}", f"{result.delta:+,} tokens",
+              delta_color="inverse", help=f"now {result.current:,}")
+    c2.metric("Remaining after", f"{result.budget - result.projected:,}")
+    c3.metric("Budget", f"{result.budget:,}")
+    st.caption(f"{result.current:,} → {result.projected:,} tokens (delta {result.delta:+,})")
+
+
+st.header("Edit an attribute")
+by_id = {a.id: a for a in attrs}
+if not attrs:
+    st.info("This client has no attributes.")
+else:
+    aid = st.selectbox("Attribute", list(library["attribute_id"]), key="edit_attr",
+                       format_func=lambda i: f"{by_id[i].name} ({'active' if by_id[i].active else 'inactive'})")
+    a = by_id[aid]
+    active = st.toggle("Active", value=a.active, key=f"active_{aid}_{a.version}")
+    texts = {f: st.text_area(f, value=a.text(f), key=f"{f}_{aid}_{a.version}", height=110)
+             for f in FIELDS}
+    edited = {f: t for f, t in texts.items() if t != a.text(f)}
+    change = Change(client_id, {aid: edited} if edited else {},
+                    {aid: active} if active != a.active else {})
+    if edited or change.active:
+        result = svc.validate(change)
+        preview(result)
+        if not result.allowed:
+            st.error(f"Cannot save: {result.reason}. Trim the text or deactivate another "
+                     "attribute first.", icon="⛔")
+        if st.button("Save change", type="primary", disabled=not result.allowed, key="save"):
+            save(change, {aid: a.version}, f"Saved '{a.name}'")
+    else:
+        st.caption("Change the toggle or a text to see its impact before saving.")
+
+    st.subheader("Bulk activate or deactivate")
+    chosen = st.multiselect("Attributes", list(library["attribute_id"]), key="bulk_pick",
+                            format_func=lambda i: by_id[i].name)
+    if chosen:
+        on = Change(client_id, active={i: True for i in chosen})
+        check = svc.validate(on)
+        st.caption(f"Activating all {len(chosen)} together: {check.current:,} → "
+                   f"{check.projected:,} of {check.budget:,} tokens")
+        if not check.allowed:
+            st.error(f"Activating these together is refused: {check.reason}.", icon="⛔")
+        b1, b2 = st.columns(2)
+        versions = {i: by_id[i].version for i in chosen}
+        if b1.button("Activate selected", disabled=not check.allowed, key="bulk_on"):
+            save(on, versions, f"Activated {len(chosen)} attributes")
+        if b2.button("Deactivate selected", key="bulk_off"):
+            save(Change(client_id, active={i: False for i in chosen}), versions,
+                 f"Deactivated {len(chosen)} attributes")
+
+st.header("Suggestions for reducing usage")
+tips = optimize.suggest(attrs, svc.counter.count_many)
+if not tips:
+    st.caption("Nothing to suggest: no active attribute repeats itself.")
+for i, tip in enumerate(tips[:12]):
+    with st.container(border=True):
+        st.markdown(f"**saves {tip.saves:,} tokens** · {tip.kind} · {tip.message}")
+        if tip.new_text is not None:
+            fix = Change(client_id, {tip.attribute_id: {tip.field: tip.new_text}})
+            if st.button("Apply", key=f"tip_{i}"):
+                save(fix, {tip.attribute_id: by_id[tip.attribute_id].version},
+                     f"Applied: {tip.message}")

@@ -1,0 +1,660 @@
+"""A loopback HTTP server speaking the part of Airtable's REST API that pyairtable uses.
+
+Real HTTP (stdlib `http.server` in a thread), so the store under test goes through
+pyairtable, requests and urllib3 exactly as it does against api.airtable.com:
+
+- records: list (GET and the POST `listRecords` fallback) with pageSize, offset,
+  fields[], filterByFormula (a subset: OR, AND, NOT, `=`, `!=`, RECORD_ID(), {Field},
+  quoted strings and numbers), maxRecords; get one; batch create / update (PATCH, PUT)
+  / delete, each refused with 422 above 10 records;
+- metadata: list tables, create a table, create a field;
+- Airtable's habits: record ids `rec` + 14 characters, empty fields and false
+  checkboxes omitted from records, inverse link fields kept in step, unknown fields
+  refused with 422 UNKNOWN_FIELD_NAME, bad values with INVALID_VALUE_FOR_COLUMN,
+  unknown tables with 404, a wrong token with 401;
+- fault switches: `fail(...)` queues an injected status (429, 5xx, 422...) or a
+  dropped connection for the next matching requests; `expire_cursors` makes every
+  offset answer LIST_RECORDS_ITERATOR_NOT_AVAILABLE (a number makes only that many);
+- every request is logged (`requests`) so tests can count them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import random
+import re
+import string
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, urlsplit
+
+BASE_ID = "appTESTBASE000001"
+API_KEY = "patLOOPBACK.secret-token-that-must-never-leak"
+
+TEXT_TYPES = {"singleLineText", "multilineText", "richText", "email", "url", "phoneNumber"}
+
+
+def _rid(prefix: str, rng: random.Random) -> str:
+    return prefix + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(14))
+
+
+@dataclass
+class Logged:
+    method: str
+    path: str
+    table: str | None  # table name, when the request is about one table's records
+    kind: str  # list, get, create, update, delete, meta
+    params: dict
+    body: object
+    at: float
+    status: int = 0
+
+
+@dataclass
+class Fault:
+    status: int  # 0 means: drop the connection without an answer
+    method: str | None = None
+    table: str | None = None
+    kind: str | None = None
+    times: int = 1
+    error_type: str = ""
+    message: str = ""
+    after: int = 0  # let this many matching requests through first
+    apply: bool = False  # for writes: perform the write, then fail (the answer is lost)
+
+
+@dataclass
+class Table:
+    id: str
+    name: str
+    fields: list[dict]
+    records: dict[str, dict] = field(default_factory=dict)  # id -> {"id", "createdTime", "fields"}
+
+    def field(self, name: str) -> dict | None:
+        for f in self.fields:
+            if f["name"] == name or f["id"] == name:
+                return f
+        return None
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.error_type, self.message = status, error_type, message
+
+
+# --- formulas -----------------------------------------------------------------------
+_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\")|(?P<num>-?\d+(?:\.\d+)?)"
+                    r"|(?P<field>\{(?:\\.|[^}\\])*\})|(?P<op>!=|=|\(|\)|,)|(?P<name>[A-Z_]+))")
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    text = text.strip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise _Reject(422, "INVALID_FILTER_BY_FORMULA",
+                          f"The formula for filtering records is invalid: {text!r}")
+        kind = m.lastgroup
+        out.append((kind, m.group(kind)))
+        pos = m.end()
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+    return out
+
+
+def _unescape(s: str) -> str:
+    return re.sub(r"\\(.)", r"\1", s[1:-1])
+
+
+class _Formula:
+    """Parses the subset of Airtable's formula language the store sends."""
+
+    def __init__(self, text: str, table: Table) -> None:
+        self.toks, self.i, self.table = _tokens(text), 0, table
+        self.tree = self._expr()
+        if self.i != len(self.toks):
+            raise _Reject(422, "INVALID_FILTER_BY_FORMULA", f"unexpected text in {text!r}")
+
+    def _peek(self) -> tuple[str, str] | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def _take(self, value: str | None = None) -> tuple[str, str]:
+        tok = self._peek()
+        if tok is None or (value is not None and tok[1] != value):
+            raise _Reject(422, "INVALID_FILTER_BY_FORMULA", f"expected {value!r}")
+        self.i += 1
+        return tok
+
+    def _expr(self):
+        left = self._atom()
+        tok = self._peek()
+        if tok and tok[1] in ("=", "!="):
+            self._take()
+            right = self._atom()
+            return ("cmp", tok[1], left, right)
+        return left
+
+    def _atom(self):
+        kind, value = self._take()
+        if kind == "str":
+            return ("lit", _unescape(value))
+        if kind == "num":
+            return ("lit", float(value))
+        if kind == "field":
+            name = _unescape(value)
+            if self.table.field(name) is None:
+                raise _Reject(422, "INVALID_FILTER_BY_FORMULA",
+                              f"Unknown field names: {name.lower()}")
+            return ("field", name)
+        if kind == "name":
+            self._take("(")
+            args = []
+            if self._peek() and self._peek()[1] != ")":
+                args.append(self._expr())
+                while self._peek() and self._peek()[1] == ",":
+                    self._take(",")
+                    args.append(self._expr())
+            self._take(")")
+            if value not in ("OR", "AND", "NOT", "RECORD_ID", "TRUE", "FALSE"):
+                raise _Reject(422, "INVALID_FILTER_BY_FORMULA", f"unknown function {value}")
+            return ("call", value, args)
+        raise _Reject(422, "INVALID_FILTER_BY_FORMULA", f"unexpected {value!r}")
+
+    def __call__(self, rec: dict) -> bool:
+        return bool(self._eval(self.tree, rec))
+
+    def _eval(self, node, rec):
+        tag = node[0]
+        if tag == "lit":
+            return node[1]
+        if tag == "field":
+            v = rec["fields"].get(node[1])
+            if isinstance(v, list):
+                return ", ".join(map(str, v))
+            return "" if v is None else v
+        if tag == "cmp":
+            a, b = self._eval(node[2], rec), self._eval(node[3], rec)
+            if isinstance(a, (int, float)) and not isinstance(a, bool) and isinstance(b, str):
+                b = float(b) if re.fullmatch(r"-?\d+(\.\d+)?", b) else b
+            if isinstance(b, (int, float)) and not isinstance(b, bool) and isinstance(a, str):
+                a = float(a) if re.fullmatch(r"-?\d+(\.\d+)?", a) else a
+            return (a == b) if node[1] == "=" else (a != b)
+        _, name, args = node
+        if name == "RECORD_ID":
+            return rec["id"]
+        if name == "TRUE":
+            return True
+        if name == "FALSE":
+            return False
+        vals = [self._eval(a, rec) for a in args]
+        if name == "OR":
+            return any(vals)
+        if name == "AND":
+            return all(vals)
+        return not vals[0]
+
+
+# --- the server ---------------------------------------------------------------------
+class FakeAirtable:
+    """One base; start() it, point pyairtable's `endpoint_url` at `url`."""
+
+    def __init__(self, base_id: str = BASE_ID, api_key: str = API_KEY, seed: int = 1) -> None:
+        self.base_id, self.api_key = base_id, api_key
+        self.forbidden_keys: set[str] = set()
+        self.tables: dict[str, Table] = {}
+        self.requests: list[Logged] = []
+        self.faults: list[Fault] = []
+        self.expire_cursors: bool | int = False
+        self.page_delay = 0.0
+        self._cursors: dict[str, tuple[str, list[str]]] = {}
+        self._rng = random.Random(seed)
+        self._lock = threading.RLock()
+        self._clock = itertools.count()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # lifecycle ---------------------------------------------------------------
+    def start(self) -> str:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        server.daemon_threads = True
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread.start()
+        return self.url
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    # schema and data, for tests (no HTTP, no validation) -------------------------
+    def add_table(self, name: str, fields: list[tuple[str, str] | tuple[str, str, dict]]) -> Table:
+        with self._lock:
+            table = Table(_rid("tbl", self._rng), name, [])
+            self.tables[table.id] = table
+            for spec in fields:
+                self._add_field(table, {"name": spec[0], "type": spec[1],
+                                        "options": spec[2] if len(spec) > 2 else None})
+            return table
+
+    def link(self, table: str, name: str, other: str, inverse: str) -> None:
+        """A link field and its inverse, as Airtable creates them."""
+        with self._lock:
+            a, b = self.table(table), self.table(other)
+            fa = {"id": _rid("fld", self._rng), "name": name, "type": "multipleRecordLinks"}
+            fb = {"id": _rid("fld", self._rng), "name": inverse, "type": "multipleRecordLinks"}
+            fa["options"] = {"linkedTableId": b.id, "inverseLinkFieldId": fb["id"],
+                             "isReversed": False, "prefersSingleRecordLink": False}
+            fb["options"] = {"linkedTableId": a.id, "inverseLinkFieldId": fa["id"],
+                             "isReversed": False, "prefersSingleRecordLink": False}
+            a.fields.append(fa)
+            b.fields.append(fb)
+
+    def table(self, name_or_id: str) -> Table:
+        for t in self.tables.values():
+            if name_or_id in (t.id, t.name):
+                return t
+        raise KeyError(name_or_id)
+
+    def put(self, table: str, fields: dict, record_id: str | None = None) -> str:
+        """Stores a record as given (even a bad one); returns its id."""
+        with self._lock:
+            t = self.table(table)
+            rid = record_id or _rid("rec", self._rng)
+            t.records[rid] = {"id": rid, "createdTime": "2026-01-01T00:00:00.000Z",
+                              "fields": dict(fields)}
+            self._sync_links(t, rid)
+            return rid
+
+    def records(self, table: str) -> list[dict]:
+        with self._lock:
+            t = self.table(table)
+            return [self._out(t, r, None) for r in t.records.values()]
+
+    def count(self, kind: str | None = None, table: str | None = None,
+              method: str | None = None) -> int:
+        return sum(1 for r in self.requests
+                   if (kind is None or r.kind == kind) and (table is None or r.table == table)
+                   and (method is None or r.method == method))
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def fail(self, status: int, **kw) -> Fault:
+        f = Fault(status, **kw)
+        with self._lock:
+            self.faults.append(f)
+        return f
+
+    # internals ---------------------------------------------------------------------
+    def _add_field(self, table: Table, spec: dict) -> dict:
+        name = spec.get("name")
+        if not name or table.field(name) is not None:
+            raise _Reject(422, "DUPLICATE_OR_EMPTY_FIELD_NAME",
+                          f"Field name {name!r} is empty or already exists in {table.name}")
+        f = {"id": _rid("fld", self._rng), "name": name, "type": spec.get("type")}
+        if spec.get("options"):
+            f["options"] = spec["options"]
+        if spec.get("description"):
+            f["description"] = spec["description"]
+        table.fields.append(f)
+        return f
+
+    def _sync_links(self, table: Table, rid: str) -> None:
+        """Keeps inverse link fields in step with a record's link fields."""
+        for f in table.fields:
+            if f["type"] != "multipleRecordLinks":
+                continue
+            other = self.tables[f["options"]["linkedTableId"]]
+            inverse = next(x for x in other.fields
+                           if x["id"] == f["options"]["inverseLinkFieldId"])["name"]
+            linked = set(table.records[rid]["fields"].get(f["name"]) or []) \
+                if rid in table.records else set()
+            for orec in other.records.values():
+                ids = list(orec["fields"].get(inverse) or [])
+                if orec["id"] in linked and rid not in ids:
+                    ids.append(rid)
+                elif orec["id"] not in linked and rid in ids:
+                    ids.remove(rid)
+                orec["fields"][inverse] = ids
+
+    @staticmethod
+    def _empty(v: object) -> bool:
+        return v is None or v == "" or v == [] or v is False
+
+    def _out(self, table: Table, rec: dict, fields: list[str] | None) -> dict:
+        out = {k: v for k, v in rec["fields"].items() if not self._empty(v)}
+        if fields is not None:
+            out = {k: v for k, v in out.items() if k in fields}
+        return {"id": rec["id"], "createdTime": rec["createdTime"], "fields": out}
+
+    def _check_value(self, table: Table, name: str, value: object) -> None:
+        f = table.field(name)
+        if f is None:
+            raise _Reject(422, "UNKNOWN_FIELD_NAME", f'Unknown field name: "{name}"')
+        if value is None:
+            return
+        t = f["type"]
+        bad = ((t == "number" and (isinstance(value, bool) or not isinstance(value, (int, float))))
+               or (t == "checkbox" and not isinstance(value, bool))
+               or (t in TEXT_TYPES and not isinstance(value, str))
+               or (t in ("date", "dateTime") and not isinstance(value, str))
+               or (t == "multipleRecordLinks" and not (isinstance(value, list) and all(
+                   isinstance(x, str) and x in self.tables[f["options"]["linkedTableId"]].records
+                   for x in value))))
+        if bad:
+            raise _Reject(422, "INVALID_VALUE_FOR_COLUMN",
+                          f'Field "{name}" cannot accept the provided value')
+
+    def _write_fields(self, table: Table, fields: dict) -> None:
+        for k, v in fields.items():
+            self._check_value(table, k, v)
+
+    def handle(self, method: str, raw_path: str, body: object, key: str | None,
+               ) -> tuple[int, object] | None:
+        split = urlsplit(raw_path)
+        parts = [unquote(p) for p in split.path.split("/") if p]
+        params = parse_qs(split.query, keep_blank_values=True)
+        table_name, kind = self._classify(method, parts, body)
+        entry = Logged(method, split.path, table_name, kind, params, body, time.monotonic())
+        with self._lock:
+            self.requests.append(entry)
+            fault = self._fault(entry)
+        if fault is not None and not fault.apply:
+            entry.status = fault.status
+            if fault.status == 0:
+                return None
+            return fault.status, {"error": {"type": fault.error_type or _TYPES.get(
+                fault.status, "SERVER_ERROR"), "message": fault.message or "injected"}}
+        try:
+            if key != self.api_key and key not in self.forbidden_keys:
+                raise _Reject(401, "AUTHENTICATION_REQUIRED", "Authentication required")
+            if key in self.forbidden_keys:
+                raise _Reject(403, "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
+                              "Invalid permissions, or the requested model was not found.")
+            with self._lock:
+                result = self._route(method, parts, params, body)
+        except _Reject as e:
+            entry.status = e.status
+            return e.status, {"error": {"type": e.error_type, "message": e.message}}
+        if fault is not None:  # applied, then the answer is lost
+            entry.status = fault.status
+            if fault.status == 0:
+                return None
+            return fault.status, {"error": {"type": _TYPES.get(fault.status, "SERVER_ERROR"),
+                                            "message": "injected after applying"}}
+        entry.status = 200
+        return 200, result
+
+    def _classify(self, method: str, parts: list[str], body: object) -> tuple[str | None, str]:
+        if len(parts) >= 2 and parts[1] == "meta":
+            return None, "meta"
+        if len(parts) >= 3 and parts[0] == "v0":
+            name = parts[2]
+            try:
+                name = self.table(name).name
+            except KeyError:
+                pass
+            if method == "GET" and len(parts) == 3 or (len(parts) == 4 and parts[3] == "listRecords"):
+                return name, "list"
+            if method == "GET":
+                return name, "get"
+            return name, {"POST": "create", "PATCH": "update", "PUT": "update",
+                          "DELETE": "delete"}.get(method, "other")
+        return None, "other"
+
+    def _fault(self, entry: Logged) -> Fault | None:
+        for f in self.faults:
+            if f.times <= 0:
+                continue
+            if ((f.method and f.method != entry.method) or (f.table and f.table != entry.table)
+                    or (f.kind and f.kind != entry.kind)):
+                continue
+            if f.after > 0:
+                f.after -= 1
+                continue
+            f.times -= 1
+            return f
+        return None
+
+    def _route(self, method: str, parts: list[str], params: dict, body: object) -> object:
+        if len(parts) < 2 or parts[0] != "v0":
+            raise _Reject(404, "NOT_FOUND", "Could not find what you are looking for")
+        if parts[1] == "meta":
+            return self._meta(method, parts[2:], body)
+        if parts[1] != self.base_id:
+            raise _Reject(404, "NOT_FOUND", "Could not find what you are looking for")
+        if len(parts) < 3:
+            raise _Reject(404, "NOT_FOUND", "Could not find what you are looking for")
+        try:
+            table = self.table(parts[2])
+        except KeyError:
+            raise _Reject(404, "TABLE_NOT_FOUND",
+                          f'Could not find table "{parts[2]}" in application {self.base_id}') from None
+        rest = parts[3:]
+        if method == "GET" and not rest:
+            return self._list(table, params)
+        if method == "POST" and rest == ["listRecords"]:
+            return self._list(table, {k: v if isinstance(v, list) else [v]
+                                      for k, v in (body or {}).items()}, from_body=True)
+        if method == "GET" and len(rest) == 1:
+            rec = table.records.get(rest[0])
+            if rec is None:
+                raise _Reject(404, "NOT_FOUND", "Could not find what you are looking for")
+            return self._out(table, rec, None)
+        if method == "POST" and not rest:
+            return self._create(table, body)
+        if method in ("PATCH", "PUT"):
+            if rest:
+                return self._update(table, {"records": [{"id": rest[0], **(body or {})}]},
+                                    method == "PUT")["records"][0]
+            return self._update(table, body, method == "PUT")
+        if method == "DELETE" and not rest:
+            return self._delete(table, params.get("records[]", []))
+        if method == "DELETE" and len(rest) == 1:
+            return self._delete(table, rest)["records"][0]
+        raise _Reject(404, "NOT_FOUND", "Could not find what you are looking for")
+
+    def _list(self, table: Table, params: dict, from_body: bool = False) -> dict:
+        def one(name: str, default: str | None = None) -> str | None:
+            v = params.get(name)
+            return v[0] if v else default
+
+        fields = params.get("fields[]") if not from_body else params.get("fields")
+        if from_body and fields and isinstance(fields[0], list):
+            fields = fields[0]
+        if fields:
+            for f in fields:
+                if table.field(f) is None:
+                    raise _Reject(422, "UNKNOWN_FIELD_NAME", f'Unknown field name: "{f}"')
+        size = int(one("pageSize", "100") or 100)
+        if not 1 <= size <= 100:
+            raise _Reject(422, "INVALID_REQUEST_UNKNOWN", "pageSize must be 1..100")
+        offset = one("offset")
+        if offset:
+            if self.expire_cursors is True or (self.expire_cursors and offset in self._cursors):
+                if self.expire_cursors is not True:
+                    self.expire_cursors -= 1
+                raise _Reject(422, "LIST_RECORDS_ITERATOR_NOT_AVAILABLE",
+                              "The requested iterator is no longer available")
+            if offset not in self._cursors:
+                raise _Reject(422, "LIST_RECORDS_ITERATOR_NOT_AVAILABLE",
+                              "The requested iterator is no longer available")
+            _, ids = self._cursors.pop(offset)
+        else:
+            formula = one("filterByFormula")
+            match = _Formula(formula, table) if formula else (lambda rec: True)
+            ids = [rid for rid, rec in table.records.items() if match(rec)]
+            max_records = one("maxRecords")
+            if max_records:
+                ids = ids[:int(max_records)]
+        page, rest = ids[:size], ids[size:]
+        if self.page_delay:
+            time.sleep(self.page_delay)
+        out: dict = {"records": [self._out(table, table.records[i], fields)
+                                 for i in page if i in table.records]}
+        if rest:
+            cursor = f"itr{next(self._clock)}/{rest[0]}"
+            self._cursors[cursor] = (table.id, rest)
+            out["offset"] = cursor
+        return out
+
+    def _batch(self, body: object) -> list[dict]:
+        records = (body or {}).get("records") if isinstance(body, dict) else None
+        if not isinstance(records, list) or not records:
+            raise _Reject(422, "INVALID_REQUEST_MISSING_FIELDS", "Could not find field \"records\"")
+        if len(records) > 10:
+            raise _Reject(422, "INVALID_RECORDS", "You can only send up to 10 records per request")
+        return records
+
+    def _create(self, table: Table, body: object) -> dict:
+        records = self._batch(body)
+        for r in records:
+            self._write_fields(table, r.get("fields") or {})
+        out = []
+        for r in records:
+            rid = _rid("rec", self._rng)
+            table.records[rid] = {"id": rid, "createdTime": "2026-01-01T00:00:00.000Z",
+                                  "fields": dict(r.get("fields") or {})}
+            self._sync_links(table, rid)
+            out.append(self._out(table, table.records[rid], None))
+        return {"records": out}
+
+    def _update(self, table: Table, body: object, replace: bool) -> dict:
+        records = self._batch(body)
+        for r in records:
+            if r.get("id") not in table.records:
+                raise _Reject(404, "ROW_DOES_NOT_EXIST",
+                              f"Record ID {r.get('id')} does not exist in this table")
+            self._write_fields(table, r.get("fields") or {})
+        out = []
+        for r in records:
+            rec = table.records[r["id"]]
+            if replace:
+                rec["fields"] = {}
+            rec["fields"].update(r.get("fields") or {})
+            self._sync_links(table, r["id"])
+            out.append(self._out(table, rec, None))
+        return {"records": out}
+
+    def _delete(self, table: Table, ids: list[str]) -> dict:
+        if len(ids) > 10:
+            raise _Reject(422, "INVALID_RECORDS", "You can only delete up to 10 records per request")
+        for i in ids:
+            if i not in table.records:
+                raise _Reject(404, "ROW_DOES_NOT_EXIST", f"Record ID {i} does not exist")
+        for i in ids:
+            rec = table.records[i]
+            rec["fields"] = {}
+            self._sync_links(table, i)
+            del table.records[i]
+        return {"records": [{"id": i, "deleted": True} for i in ids]}
+
+    def _meta(self, method: str, parts: list[str], body: object) -> object:
+        # parts after /v0/meta: bases/{id}/tables[/{table}/fields]
+        if len(parts) < 3 or parts[0] != "bases" or parts[1] != self.base_id or parts[2] != "tables":
+            raise _Reject(404, "NOT_FOUND", "Could not find what you are looking for")
+        if method == "GET" and len(parts) == 3:
+            return {"tables": [self._table_schema(t) for t in self.tables.values()]}
+        if method == "POST" and len(parts) == 3:
+            spec = body or {}
+            name = spec.get("name")
+            if not name or any(t.name == name for t in self.tables.values()):
+                raise _Reject(422, "DUPLICATE_TABLE_NAME", f"Table name {name!r} already exists")
+            t = Table(_rid("tbl", self._rng), name, [])
+            self.tables[t.id] = t
+            for f in spec.get("fields") or []:
+                self._add_field(t, f)
+            return self._table_schema(t)
+        if method == "POST" and len(parts) == 5 and parts[4] == "fields":
+            try:
+                t = self.table(parts[3])
+            except KeyError:
+                raise _Reject(404, "TABLE_NOT_FOUND", f"Could not find table {parts[3]!r}") from None
+            return self._add_field(t, body or {})
+        raise _Reject(404, "NOT_FOUND", "Could not find what you are looking for")
+
+    @staticmethod
+    def _table_schema(t: Table) -> dict:
+        return {"id": t.id, "name": t.name, "primaryFieldId": t.fields[0]["id"] if t.fields else "",
+                "fields": [dict(f) for f in t.fields],
+                "views": [{"id": "viw" + t.id[3:], "name": "Grid view", "type": "grid"}]}
+
+
+_TYPES = {429: "RATE_LIMIT_REACHED", 500: "SERVER_ERROR", 502: "BAD_GATEWAY",
+          503: "SERVICE_UNAVAILABLE", 422: "INVALID_REQUEST_UNKNOWN",
+          401: "AUTHENTICATION_REQUIRED", 403: "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND"}
+
+
+def _handler(fake: FakeAirtable) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:  # quiet
+            pass
+
+        def _serve(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw else None
+            except ValueError:
+                body = None
+            auth = self.headers.get("Authorization") or ""
+            key = auth.removeprefix("Bearer ") if auth.startswith("Bearer ") else None
+            answer = fake.handle(self.command, self.path, body, key)
+            if answer is None:  # dropped connection
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(2)
+                except OSError:
+                    pass
+                return
+            status, payload = answer
+            data = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
+
+    return Handler
+
+
+CLIENT_FIELDS = [("Client Name", "singleLineText"), ("Service Level", "number", {"precision": 0}),
+                 ("Token Budget", "number", {"precision": 0}),
+                 ("Token Usage", "number", {"precision": 0}),
+                 ("Budget Reset Date", "date", {"dateFormat": {"name": "iso"}}),
+                 ("Last Token Update", "dateTime", {"timeZone": "utc"}),
+                 ("Email", "email"), ("Account Manager", "singleLineText")]
+ATTRIBUTE_FIELDS = [("Name", "singleLineText"), ("Active", "checkbox"),
+                    ("Instructions", "multilineText"), ("Examples", "multilineText"),
+                    ("Signals", "multilineText")]
+
+
+def standard_base(fake: FakeAirtable, token_fields: bool = True,
+                  id_fields: bool = False) -> FakeAirtable:
+    """The base the README describes: Clients and Scoring Attributes, linked."""
+    cf = [f for f in CLIENT_FIELDS if token_fields or f[0] in ("Client Name", "Service Level",
+                                                                "Email", "Account Manager")]
+    af = list(ATTRIBUTE_FIELDS)
+    if id_fields:
+        cf.insert(1, ("Client ID", "singleLineText"))
+        af.insert(1, ("Attribute ID", "singleLineText"))
+    fake.add_table("Clients", cf)
+    fake.add_table("Scoring Attributes", af)
+    fake.link("Scoring Attributes", "Client", "Clients", "Scoring Attributes")
+    return fake

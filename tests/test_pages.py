@@ -1,0 +1,151 @@
+"""AppTest of each page and interaction, on a copy of the demo data or the small set."""
+
+import pytest
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from budget.model import Change
+from tests.conftest import ADMIN, words
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def app(monkeypatch):
+    """An AppTest factory on a given store file, with caches cleared between tests."""
+    import streamlit as st
+
+    def make(path, page=None, **params):
+        monkeypatch.setenv("TOKENBUDGET_STORE", f"sqlite:///{path}")
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+        for k, v in params.items():
+            at.query_params[k] = v
+        at.run()
+        if page:
+            at.switch_page(page).run()
+        assert not at.exception, at.exception
+        return at
+    return make
+
+
+def text_of(at) -> str:
+    return "\n".join(str(e.value) for e in (*at.markdown, *at.subheader, *at.caption,
+                                            *at.warning, *at.error, *at.info, *at.title))
+
+
+def test_overview_kpis_and_table(app, demo_copy):
+    at = app(demo_copy)
+    labels = {m.label: m.value for m in at.metric}
+    assert labels["Clients"] == "40"
+    table = at.dataframe[0].value
+    assert len(table) == 40
+    assert int(labels["Clients over budget"]) == (table["status"] == "exceeded").sum() > 0
+    assert labels["Active tokens in total"] == f"{table['usage'].sum():,}"
+    assert table["percent_used"].is_monotonic_decreasing  # closest to the limit first
+
+
+def test_overview_filters(app, demo_copy):
+    at = app(demo_copy)
+    at.multiselect(key="status_filter").select("exceeded").run()
+    table = at.dataframe[0].value
+    assert len(table) > 0 and set(table["status"]) == {"exceeded"}
+    at.multiselect(key="status_filter").unselect("exceeded").run()
+    at.multiselect(key="tier_filter").select("Basic").run()
+    assert set(at.dataframe[0].value["tier"]) == {"Basic"}
+    at.text_input(key="search").input("initech").run()
+    names = list(at.dataframe[0].value["client"])
+    assert names and all("initech" in n.lower() for n in names)
+    assert not at.exception
+
+
+def test_deep_link_opens_client_page(app, small):
+    at = app(small.store.path, client="A")
+    body = text_of(at)
+    assert "Token Usage: 80 / 100 tokens (80% used)" in body
+    assert "Warning: Only 20 tokens remaining" in body
+    assert at.title[0].value == "Alpha"
+
+
+def test_exceeded_client_shows_message_and_upgrade(app, small):
+    small.set_budget_override(ADMIN, "A", 60)
+    at = app(small.store.path, "pages/client.py", client="A")
+    assert "Budget exceeded. Please deactivate attributes or upgrade plan." in text_of(at)
+    assert "Token Usage: 80 / 60 tokens (133% used)" in text_of(at)
+
+
+def test_attribute_library_figures(app, small):
+    at = app(small.store.path, "pages/client.py", client="A")
+    lib = at.dataframe[0].value.set_index("attribute_id")
+    assert lib.loc["a2", ["instructions", "examples", "signals", "tokens"]].tolist() == [30, 10, 0, 40]
+    assert lib.loc["a1", "share"] == 50.0 and lib.loc["a3", "share"] == 0.0
+
+
+def test_toggle_refused_when_over_budget(app, small):
+    at = app(small.store.path, "pages/client.py", client="A")
+    at.selectbox(key="edit_attr").select("a3").run()
+    at.toggle[0].set_value(True).run()
+    assert "80 → 105 tokens (delta +25)" in text_of(at)
+    assert at.button(key="save").disabled
+    assert any("Cannot save" in e.value and "5 over budget" in e.value for e in at.error)
+    assert not small.store.attributes(ids=["a3"])[0].active
+
+
+def test_toggle_allowed_when_it_fits_and_figures_update(app, small):
+    small.apply(ADMIN, Change("A", fields={"a3": {"Instructions": words(15)}}))
+    at = app(small.store.path, "pages/client.py", client="A")
+    at.selectbox(key="edit_attr").select("a3").run()
+    at.toggle[0].set_value(True).run()
+    assert "80 → 95 tokens (delta +15)" in text_of(at)
+    assert not at.button(key="save").disabled
+    at.button(key="save").click().run()
+    assert not at.exception
+    assert small.store.attributes(ids=["a3"])[0].active
+    assert "Token Usage: 95 / 100 tokens (95% used)" in text_of(at)
+
+
+def test_edit_preview_numbers_and_save(app, small):
+    at = app(small.store.path, "pages/client.py", client="A")
+    at.selectbox(key="edit_attr").select("a1").run()
+    at.text_area[0].input(words(12)).run()  # Instructions: 40 -> 12 tokens
+    assert "80 → 52 tokens (delta -28)" in text_of(at)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Remaining after"] == "48" and metrics["Usage"] == "52"
+    at.button(key="save").click().run()
+    assert small.client_usage("A").usage == 52
+    assert small.client("A").token_usage == 52
+
+
+def test_bulk_activation_checked_as_one(app, small):
+    small.apply(ADMIN, Change("A", active={"a2": False}))  # 40 used
+    at = app(small.store.path, "pages/client.py", client="A")
+    at.multiselect(key="bulk_pick").select("a2").select("a3").run()  # +40 +25 = 105
+    assert "Activating all 2 together: 40 → 105 of 100 tokens" in text_of(at)
+    assert at.button(key="bulk_on").disabled
+    at.multiselect(key="bulk_pick").unselect("a3").run()
+    assert not at.button(key="bulk_on").disabled
+    at.button(key="bulk_on").click().run()
+    assert small.client_usage("A").usage == 80
+
+
+def test_suggestions_show_savings(app, small):
+    dup = "Score leads from retail chains higher than average. " * 3
+    assert small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": dup}})).allowed
+    at = app(small.store.path, "pages/client.py", client="A")
+    tips = [m.value for m in at.markdown if "saves" in m.value]
+    assert any("duplicate" in t for t in tips)
+    assert any("costly" in t and "'Size'" in t for t in tips)
+
+
+def test_unknown_client_deep_link(app, small):
+    at = app(small.store.path, client="NOPE")
+    assert any("No client with id 'NOPE'" in e.value for e in at.error)
+
+
+def test_analytics_and_admin_pages_render(app, demo_copy):
+    at = app(demo_copy, "pages/analytics.py")
+    assert len(at.get("plotly_chart")) == 2
+    at = app(demo_copy, "pages/admin.py")
+    assert len(at.dataframe[0].value) == 40
