@@ -12,7 +12,8 @@ overview = st.Page("pages/overview.py", title="Overview", icon="📊", default=T
 client = st.Page("pages/client.py", title="Client", icon="🧾", url_path="client")
 analytics = st.Page("pages/analytics.py", title="Analytics", icon="📈", url_path="analytics")
 admin = st.Page("pages/admin.py", title="Admin", icon="🛠️", url_path="admin")
-pg = st.navigation([overview, client, analytics, admin])
+audit = st.Page("pages/audit.py", title="Audit log", icon="📜", url_path="audit")
+pg = st.navigation([overview, client, analytics, admin, audit])
 
 # the root URL with ?client=ID opens that client's page
 if pg is overview and "client" in st.query_params:
@@ -23,7 +24,12 @@ with st.sidebar:
     st.caption(f"Store: **{svc.store.label}**")
     st.caption(f"Encoding: **{svc.settings.encoding}**")
     me = ui.actor()
-    st.caption(f"Signed in as **{me.name}** ({me.role}) · local mode, no login configured")
+    if ui.auth_configured():
+        st.caption(f"Signed in as **{me.name}** ({me.role})")
+        st.button("Log out", on_click=st.logout, key="logout")
+    else:
+        st.caption(f"**Local mode**: no login configured, you are the local **{me.role}**; "
+                   "the server listens on 127.0.0.1 only")
     loaded = ui.loaded_at()
     minutes = max(0, int((datetime.now(timezone.utc) - loaded).total_seconds() // 60))
     st.caption(f"Data loaded {loaded:%H:%M:%S} UTC ({minutes} min ago)")

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import datetime, timezone
+from typing import TypeVar
 
 import pandas as pd
 import streamlit as st
 
 from budget import views
-from budget.model import Actor
+from budget.model import Actor, BadInput, NotAllowed, StaleWrite
 from budget.service import BudgetService
 from budget.settings import Settings
+
+T = TypeVar("T")
 
 
 @st.cache_resource
@@ -19,9 +23,32 @@ def service() -> BudgetService:
     return BudgetService.from_settings(Settings.load())
 
 
+def auth_configured() -> bool:
+    try:
+        return "auth" in st.secrets
+    except FileNotFoundError:
+        return False
+
+
 def actor() -> Actor:
-    """Local mode: one admin on this machine (login arrives with the admin issue)."""
-    return Actor("local admin", "admin")
+    """Who is using the app. With `[auth]` in secrets: the OIDC login's email and the
+    role settings give it (unknown emails are viewers). Without: local mode, one admin
+    on this machine (the server binds to 127.0.0.1)."""
+    if not auth_configured():
+        return Actor("local admin", "admin")
+    if not st.user.is_logged_in:
+        st.title("Token budgets")
+        st.button("Log in", on_click=st.login, key="login", type="primary")
+        st.stop()
+    email = str(st.user.get("email", "")).lower()
+    return Actor(email, service().settings.roles.get(email, "viewer"))
+
+
+def after_write(message: str) -> None:
+    """Every successful write: forget cached figures, say what happened, redraw."""
+    refresh()
+    st.toast(message, icon="✅")
+    st.rerun()
 
 
 @st.cache_data(ttl=300, show_spinner="Loading usage…")
@@ -49,3 +76,25 @@ def client_detail(client_id: str):
     """(usage, attributes, costs) of one client."""
     svc = service()
     return svc.client_usage(client_id), svc.attributes(client_id), svc.costs(client_id)
+
+
+def attempt(action: Callable[[], T]) -> T | None:
+    """Runs a service write; shows a refusal as a message instead of a traceback."""
+    try:
+        return action()
+    except (BadInput, NotAllowed) as e:
+        st.error(str(e), icon="⛔")
+    except StaleWrite as e:
+        refresh()
+        st.error(f"{e}: someone else changed it. The page now shows the latest data; "
+                 "make your change again.", icon="🔄")
+    return None
+
+
+def seen_version(key: str, current: int) -> int:
+    """The version of a record as the user saw it on the previous run, which is what a
+    click is based on; a write with it is refused if the record changed since."""
+    seen = st.session_state.setdefault("_seen_versions", {})
+    before = seen.get(key, current)
+    seen[key] = current
+    return before

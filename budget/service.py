@@ -240,6 +240,33 @@ class BudgetService:
         return self._update_client(actor, "budget_override", client_id, expected_version,
                                    token_budget=value)
 
+    def grant_topup(self, actor: Actor, client_id: str, tokens: object,
+                    expected_version: int | None = None) -> Client:
+        """Extra tokens on top of the budget until the next reset clears them."""
+        self._require_admin(actor, "grant top-ups")
+        value = _int_tokens(f"client {client_id}", "Top-up", tokens)
+        return self._update_client(actor, "topup", client_id, expected_version, topup=value)
+
+    # previews: what an admin action would do, before it is taken ---------------
+    def preview_client(self, client_id: str, **changes: object) -> Usage:
+        """The client's usage against the budget it would have after `changes`
+        (service_level, token_budget, topup)."""
+        client = replace(self.client(client_id), **changes)  # type: ignore[arg-type]
+        return core.summarize([client], self.costs(client_id), self.store.tiers(),
+                              self.settings.warning)[0]
+
+    def preview_tier_limit(self, level: object, tokens: object) -> list[Usage]:
+        """Clients that the new limit would put over budget (they are not over now)."""
+        lvl = _int_tokens(f"tier {level}", "level", level)
+        limit = _int_tokens(f"tier {lvl}", "Token Budget", tokens)
+        tiers = dict(self.store.tiers())
+        now = {u.client.id: u for u in self.usage_report()}
+        tiers[lvl] = Tier(lvl, tiers[lvl].name if lvl in tiers else f"Tier {lvl}", limit)
+        after = core.summarize([u.client for u in now.values()], self.costs(), tiers,
+                               self.settings.warning)
+        return [u for u in after
+                if u.status == "exceeded" and now[u.client.id].status != "exceeded"]
+
     def _update_client(self, actor: Actor, action: str, client_id: str,
                        expected_version: int | None, **changes: object) -> Client:
         with self.store.transaction():

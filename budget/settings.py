@@ -9,7 +9,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .model import BadInput
+from .model import ROLES, BadInput
 from .tokens import DEFAULT_ENCODING, ENCODINGS
 
 DEFAULT_STORE = "sqlite:///data/tokenbudget.db"
@@ -33,6 +33,7 @@ class Settings:
     warning: float = 0.8
     upgrade_url: str = "https://example.com/upgrade"
     max_text_chars: int = 100_000
+    roles: dict = field(default_factory=dict)  # email -> viewer | analyst | admin
     raw: dict = field(default_factory=dict, repr=False)  # every key, for the stores
 
     @classmethod
@@ -59,4 +60,20 @@ class Settings:
             raise BadInput("settings", "TOKENBUDGET_WARNING", f"must be in (0, 1], got {warning}")
         return cls(store=str(get("STORE", DEFAULT_STORE)), encoding=encoding, warning=warning,
                    upgrade_url=str(get("UPGRADE_URL", cls.upgrade_url)),
-                   max_text_chars=max_chars, raw=values)
+                   max_text_chars=max_chars, roles=parse_roles(get("ROLES", {})), raw=values)
+
+
+def parse_roles(value: object) -> dict[str, str]:
+    """`a@x.com:admin,b@x.com:viewer` (env) or a TOML table {email = role}."""
+    pairs = (value.items() if isinstance(value, dict) else
+             (item.rsplit(":", 1) for item in str(value).split(",") if item.strip()))
+    roles = {}
+    for pair in pairs:
+        if len(pair) != 2:
+            raise BadInput("settings", "TOKENBUDGET_ROLES", f"expected EMAIL:ROLE, got {pair!r}")
+        email, role = (str(x).strip() for x in pair)
+        if role not in ROLES:
+            raise BadInput("settings", "TOKENBUDGET_ROLES",
+                           f"{email}: unknown role {role!r}; use one of {', '.join(ROLES)}")
+        roles[email.lower()] = role
+    return roles

@@ -3,7 +3,7 @@ import streamlit as st
 
 import ui
 from budget import optimize, views
-from budget.model import FIELDS, BadInput, Change, NotAllowed, StaleWrite
+from budget.model import FIELDS, Change
 
 svc = ui.service()
 frame, _ = ui.usage_table()
@@ -70,20 +70,11 @@ if not top.empty:
 
 
 def save(change: Change, versions: dict[str, int], done: str) -> None:
-    try:
-        result = svc.apply(ui.actor(), change, versions)
-    except (BadInput, NotAllowed) as e:
-        st.error(str(e))
-        return
-    except StaleWrite as e:
-        ui.refresh()
-        st.error(f"{e}. The page now shows the latest data; make your change again.")
-        return
-    ui.refresh()
-    if result.allowed:
-        st.toast(f"{done}. {views.headline(svc.client_usage(change.client_id))}", icon="✅")
-        st.rerun()
-    st.error(f"Refused: {result.reason}")
+    result = ui.attempt(lambda: svc.apply(ui.actor(), change, versions))
+    if result is not None and result.allowed:
+        ui.after_write(f"{done}. Token Usage: {result.projected:,} / {result.budget:,} tokens")
+    elif result is not None:
+        st.error(f"Refused: {result.reason}")
 
 
 def preview(result) -> None:
@@ -103,6 +94,7 @@ else:
     aid = st.selectbox("Attribute", list(library["attribute_id"]), key="edit_attr",
                        format_func=lambda i: f"{by_id[i].name} ({'active' if by_id[i].active else 'inactive'})")
     a = by_id[aid]
+    seen = {i: ui.seen_version(f"attribute:{i}", x.version) for i, x in by_id.items()}
     active = st.toggle("Active", value=a.active, key=f"active_{aid}_{a.version}")
     texts = {f: st.text_area(f, value=a.text(f), key=f"{f}_{aid}_{a.version}", height=110)
              for f in FIELDS}
@@ -116,7 +108,7 @@ else:
             st.error(f"Cannot save: {result.reason}. Trim the text or deactivate another "
                      "attribute first.", icon="⛔")
         if st.button("Save change", type="primary", disabled=not result.allowed, key="save"):
-            save(change, {aid: a.version}, f"Saved '{a.name}'")
+            save(change, {aid: seen[aid]}, f"Saved '{a.name}'")
     else:
         st.caption("Change the toggle or a text to see its impact before saving.")
 
@@ -131,7 +123,7 @@ else:
         if not check.allowed:
             st.error(f"Activating these together is refused: {check.reason}.", icon="⛔")
         b1, b2 = st.columns(2)
-        versions = {i: by_id[i].version for i in chosen}
+        versions = {i: seen[i] for i in chosen}
         if b1.button("Activate selected", disabled=not check.allowed, key="bulk_on"):
             save(on, versions, f"Activated {len(chosen)} attributes")
         if b2.button("Deactivate selected", key="bulk_off"):
@@ -148,5 +140,5 @@ for i, tip in enumerate(tips[:12]):
         if tip.new_text is not None:
             fix = Change(client_id, {tip.attribute_id: {tip.field: tip.new_text}})
             if st.button("Apply", key=f"tip_{i}"):
-                save(fix, {tip.attribute_id: by_id[tip.attribute_id].version},
+                save(fix, {tip.attribute_id: seen[tip.attribute_id]},
                      f"Applied: {tip.message}")

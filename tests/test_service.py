@@ -185,3 +185,25 @@ def test_encoding_change_recounts(small):
     # ceil(len / 4) of words(40), words(30) and words(10): 199, 149 and 49 characters
     assert other.client_usage("A").usage == 50 + 38 + 13
     assert make_service(path).client_usage("A").usage == 80  # and back again
+
+
+def test_tier_limit_preview_lists_exactly_the_clients_pushed_over(small):
+    assert [u.client.id for u in small.preview_tier_limit(2, 120)] == ["B"]
+    assert small.preview_tier_limit(2, 150) == []  # exactly at the budget is allowed
+    assert [u.client.id for u in small.preview_tier_limit(1, 79)] == ["A"]
+    small.set_budget_override(ADMIN, "A", 500)  # an override is not moved by the tier
+    assert small.preview_tier_limit(1, 10) == []
+    small.set_budget_override(ADMIN, "A", 50)  # already over: not "put over" by the limit
+    assert small.preview_tier_limit(1, 10) == []
+    assert [u.client.id for u in small.preview_tier_limit(5, 10)] == []  # a new, empty tier
+
+
+def test_concurrent_admins_on_one_client_lose_nothing(small):
+    """Two admins read version v; the first write lands, the second is refused."""
+    v = small.client("A").version
+    small.set_service_level(ADMIN, "A", 2, expected_version=v)
+    with pytest.raises(StaleWrite):
+        small.grant_topup(Actor("bob", "admin"), "A", 100, expected_version=v)
+    c = small.client("A")
+    assert (c.service_level, c.topup) == (2, 0)
+    assert [e.action for e in small.audit()] == ["service_level"]

@@ -1,0 +1,104 @@
+"""AppTest of each admin action, its confirmation, and the audit log page."""
+
+import pytest
+
+from budget.model import Actor
+from tests.conftest import ADMIN
+from tests.test_pages import app  # noqa: F401  (the AppTest factory fixture)
+
+
+def admin_page(app, small):
+    return app(small.store.path, "pages/admin.py")
+
+
+def test_reset_one_client_asks_then_resets(app, small):
+    c = small.client("A")
+    small.store.save_client(c.__class__(**{**c.__dict__, "token_usage": 5}))  # drifted
+    at = admin_page(app, small)
+    at.selectbox(key="admin_client").select("A").run()
+    at.button(key="reset_one").click().run()
+    dialog = "\n".join(m.value for m in at.markdown)
+    assert "Reset **Alpha**?" in dialog and "80 / 100 tokens (80% used)" in dialog
+    assert "stored copy: 5" in dialog
+    assert small.audit() == []  # nothing happens before the confirmation
+    at.button(key="reset_confirm").click().run()
+    assert not at.exception
+    assert small.client("A").token_usage == 80
+    assert [e.action for e in small.audit()] == ["reset"]
+
+
+def test_reset_cancel_changes_nothing(app, small):
+    at = admin_page(app, small)
+    at.button(key="reset_all").click().run()
+    assert any("Reset **2 clients**" in m.value for m in at.markdown)
+    at.button(key="reset_cancel").click().run()
+    assert small.audit() == [] and "confirm_reset" not in at.session_state
+
+
+def test_reset_all_after_confirmation(app, small):
+    at = admin_page(app, small)
+    at.button(key="reset_all").click().run()
+    at.button(key="reset_confirm").click().run()
+    assert sorted(e.client_id for e in small.audit()) == ["A", "B"]
+
+
+def test_service_level_preview_and_change(app, small):
+    at = admin_page(app, small)
+    at.selectbox(key="admin_client").select("B").run()  # 150 tokens on level 2 (200)
+    at.selectbox(key="level").select(1).run()
+    assert any("budget 200 → 100; 150 / 100 tokens (150% used) — **would be over budget**"
+               in c.value for c in at.caption)
+    at.button(key="set_level").click().run()
+    assert small.client("B").service_level == 1
+    (entry,) = small.audit()
+    assert (entry.action, entry.before, entry.after) == (
+        "service_level", {"service_level": 2, "budget": 200}, {"service_level": 1, "budget": 100})
+
+
+def test_override_and_topup(app, small):
+    at = admin_page(app, small)
+    at.selectbox(key="admin_client").select("A").run()
+    at.number_input(key="override").set_value(70).run()
+    assert any("budget 100 → 70; 80 / 70 tokens" in c.value for c in at.caption)
+    at.button(key="set_override").click().run()
+    assert small.client("A").token_budget == 70
+    at.number_input(key="topup").set_value(50).run()
+    at.button(key="grant_topup").click().run()
+    assert small.client_usage("A").budget == 120
+    at.button(key="clear_override").click().run()
+    assert small.client("A").token_budget is None
+    assert [e.action for e in small.audit()] == ["budget_override", "topup", "budget_override"]
+    small.reset(ADMIN, "A")  # the top-up expires at the reset
+    assert small.client_usage("A").budget == 100
+
+
+def test_stale_admin_write_refused_with_reload(app, small):
+    at = admin_page(app, small)
+    at.selectbox(key="admin_client").select("A").run()
+    at.number_input(key="override").set_value(90).run()
+    small.set_budget_override(ADMIN, "A", 95)  # another admin acts first
+    at.button(key="set_override").click().run()
+    assert any("changed since it was read" in e.value for e in at.error)
+    assert small.client("A").token_budget == 95
+
+
+def test_viewer_sees_no_buttons(app, small, monkeypatch):
+    import ui
+    monkeypatch.setattr(ui, "actor", lambda: Actor("vera@example.com", "viewer"))
+    at = admin_page(app, small)
+    assert not [b for b in at.button if b.key in ("reset_all", "set_level", "reset_one")]
+    assert any("only admins change anything" in i.value for i in at.info)
+
+
+def test_audit_page_filters(app, small):
+    small.set_service_level(ADMIN, "A", 2)
+    small.reset(ADMIN, "B")
+    small.set_tier_limit(ADMIN, 1, 120)
+    at = app(small.store.path, "pages/audit.py")
+    assert len(at.dataframe[0].value) == 3
+    at.multiselect(key="audit_client").select("A").run()
+    assert list(at.dataframe[0].value["action"]) == ["service_level"]
+    at.multiselect(key="audit_client").unselect("A").run()
+    at.multiselect(key="audit_action").select("reset").run()
+    assert list(at.dataframe[0].value["client_id"]) == ["B"]
+    assert not at.exception
