@@ -22,7 +22,7 @@ if pg is overview and "client" in st.query_params:
 with st.sidebar:
     svc = ui.service()
     st.caption(f"Store: **{svc.store.label}**")
-    st.caption(f"Encoding: **{svc.settings.encoding}**")
+    st.caption(f"Encoding: **{svc.encoding}**")
     me = ui.actor()
     if ui.auth_configured():
         st.caption(f"Signed in as **{me.name}** ({me.role})")

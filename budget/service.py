@@ -15,7 +15,7 @@ from .model import (FIELDS, Actor, Attribute, AttributeCost, AuditEntry, BadInpu
                     Client, FieldTokens, NotAllowed, StaleWrite, Tier, Usage, Validation)
 from .settings import Settings
 from .stores import Store, open_store
-from .tokens import Counter, counter
+from .tokens import ENCODINGS, Counter, counter
 
 _FIELD_ATTR = {"Instructions": "instructions", "Examples": "examples", "Signals": "signals"}
 
@@ -56,28 +56,36 @@ class BudgetService:
         return cls(open_store(settings.store, settings.raw), settings)
 
     @property
+    def encoding(self) -> str:
+        """The admin's choice kept with the data, else the setting's."""
+        return self.store.setting("encoding") or self.settings.encoding
+
+    @property
     def counter(self) -> Counter:
-        return counter(self.settings.encoding)
+        return counter(self.encoding)
 
     # reads -------------------------------------------------------------------
     def tiers(self) -> dict[int, Tier]:
         return self.store.tiers()
 
-    def costs(self, client_id: str | None = None) -> list[AttributeCost]:
-        """Token counts of attributes; texts not yet counted with this encoding are
+    def costs(self, client_id: str | None = None,
+              encoding: str | None = None) -> list[AttributeCost]:
+        """Token counts of attributes; texts not yet counted with the encoding are
         counted now and saved, so the next load needs no tokenizer at all."""
-        counted, uncounted = self.store.costs(self.settings.encoding, client_id)
+        encoding = encoding or self.encoding
+        counted, uncounted = self.store.costs(encoding, client_id)
         if uncounted:
-            fresh = self._count(uncounted)
-            self.store.save_counts(self.settings.encoding, fresh)
+            fresh = self._count(uncounted, counter(encoding))
+            self.store.save_counts(encoding, fresh)
             counted += [AttributeCost(a.id, a.client_id, a.name, a.active, fresh[a.id])
                         for a in uncounted]
         return counted
 
-    def _count(self, attributes: Iterable[Attribute]) -> dict[str, FieldTokens]:
+    def _count(self, attributes: Iterable[Attribute],
+               using: Counter | None = None) -> dict[str, FieldTokens]:
         attributes = list(attributes)
         texts = [t for a in attributes for t in (a.instructions, a.examples, a.signals)]
-        n = self.counter.count_many(texts)
+        n = (using or self.counter).count_many(texts)
         return {a.id: FieldTokens(*n[3 * i:3 * i + 3]) for i, a in enumerate(attributes)}
 
     def usage_report(self) -> list[Usage]:
@@ -167,7 +175,7 @@ class BudgetService:
             for aid, version in (expected_versions or {}).items():
                 if aid in edited and edited[aid].version != version:
                     raise StaleWrite(f"attribute {aid} changed since it was read; reload")
-            self.store.save_attributes(edited.values(), self.settings.encoding, new_tokens)
+            self.store.save_attributes(edited.values(), self.encoding, new_tokens)
             self._record_usage(self.client(change.client_id), result.projected, result.budget)
             self._audit(actor, "attribute.update", change.client_id,
                         {aid: self._attr_state(originals[aid]) for aid in edited},
@@ -246,6 +254,29 @@ class BudgetService:
         self._require_admin(actor, "grant top-ups")
         value = _int_tokens(f"client {client_id}", "Top-up", tokens)
         return self._update_client(actor, "topup", client_id, expected_version, topup=value)
+
+    def preview_encoding(self, encoding: str) -> list[tuple[Usage, Usage]]:
+        """(now, after) for each client whose status would change under `encoding`:
+        those that cross the warning threshold or the budget, either way."""
+        if encoding not in ENCODINGS:
+            raise BadInput("settings", "encoding",
+                           f"unknown encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
+        now = self.usage_report()
+        after = {u.client.id: u for u in core.summarize(
+            [u.client for u in now], self.costs(encoding=encoding), self.store.tiers(),
+            self.settings.warning)}
+        return [(u, after[u.client.id]) for u in now if after[u.client.id].status != u.status]
+
+    def set_encoding(self, actor: Actor, encoding: str) -> int:
+        """Switches the tokenizer for everyone and recounts every attribute with it."""
+        self._require_admin(actor, "change the tokenizer")
+        changed = len(self.preview_encoding(encoding))
+        before = self.encoding
+        with self.store.transaction():
+            self.store.save_setting("encoding", encoding)
+            self._audit(actor, "encoding", None, {"encoding": before}, {"encoding": encoding})
+        self.costs()  # recount now, not on the next page load
+        return changed
 
     # previews: what an admin action would do, before it is taken ---------------
     def preview_client(self, client_id: str, **changes: object) -> Usage:
@@ -333,5 +364,5 @@ class BudgetService:
                            last_token_update=now) for c in clients]
         with self.store.transaction():
             self.store.replace_all(tiers, clients, attributes)
-            self.store.save_counts(self.settings.encoding, counts)
+            self.store.save_counts(self.encoding, counts)
         return len(attributes)

@@ -4,6 +4,7 @@ import streamlit as st
 import ui
 from budget import views
 from budget.core import format_usage
+from budget.tokens import ENCODINGS
 
 svc = ui.service()
 me = ui.actor()
@@ -151,3 +152,24 @@ if changes:
                  for lv, n, t in changes]
         if all(saved):
             ui.after_write(f"Saved {len(saved)} tier limit(s)")
+
+st.header("Tokenizer")
+encodings = list(ENCODINGS)
+choice = st.selectbox("Encoding", encodings, index=encodings.index(svc.encoding),
+                      key="encoding", disabled=not is_admin,
+                      help="chars4 is the old ceil(characters / 4) estimate")
+if choice != svc.encoding:
+    with st.spinner("Counting every attribute with " + choice):
+        moves = svc.preview_encoding(choice)
+    if moves:
+        st.warning(f"Under {choice}, {len(moves)} client(s) change status:")
+        st.dataframe(pd.DataFrame([{
+            "client": now.client.name, "now": format_usage(now.usage, now.budget),
+            "status now": now.status, f"under {choice}": format_usage(after.usage, after.budget),
+            "status after": after.status} for now, after in moves]),
+            hide_index=True, key="encoding_preview")
+    else:
+        st.caption(f"No client changes status under {choice}.")
+    if st.button(f"Switch to {choice} and recount", type="primary", key="set_encoding"):
+        if ui.attempt(lambda: svc.set_encoding(me, choice)) is not None:
+            ui.after_write(f"Now counting with {choice}; every attribute recounted")

@@ -223,7 +223,8 @@ class FakeAirtable:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         server.daemon_threads = True
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
         return self.url
 
@@ -626,8 +627,9 @@ def _handler(fake: FakeAirtable) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            # headers and body in one write: no delayed-ACK stall between two segments
+            self._headers_buffer.append(b"\r\n" + data)
+            self.flush_headers()
 
         do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 

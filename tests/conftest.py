@@ -10,6 +10,8 @@ from budget.model import Actor, Attribute, Client, Tier
 from budget.service import BudgetService
 from budget.settings import Settings
 from budget.stores import SQLiteStore
+from budget.stores.airtable import AirtableConfig, AirtableStore
+from tests.airtable_server import API_KEY, BASE_ID, FakeAirtable, standard_base
 
 TODAY = date(2026, 11, 25)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -53,11 +55,82 @@ def demo_copy(demo_db, tmp_path):
     return path
 
 
+class SQLiteFactory:
+    """Opens stores on one SQLite file."""
+
+    kind = "sqlite"
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def open(self) -> SQLiteStore:
+        return SQLiteStore(str(self.path))
+
+    def service(self, clock=None, **settings) -> BudgetService:
+        return make_service(self.path, clock, **settings)
+
+
+def airtable_config(server: FakeAirtable, sidecar, **overrides) -> AirtableConfig:
+    """Settings for the loopback base: no pacing wait and a short 429 penalty, so
+    the tests run in seconds; everything else as in production."""
+    raw = {"AIRTABLE_API_KEY": API_KEY, "AIRTABLE_BASE_ID": BASE_ID,
+           "AIRTABLE_ENDPOINT_URL": server.url, "AIRTABLE_SIDECAR": str(sidecar),
+           "AIRTABLE_MIN_INTERVAL": "0", "AIRTABLE_RATE_LIMIT_PENALTY": "0.05",
+           "AIRTABLE_RETRY_BACKOFF": "0.01", "AIRTABLE_READ_TIMEOUT": "10"}
+    raw.update(overrides)
+    return AirtableConfig.from_settings(raw)
+
+
+class AirtableFactory:
+    """Opens stores on one loopback Airtable base (and one sidecar file). The base has
+    Client ID / Attribute ID fields, so the service tests can use their own ids."""
+
+    kind = "airtable"
+
+    def __init__(self, server: FakeAirtable, sidecar) -> None:
+        self.server, self.sidecar = server, sidecar
+        self.config = airtable_config(server, sidecar, AIRTABLE_CLIENT_ID_FIELD="Client ID",
+                                      AIRTABLE_ATTRIBUTE_ID_FIELD="Attribute ID",
+                                      AIRTABLE_ALLOW_REPLACE="1")
+
+    def open(self) -> AirtableStore:
+        return AirtableStore(self.config)
+
+    def service(self, clock=None, **settings) -> BudgetService:
+        return BudgetService(self.open(), Settings(store="airtable", **settings),
+                             clock or Clock())
+
+
 @pytest.fixture
-def small(tmp_path):
+def airtable_server():
+    server = FakeAirtable()
+    server.start()
+    yield server
+    server.stop()
+
+
+STORES = ["sqlite", "airtable"]
+
+
+@pytest.fixture
+def store_factory(request, tmp_path):
+    """Opens stores of one kind on one data set: SQLite by default; a module that
+    runs against every store (tests/test_service.py) parametrises it with
+    `pytest.mark.parametrize("store_factory", STORES, indirect=True)`, getting
+    Airtable through pyairtable over real HTTP to tests/airtable_server.py too."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield SQLiteFactory(tmp_path / "small.db")
+        return
+    server = standard_base(FakeAirtable(), id_fields=True)
+    server.start()
+    yield AirtableFactory(server, tmp_path / "sidecar.db")
+    server.stop()
+
+
+@pytest.fixture
+def small(store_factory):
     """Two clients with hand-made texts: the arithmetic is easy to follow."""
-    path = tmp_path / "small.db"
-    svc = make_service(path)
+    svc = store_factory.service()
     tiers = [Tier(1, "Basic", 100), Tier(2, "Professional", 200)]
     clients = [Client("A", "Alpha", 1, budget_reset_date=date(2026, 12, 1)),
                Client("B", "Beta", 2, budget_reset_date=date(2026, 12, 10))]

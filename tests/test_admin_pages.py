@@ -102,3 +102,14 @@ def test_audit_page_filters(app, small):
     at.multiselect(key="audit_action").select("reset").run()
     assert list(at.dataframe[0].value["client_id"]) == ["B"]
     assert not at.exception
+
+
+def test_encoding_switch_previews_then_recounts(app, small):
+    at = admin_page(app, small)
+    at.selectbox(key="encoding").select("chars4").run()
+    (preview,) = [d.value for d in at.dataframe if "status after" in d.value.columns]
+    assert set(preview["client"]) == {"Alpha", "Beta"}
+    assert small.encoding == "o200k_base"
+    at.button(key="set_encoding").click().run()
+    assert not at.exception
+    assert small.encoding == "chars4" and small.client_usage("A").usage == 101

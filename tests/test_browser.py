@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHOTS = ROOT / "test-output" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 PAGES = {"overview": "", "client": "client?client=C0004", "analytics": "analytics",
-         "admin": "admin", "root-deep-link": "?client=C0002"}
+         "admin": "admin", "audit": "audit", "root-deep-link": "?client=C0002"}
 
 pytestmark = pytest.mark.browser
 
@@ -82,7 +82,8 @@ def test_page_renders_without_exception(server, browser, name):
     errors = page.locator("[data-testid='stException']")
     assert errors.count() == 0, errors.first.inner_text()
     heading = page.locator("h1").first.inner_text()
-    expected = {"overview": "Token budgets", "analytics": "Analytics", "admin": "Admin"}
+    expected = {"overview": "Token budgets", "analytics": "Analytics", "admin": "Admin",
+                "audit": "Audit log"}
     if name in expected:
         assert heading == expected[name]
     else:  # a client page: its headline carries the figures

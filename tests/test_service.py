@@ -4,7 +4,10 @@ from datetime import date, datetime, timezone
 import pytest
 
 from budget.model import Actor, BadInput, Change, NotAllowed, StaleWrite
-from tests.conftest import ADMIN, Clock, make_service, words
+from tests.conftest import ADMIN, STORES, Clock, words
+
+# every test here runs against SQLite and against Airtable (loopback, real HTTP)
+pytestmark = pytest.mark.parametrize("store_factory", STORES, indirect=True)
 
 
 def usage(svc, cid):
@@ -131,8 +134,7 @@ def test_stale_client_write_refused(small):
     assert small.client("A").token_budget == 120
 
 
-def test_concurrent_changes_cannot_together_exceed_budget(tmp_path, small):
-    path = small.store.path
+def test_concurrent_changes_cannot_together_exceed_budget(store_factory, small):
     small.apply(ADMIN, Change("A", active={"a2": False}))  # usage 40 of 100
     small.apply(ADMIN, Change("A", fields={"a3": {"Instructions": words(50)}}))
     # a2 (40) and a3 (50): each fits alone (80 / 90), both together (130) do not
@@ -140,7 +142,7 @@ def test_concurrent_changes_cannot_together_exceed_budget(tmp_path, small):
     results = {}
 
     def worker(aid):
-        svc = make_service(path)  # its own connection, like another process
+        svc = store_factory.service()  # its own store and connection
         barrier.wait()
         results[aid] = svc.apply(ADMIN, Change("A", active={aid: True}))
 
@@ -150,7 +152,7 @@ def test_concurrent_changes_cannot_together_exceed_budget(tmp_path, small):
     for t in threads:
         t.join()
     assert sorted(r.allowed for r in results.values()) == [False, True]
-    final = make_service(path).client_usage("A")
+    final = store_factory.service().client_usage("A")
     assert final.usage <= 100 and final.usage == final.client.token_usage
 
 
@@ -179,12 +181,11 @@ def test_megabyte_text_refused_without_writing(small):
     assert small.store.attributes("A") == before
 
 
-def test_encoding_change_recounts(small):
-    path = small.store.path
-    other = make_service(path, encoding="chars4")
+def test_encoding_change_recounts(store_factory, small):
+    other = store_factory.service(encoding="chars4")
     # ceil(len / 4) of words(40), words(30) and words(10): 199, 149 and 49 characters
     assert other.client_usage("A").usage == 50 + 38 + 13
-    assert make_service(path).client_usage("A").usage == 80  # and back again
+    assert store_factory.service().client_usage("A").usage == 80  # and back again
 
 
 def test_tier_limit_preview_lists_exactly_the_clients_pushed_over(small):
@@ -207,3 +208,20 @@ def test_concurrent_admins_on_one_client_lose_nothing(small):
     c = small.client("A")
     assert (c.service_level, c.topup) == (2, 0)
     assert [e.action for e in small.audit()] == ["service_level"]
+
+
+def test_encoding_change_preview_then_recount(small, store_factory):
+    # under chars4 Alpha counts 101 of 100 (crosses the budget) and Beta 188 of 200
+    # (crosses the warning threshold)
+    changes = {now.client.id: (now.status, after.status, after.usage)
+               for now, after in small.preview_encoding("chars4")}
+    assert changes == {"A": ("warning", "exceeded", 101), "B": ("ok", "warning", 188)}
+    assert small.encoding == "o200k_base"  # a preview changes nothing
+    with pytest.raises(NotAllowed):
+        small.set_encoding(Actor("v", "viewer"), "chars4")
+    assert small.set_encoding(ADMIN, "chars4") == 2
+    assert small.encoding == "chars4" and small.client_usage("A").usage == 101
+    assert store_factory.service().encoding == "chars4"  # kept with the data
+    assert small.audit()[-1].after == {"encoding": "chars4"}
+    with pytest.raises(BadInput, match="encoding"):
+        small.preview_encoding("gpt2")

@@ -1,4 +1,5 @@
-"""Store selection by URL: `sqlite:///PATH` (embedded default)."""
+"""Store selection by URL: `sqlite:///PATH` (embedded default) or `airtable` (settings
+from the environment / secrets, see budget/stores/airtable.py)."""
 
 from __future__ import annotations
 
@@ -15,4 +16,7 @@ def open_store(url: str, settings: dict | None = None) -> Store:
         if not path:
             raise BadInput("store", "url", "sqlite:/// needs a file path")
         return SQLiteStore(path)
-    raise BadInput("store", "url", f"unsupported store {url!r}; use sqlite:///PATH")
+    if url == "airtable":
+        from .airtable import open_airtable  # pyairtable is loaded only when used
+        return open_airtable(settings)
+    raise BadInput("store", "url", f"unsupported store {url!r}; use sqlite:///PATH or airtable")

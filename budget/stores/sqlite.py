@@ -69,6 +69,10 @@ CREATE TABLE IF NOT EXISTS audit_log (
     before TEXT NOT NULL,
     after TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS settings (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS alerts_sent (
     client_id TEXT NOT NULL,
     threshold INTEGER NOT NULL,
@@ -227,7 +231,15 @@ class SQLiteStore:
         return [(c, datetime.fromisoformat(at), u, b)
                 for c, at, u, b in self._query(sql + " ORDER BY at, rowid", params)]
 
+    def setting(self, key: str) -> str | None:
+        rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
+        return rows[0][0] if rows else None
+
     # writes: each is its own transaction unless already inside one ---------
+    def save_setting(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._conn().execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, value))
+
     def save_counts(self, encoding: str, counts: dict[str, FieldTokens]) -> None:
         with self.transaction():
             self._conn().executemany(
