@@ -5,8 +5,10 @@ BIN := $(VENV)/bin
 DB ?= data/tokenbudget.db
 PORT ?= 8501
 HOST ?= 127.0.0.1
+API_HOST ?= 127.0.0.1
+API_PORT ?= 8000
 
-.PHONY: run test demo-data clean
+.PHONY: run test demo-data clean api
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +33,10 @@ demo-data: $(VENV)/.installed
 run: $(VENV)/.installed $(DB)
 	TOKENBUDGET_STORE=$${TOKENBUDGET_STORE:-sqlite:///$(DB)} $(BIN)/streamlit run app.py \
 		--server.port $(PORT) --server.address $(HOST)
+
+api: $(VENV)/.installed $(DB)
+	TOKENBUDGET_STORE=$${TOKENBUDGET_STORE:-sqlite:///$(DB)} $(BIN)/uvicorn --factory \
+		budget.api:from_settings --host $(API_HOST) --port $(API_PORT)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q

@@ -6,7 +6,7 @@ audit log all happen here, so no page, CLI command or API call can skip them."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timezone
 
@@ -181,6 +181,27 @@ class BudgetService:
                         {aid: self._attr_state(originals[aid]) for aid in edited},
                         {aid: self._attr_state(a) for aid, a in edited.items()})
         return result
+
+    # by attribute id: for callers that know an attribute but not its client (HTTP API) --
+    def attributes_by_id(self, ids: Sequence[str]) -> dict[str, Attribute]:
+        """The attributes with these ids, whichever clients they belong to; an unknown
+        id is bad input, so a caller never builds a change on a guess."""
+        found = {a.id: a for a in self.store.attributes(ids=list(dict.fromkeys(ids)))}
+        for aid in ids:
+            if aid not in found:
+                raise BadInput(f"attribute {aid}", "id", "no such attribute")
+        return found
+
+    def apply_together(self, actor: Actor, changes: Sequence[Change]) -> list[Validation]:
+        """Saves several changes (of one client or several) in one transaction, or
+        none of them: when any is refused, nothing is written and every result says
+        why. The checks and the writes see the same usage, as in `apply`."""
+        self._require_admin(actor, "change attributes")
+        with self.store.transaction():
+            results = [self.validate(change) for change in changes]
+            if all(r.allowed for r in results):
+                results = [self.apply(actor, change) for change in changes]
+        return results
 
     # admin actions -------------------------------------------------------------
     def _require_admin(self, actor: Actor, what: str) -> None:

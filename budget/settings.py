@@ -34,6 +34,7 @@ class Settings:
     upgrade_url: str = "https://example.com/upgrade"
     max_text_chars: int = 100_000
     roles: dict = field(default_factory=dict)  # email -> viewer | analyst | admin
+    api_tokens: dict = field(default_factory=dict, repr=False)  # bearer token -> role
     raw: dict = field(default_factory=dict, repr=False)  # every key, for the stores
 
     @classmethod
@@ -60,7 +61,8 @@ class Settings:
             raise BadInput("settings", "TOKENBUDGET_WARNING", f"must be in (0, 1], got {warning}")
         return cls(store=str(get("STORE", DEFAULT_STORE)), encoding=encoding, warning=warning,
                    upgrade_url=str(get("UPGRADE_URL", cls.upgrade_url)),
-                   max_text_chars=max_chars, roles=parse_roles(get("ROLES", {})), raw=values)
+                   max_text_chars=max_chars, roles=parse_roles(get("ROLES", {})),
+                   api_tokens=parse_api_tokens(get("API_TOKENS", {})), raw=values)
 
 
 def parse_roles(value: object) -> dict[str, str]:
@@ -77,3 +79,23 @@ def parse_roles(value: object) -> dict[str, str]:
                            f"{email}: unknown role {role!r}; use one of {', '.join(ROLES)}")
         roles[email.lower()] = role
     return roles
+
+
+def parse_api_tokens(value: object) -> dict[str, str]:
+    """The HTTP API's bearer tokens: `TOKEN:ROLE,...` (env) or a TOML table {TOKEN = role}.
+
+    Unlike `parse_roles`, a message names a bad entry by its position, never by its
+    text: the text is a secret."""
+    pairs = (list(value.items()) if isinstance(value, dict) else
+             [item.rsplit(":", 1) for item in str(value).split(",") if item.strip()])
+    tokens = {}
+    for n, pair in enumerate(pairs, 1):
+        token, role = (str(x).strip() for x in pair) if len(pair) == 2 else ("", "")
+        if not token or not role:
+            raise BadInput("settings", "TOKENBUDGET_API_TOKENS", f"entry {n}: expected TOKEN:ROLE")
+        if role not in ROLES:
+            raise BadInput("settings", "TOKENBUDGET_API_TOKENS",
+                           f"entry {n}: the role after the last ':' is not one of "
+                           f"{', '.join(ROLES)}")  # not echoed: TOKEN and ROLE may be swapped
+        tokens[token] = role
+    return tokens
