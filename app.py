@@ -5,6 +5,7 @@ from datetime import datetime, timezone
 import streamlit as st
 
 import ui
+from budget.stores import StoreError
 
 st.set_page_config(page_title="Token budgets", page_icon="🪙", layout="wide")
 
@@ -18,6 +19,8 @@ pg = st.navigation([overview, client, analytics, admin, audit])
 # the root URL with ?client=ID opens that client's page
 if pg is overview and "client" in st.query_params:
     st.switch_page(client, query_params={"client": st.query_params["client"]})
+
+ui.begin_run()
 
 with st.sidebar:
     svc = ui.service()
@@ -37,4 +40,7 @@ with st.sidebar:
         ui.refresh()
         st.rerun()
 
-pg.run()
+try:
+    pg.run()
+except StoreError as e:  # a read the loaders could not fall back on: say what failed
+    ui.banner(f"{e}. Press Refresh to try again.")

@@ -14,6 +14,7 @@ from budget import views
 from budget.model import Actor, BadInput, NotAllowed, StaleWrite
 from budget.service import BudgetService
 from budget.settings import Settings
+from budget.stores import PartialWrite, StoreError
 
 T = TypeVar("T")
 
@@ -52,9 +53,58 @@ def after_write(message: str) -> None:
 
 
 @st.cache_data(ttl=300, show_spinner="Loading usage…")
-def usage_table() -> tuple[pd.DataFrame, float]:
+def _usage_table() -> tuple[pd.DataFrame, float, tuple[str, ...]]:
     svc = service()
-    return views.usage_frame(svc.usage_report(), svc.tiers()), time.time()
+    frame = views.usage_frame(svc.usage_report(), svc.tiers())
+    return frame, time.time(), tuple(svc.store.warnings)
+
+
+@st.cache_resource
+def _last_good() -> dict[tuple, tuple]:
+    """The last figures each loader produced, per process: what the pages keep
+    showing, marked stale, while the store (Airtable) cannot be reached."""
+    return {}
+
+
+def begin_run() -> None:
+    """Called by app.py at the top of every run, in the main area: loads the usage
+    table there, so a store failure's banner and the list of records the store had to
+    skip (each naming its record and field) land above the page, not in the sidebar."""
+    st.session_state["_banners_shown"] = set()
+    skipped = _fresh_or_last(("usage",), _usage_table)[2]
+    if skipped:
+        with st.expander(f"⚠️ {len(skipped):,} record(s) skipped: they could not be read"):
+            st.markdown("\n".join(f"- {w}" for w in skipped))
+
+
+def banner(message: str) -> None:
+    """An error above the page, once per run however many loaders hit it."""
+    shown = st.session_state.setdefault("_banners_shown", set())
+    if message not in shown:
+        shown.add(message)
+        st.error(message, icon="🚫")
+
+
+def _fresh_or_last(key: tuple, load: Callable[[], T]) -> T:
+    try:
+        value = load()
+    except StoreError as e:
+        if key not in _last_good():
+            banner(f"{e}. Press Refresh to try again.")
+            st.stop()
+        value, at = _last_good()[key]
+        minutes = int((time.time() - at) // 60)
+        banner(f"{e}. Showing the data loaded {minutes} min ago: it may be stale. "
+               "Press Refresh to try again.")
+        return value
+    _last_good()[key] = (value, time.time())
+    return value
+
+
+def usage_table() -> tuple[pd.DataFrame, float]:
+    """(every client's usage, when it was loaded)."""
+    frame, at, _ = _fresh_or_last(("usage",), _usage_table)
+    return frame, at
 
 
 def loaded_at() -> datetime:
@@ -72,10 +122,14 @@ def status_badge(status: str) -> str:
 
 
 @st.cache_data(ttl=300, show_spinner=False)
-def client_detail(client_id: str):
-    """(usage, attributes, costs) of one client."""
+def _client_detail(client_id: str):
     svc = service()
     return svc.client_usage(client_id), svc.attributes(client_id), svc.costs(client_id)
+
+
+def client_detail(client_id: str):
+    """(usage, attributes, costs) of one client."""
+    return _fresh_or_last(("client", client_id), lambda: _client_detail(client_id))
 
 
 def attempt(action: Callable[[], T]) -> T | None:
@@ -84,6 +138,11 @@ def attempt(action: Callable[[], T]) -> T | None:
         return action()
     except (BadInput, NotAllowed) as e:
         st.error(str(e), icon="⛔")
+    except PartialWrite as e:
+        refresh()
+        st.error(f"Only part of the change was saved: {e}", icon="🚫")
+    except StoreError as e:
+        st.error(f"The change was not saved: {e}", icon="🚫")
     except StaleWrite as e:
         refresh()
         st.error(f"{e}: someone else changed it. The page now shows the latest data; "

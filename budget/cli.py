@@ -12,7 +12,7 @@ from . import core, demo
 from .model import FIELDS, Actor, BadInput, Change, NotAllowed, StaleWrite, Usage
 from .service import BudgetService
 from .settings import Settings
-from .stores import StoreError
+from .stores import StoreError, airtable_schema
 from .tokens import ENCODINGS, UnknownEncoding, chars4, counter
 
 CLI_ACTOR = Actor("cli", "admin")  # the shell user owns the store file
@@ -29,8 +29,8 @@ def usage_row(u: Usage) -> dict:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tokenbudget", description=__doc__)
-    p.add_argument("--store", help="sqlite:///PATH (default: env TOKENBUDGET_STORE or "
-                                   "sqlite:///data/tokenbudget.db)")
+    p.add_argument("--store", help="sqlite:///PATH or airtable (default: env TOKENBUDGET_STORE "
+                                   "or sqlite:///data/tokenbudget.db)")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo-data", help="fill the store with the demo data set")
@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--encoding", choices=[e for e in ENCODINGS if e != "chars4"])
     c.add_argument("--json", action="store_true")
     c.add_argument("paths", nargs="+", metavar="FILE")
+
+    airtable_schema.add_parser(sub)
     return p
 
 
@@ -116,6 +118,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "count":
         return _count(args)
     settings = Settings.load(store=args.store)
+    if args.command == "airtable":  # works on the base's schema, whatever the store setting
+        return airtable_schema.run(args, settings.raw)
     service = BudgetService.from_settings(settings)
 
     if args.command == "demo-data":

@@ -4,10 +4,10 @@ from the environment / secrets, see budget/stores/airtable.py)."""
 from __future__ import annotations
 
 from ..model import BadInput
-from .base import Store, StoreError
+from .base import PartialWrite, Store, StoreError
 from .sqlite import SQLiteStore
 
-__all__ = ["Store", "StoreError", "SQLiteStore", "open_store"]
+__all__ = ["PartialWrite", "Store", "StoreError", "SQLiteStore", "open_store"]
 
 
 def open_store(url: str, settings: dict | None = None) -> Store:

@@ -72,7 +72,7 @@ from pyairtable.formulas import OR, RECORD_ID, EQ, Field, to_formula_str
 
 from ..model import (DEFAULT_TIERS, Attribute, AttributeCost, AuditEntry, BadInput, Client,
                      FieldTokens, StaleWrite, Tier)
-from .base import StoreError
+from .base import PartialWrite, StoreError
 
 # role -> (setting, default field name); "" means: not used
 CLIENT_FIELDS: dict[str, tuple[str, str]] = {
@@ -215,14 +215,6 @@ class AirtableFailure(Exception):
         self.status, self.error_type, self.message, self.method = (status, error_type,
                                                                    message, method)
         super().__init__(f"{status or 'network'} {error_type}: {message}")
-
-
-class PartialWrite(StoreError):
-    """Some records were written, some were not; `written`/`not_written` name them."""
-
-    def __init__(self, message: str, written: list[str], not_written: list[str]) -> None:
-        super().__init__(message)
-        self.written, self.not_written = written, not_written
 
 
 @dataclass
@@ -1040,6 +1032,8 @@ class AirtableStore:
         if failure:
             error = self._error(failure[0], failure[1], "write records")
             report.error = str(error)
+            if not report.written:
+                raise StoreError(f"{error}; nothing was written")
             raise PartialWrite(
                 f"{error}. Written: {len(report.written)} record(s)"
                 + (f" ({', '.join(report.written)})" if report.written else "")

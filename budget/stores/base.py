@@ -14,6 +14,15 @@ class StoreError(RuntimeError):
     """The backend failed; the message names the table and field, never a secret."""
 
 
+class PartialWrite(StoreError):
+    """Some records were written, some were not (a backend without transactions);
+    `written`/`not_written` name them, and running the same operation again finishes it."""
+
+    def __init__(self, message: str, written: list[str], not_written: list[str]) -> None:
+        super().__init__(message)
+        self.written, self.not_written = written, not_written
+
+
 class Store(Protocol):
     label: str  # what the sidebar shows, e.g. "SQLite: data/tokenbudget.db"
     warnings: list[str]  # records skipped on the last load, each naming record and field

@@ -1,0 +1,110 @@
+"""Every page on the loopback Airtable base, as on SQLite; and what the app shows when
+Airtable fails: a banner naming the table, the last loaded data marked stale, a
+failed write reported and never shown as saved."""
+
+from __future__ import annotations
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from budget import demo
+from tests.airtable_server import API_KEY, FakeAirtable, standard_base
+from tests.conftest import ADMIN
+from tests.test_airtable import env_for
+from tests.test_pages import ROOT
+
+PAGES = ["pages/overview.py", "pages/client.py", "pages/analytics.py", "pages/admin.py",
+         "pages/audit.py"]
+
+
+@pytest.fixture
+def base(tmp_path, monkeypatch):
+    """The demo data set (12 clients) in a loopback base, the app pointed at it."""
+    server = standard_base(FakeAirtable(), id_fields=True)
+    server.start()
+    env_for(server, tmp_path, monkeypatch, AIRTABLE_CLIENT_ID_FIELD="Client ID",
+            AIRTABLE_ATTRIBUTE_ID_FIELD="Attribute ID", AIRTABLE_ALLOW_REPLACE="1",
+            AIRTABLE_RETRIES="1")
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    import ui
+    svc = ui.service()
+    svc.load_data_set(ADMIN, *demo.generate(svc.counter.count_many, 12, 6, 5))
+    st.cache_data.clear()
+    yield server
+    server.stop()
+    st.cache_resource.clear()
+
+
+def run(page: str | None = None, **params) -> AppTest:
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
+def errors(at: AppTest) -> str:
+    return "\n".join(e.value for e in at.error)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_on_airtable(base, page):
+    at = run(page, client="C0003")
+    assert not at.exception, at.exception
+    assert errors(at) == ""
+    import ui
+    assert ui.service().store.label.startswith("Airtable: base")
+
+
+def test_store_down_keeps_last_data_marked_stale(base):
+    at = run()
+    rows = len(at.dataframe[0].value)
+    assert rows == 12
+    base.fail(0, times=1000)  # the network goes down: every connection dropped
+    st.cache_data.clear()  # what Refresh (or the cache's TTL running out) does
+    at.run()
+    assert not at.exception
+    banner = errors(at)
+    assert "network failure" in banner and "it may be stale" in banner
+    assert "Showing the data loaded 0 min ago" in banner
+    assert len(at.dataframe[0].value) == rows  # the last loaded table, still there
+    assert API_KEY not in banner
+
+
+def test_unknown_table_banner_names_it(base, monkeypatch):
+    monkeypatch.setenv("AIRTABLE_CLIENTS_TABLE", "Customers")
+    st.cache_resource.clear()
+    at = run()
+    assert not at.exception
+    assert "Airtable table 'Customers'" in errors(at) and "404" in errors(at)
+
+
+def test_failed_write_is_reported_and_not_shown_as_saved(base):
+    import ui
+    active = next(a for a in ui.service().attributes("C0003") if a.active)
+    at = run("pages/client.py", client="C0003")
+    at.selectbox(key="edit_attr").select(active.id).run()
+    at.toggle(key=f"active_{active.id}_{active.version}").set_value(False).run()
+    base.fail(422, kind="update", error_type="INVALID_VALUE_FOR_COLUMN",
+              message='Field "Active" cannot accept the provided value')
+    assert not at.button(key="save").disabled  # deactivating is always allowed
+    at.button(key="save").click().run()
+    assert not at.exception
+    assert "The change was not saved" in errors(at) and '"Active"' in errors(at)
+    assert "nothing was written" in errors(at)
+    assert not at.toast
+    assert next(a for a in ui.service().attributes("C0003") if a.id == active.id).active
+    assert ui.service().audit("C0003") == []
+
+
+def test_skipped_records_listed_once_above_the_page(base):
+    base.put("Clients", {"Client Name": "Broken", "Client ID": "BAD1", "Service Level": "x"})
+    at = run()
+    assert not at.exception
+    (box,) = [e for e in at.expander if "record(s) skipped" in e.label]
+    assert "(Broken): Service Level: not a service level number: 'x'" in box.markdown[0].value
+    assert len(at.dataframe[0].value) == 12  # the rest loads
