@@ -1,31 +1,60 @@
 """Ways to spend fewer tokens without changing what a prompt means: deterministic,
-offline, and each measured with the real counter."""
+offline, and each measured with the real counter.
+
+A fix is only suggested when the real count goes down, so applying one never costs
+tokens; every sentence that is not a repeat of an earlier one is kept."""
 
 from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from difflib import SequenceMatcher
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from difflib import SequenceMatcher, unified_diff
+from functools import lru_cache
 
-from .model import FIELDS, Attribute
+from .model import FIELDS, Attribute, Change
 
 Count = Callable[[Sequence[str]], list[int]]
+Edits = Mapping[str, Mapping[str, str]]  # attribute id -> field -> text
 
 _SENTENCE = re.compile(r"[^.!?。！？\n]+[.!?。！？]*\s*|\n")
 NEAR = 0.92  # SequenceMatcher ratio from which two sentences say the same thing
+BOILERPLATE_MIN_CHARS = 20  # shorter repeats ("Example:") are not worth a suggestion
 
 
 @dataclass(frozen=True)
 class Suggestion:
-    kind: str  # costly | whitespace | duplicate | boilerplate
+    """One way to save tokens. `edits` are the new texts (none for 'costly', which only
+    points at an expensive attribute); `before` the texts they replace."""
+
+    kind: str  # costly | whitespace | duplicate | boilerplate | rewrite
     attribute_id: str
     attribute: str
     field: str | None
     message: str
     saves: int
-    new_text: str | None = None  # the field's text after the fix, when one applies
+    edits: Edits = field(default_factory=dict)
+    before: Edits = field(default_factory=dict)
+
+    def change(self, client_id: str) -> Change:
+        """The edits as a change for `BudgetService.apply` (validated and audited there)."""
+        return Change(client_id, {aid: dict(fields) for aid, fields in self.edits.items()})
+
+    def diff(self) -> str:
+        """A unified diff of every edit, one sentence a line, so a person sees exactly
+        which sentences go."""
+        out = []
+        for aid, fields in self.edits.items():
+            for name, new in fields.items():
+                old = self.before[aid][name]
+                out += unified_diff(_lines(old), _lines(new), f"{aid} {name} (now)",
+                                    f"{aid} {name} (suggested)", n=1, lineterm="")
+        return "\n".join(out)
+
+
+def _lines(text: str) -> list[str]:
+    return [s.strip() for s in sentences(text) if s.strip()]
 
 
 def sentences(text: str) -> list[str]:
@@ -33,32 +62,103 @@ def sentences(text: str) -> list[str]:
     return _SENTENCE.findall(text)
 
 
-def _key(sentence: str) -> str:
+def sentence_key(sentence: str) -> str:
+    """What a sentence says, ignoring case and spacing."""
     return " ".join(sentence.lower().split())
 
 
+@lru_cache(maxsize=1 << 16)
+def near(a: str, b: str) -> bool:
+    """Two sentence keys that say the same thing, exactly or nearly. The cheap upper
+    bounds go first: most pairs are told apart without the full comparison."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) >= 0.1 * len(a) + 3:
+        return False
+    m = SequenceMatcher(None, a, b, autojunk=False)
+    return m.real_quick_ratio() >= NEAR and m.quick_ratio() >= NEAR and m.ratio() >= NEAR
+
+
 def collapse_whitespace(text: str) -> str:
-    lines = [" ".join(line.split()) for line in text.splitlines()]
+    """Runs of spaces become one, blank lines go. Lines end only at '\n', as sentences do,
+    so a stray '\r' turns into a space rather than a new sentence."""
+    lines = [" ".join(line.split()) for line in text.split("\n")]
     return "\n".join(line for line in lines if line)
 
 
 def drop_duplicate_sentences(text: str) -> str:
     """Keeps the first of each sentence that repeats (exactly or nearly) in the text."""
     kept: list[str] = []
-    seen: list[str] = []
+    seen: dict[str, None] = {}  # insertion-ordered set
     for s in sentences(text):
-        k = _key(s)
-        if k and (k in seen or any(SequenceMatcher(None, k, o).ratio() >= NEAR for o in seen
-                                   if abs(len(o) - len(k)) < 0.1 * len(k) + 3)):
+        k = sentence_key(s)
+        if k and (k in seen or any(near(k, o) for o in seen)):
             continue
         if k:
-            seen.append(k)
+            seen[k] = None
         kept.append(s)
     return collapse_whitespace("".join(kept)) if kept != sentences(text) else text
 
 
+def best_fix(text: str, count: Count) -> tuple[str, str, int] | None:
+    """(kind, fixed text, tokens saved) of the deterministic fix that saves the most,
+    or None when no fix lowers the real count."""
+    fixes = [(kind, fixed) for kind, fixed in (("duplicate", drop_duplicate_sentences(text)),
+                                               ("whitespace", collapse_whitespace(text)))
+             if fixed != text]
+    if not fixes:
+        return None
+    now, *after = count([text, *(fixed for _, fixed in fixes)])
+    kind, fixed, saves = max(((k, f, now - n) for (k, f), n in zip(fixes, after)),
+                             key=lambda x: x[2])
+    return (kind, fixed, saves) if saves > 0 else None
+
+
+def optimise_text(text: str, count: Count) -> str:
+    """The text after its best deterministic fix; the text itself when none saves tokens."""
+    fix = best_fix(text, count)
+    return fix[1] if fix else text
+
+
+def _without(text: str, key: str) -> str:
+    return collapse_whitespace("".join(s for s in sentences(text) if sentence_key(s) != key))
+
+
+def boilerplate(attrs: Sequence[Attribute], count: Count) -> list[Suggestion]:
+    """Sentences repeated across a client's attributes: keep the first, drop the copies.
+    The prompt holds every active attribute, so the rule is still stated once."""
+    where: dict[str, list[tuple[Attribute, str, str]]] = defaultdict(list)
+    for a in attrs:
+        for f in FIELDS:
+            for key, s in {sentence_key(s): s for s in sentences(a.text(f))}.items():
+                if len(key) > BOILERPLATE_MIN_CHARS:
+                    where[key].append((a, f, s.strip()))
+    out = []
+    for key, places in where.items():
+        if len({a.id for a, _, _ in places}) < 2:
+            continue
+        (first, first_field, text), *rest = places
+        before: dict[str, dict[str, str]] = defaultdict(dict)
+        edits: dict[str, dict[str, str]] = defaultdict(dict)
+        for a, f, _ in rest:
+            before[a.id][f] = a.text(f)
+            edits[a.id][f] = _without(a.text(f), key)
+        olds = [t for fs in before.values() for t in fs.values()]
+        news = [t for fs in edits.values() for t in fs.values()]
+        n = count(olds + news)
+        saves = sum(n[:len(olds)]) - sum(n[len(olds):])
+        if saves > 0:
+            names = ", ".join(sorted({a.name for a, _, _ in rest}))
+            out.append(Suggestion(
+                "boilerplate", first.id, first.name, first_field,
+                f"'{text[:60]}…' appears in {len(places)} places ({first.name}, {names}); "
+                f"keep it in '{first.name}' only", saves, dict(edits), dict(before)))
+    return out
+
+
 def suggest(attrs: Sequence[Attribute], count: Count, top: int = 3) -> list[Suggestion]:
-    """Suggestions for one client's active attributes, largest saving first."""
+    """Suggestions for one client's active attributes, largest saving first; the
+    'costly' pointers (deactivate the biggest) come last."""
     active = [a for a in attrs if a.active]
     out: list[Suggestion] = []
     texts = {(a.id, f): a.text(f) for a in active for f in FIELDS}
@@ -66,36 +166,18 @@ def suggest(attrs: Sequence[Attribute], count: Count, top: int = 3) -> list[Sugg
 
     for a in sorted(active, key=lambda a: -sum(n[a.id, f] for f in FIELDS))[:top]:
         total = sum(n[a.id, f] for f in FIELDS)
-        field = max(FIELDS, key=lambda f: n[a.id, f])
-        out.append(Suggestion("costly", a.id, a.name, field,
-                              f"'{a.name}' costs {total:,} tokens, most of them in {field} "
-                              f"({n[a.id, field]:,}); deactivating it saves {total:,}", total))
+        biggest = max(FIELDS, key=lambda f: n[a.id, f])
+        out.append(Suggestion("costly", a.id, a.name, biggest,
+                              f"'{a.name}' costs {total:,} tokens, most of them in {biggest} "
+                              f"({n[a.id, biggest]:,}); deactivating it saves {total:,}", total))
 
-    for (aid, field), text in texts.items():
-        a = next(x for x in active if x.id == aid)
-        for kind, fixed, what in (
-                ("duplicate", drop_duplicate_sentences(text), "repeated sentences"),
-                ("whitespace", collapse_whitespace(text), "extra whitespace")):
-            if fixed != text:
-                saves = n[aid, field] - count([fixed])[0]
-                if saves > 0:
-                    out.append(Suggestion(kind, aid, a.name, field,
-                                          f"{field} of '{a.name}' has {what}", saves, fixed))
-                    break  # the duplicate fix also collapses whitespace
-
-    where: dict[str, list[tuple[Attribute, str, str]]] = defaultdict(list)
-    for a in active:
-        for f in FIELDS:
-            for s in {_key(s): s for s in sentences(a.text(f)) if len(_key(s)) > 20}.values():
-                where[_key(s)].append((a, f, s.strip()))
-    for key, places in where.items():
-        owners = {a.id for a, _, _ in places}
-        if len(owners) < 2:
-            continue
-        per = count([places[0][2]])[0]
-        first, *rest = places
-        names = ", ".join(sorted({a.name for a, _, _ in rest}))
-        out.append(Suggestion("boilerplate", first[0].id, first[0].name, first[1],
-                              f"'{first[2][:60]}…' appears in {len(owners)} attributes "
-                              f"({first[0].name}, {names}); state it once", per * (len(places) - 1)))
+    names = {a.id: a.name for a in active}
+    for (aid, f), text in texts.items():
+        fix = best_fix(text, count)
+        if fix:
+            kind, fixed, saves = fix
+            what = "repeated sentences" if kind == "duplicate" else "extra whitespace"
+            out.append(Suggestion(kind, aid, names[aid], f, f"{f} of '{names[aid]}' has {what}",
+                                  saves, {aid: {f: fixed}}, {aid: {f: text}}))
+    out += boilerplate(active, count)
     return sorted(out, key=lambda s: (s.kind == "costly", -s.saves))

@@ -16,6 +16,9 @@ from .model import (FIELDS, Actor, Attribute, AttributeCost, AuditEntry, BadInpu
 from .settings import Settings
 from .stores import Store, open_store
 from .tokens import ENCODINGS, Counter, counter
+from . import llm
+from .analytics import CostAssumptions
+from .optimize import Suggestion
 
 _FIELD_ATTR = {"Instructions": "instructions", "Examples": "examples", "Signals": "signals"}
 
@@ -31,6 +34,17 @@ class ResetResult:
     usage: int
     budget_reset_date: date
     message: str
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    """One target of a batch edit: applied (or, in a preview, would be) or refused, why."""
+
+    client_id: str
+    attribute_id: str
+    allowed: bool
+    reason: str
+    validation: Validation | None = None
 
 
 def _int_tokens(record: str, field_name: str, value: object) -> int:
@@ -393,3 +407,74 @@ class BudgetService:
             self.store.replace_all(tiers, clients, attributes)
             self.store.save_counts(self.encoding, counts)
         return len(attributes)
+
+    # analytics and optimisation (issue 7) ---------------------------------------------
+    def all_attributes(self) -> list[Attribute]:
+        """Every client's attributes with their texts: copies of one template are found
+        across clients, and savings are summed over all of them."""
+        return self.store.attributes()
+
+    def cost_assumptions(self) -> CostAssumptions:
+        """Leads per month, price per million tokens and revenue per level, from settings."""
+        return CostAssumptions.from_settings(self.settings.raw)
+
+    def llm_config(self) -> llm.LLMConfig | None:
+        """The model endpoint for optional rewrites; None when none is configured."""
+        return llm.LLMConfig.from_settings(self.settings.raw)
+
+    def rewrite_suggestion(self, client_id: str, attribute_id: str,
+                           field_name: str) -> Suggestion | None:
+        """The configured model's shorter version of one field, measured with the real
+        counter; None when it saves nothing. Applying it goes through `apply` as usual."""
+        config = self.llm_config()
+        if config is None:
+            raise BadInput("settings", "TOKENBUDGET_LLM_URL", "no model endpoint is configured")
+        if field_name not in FIELDS:
+            raise BadInput(f"attribute {attribute_id}", field_name,
+                           f"unknown field; use one of {', '.join(FIELDS)}")
+        attr = next((a for a in self.attributes(client_id) if a.id == attribute_id), None)
+        if attr is None:
+            raise BadInput(f"attribute {attribute_id}", "id", f"no such attribute of client {client_id}")
+        old = attr.text(field_name)
+        new = llm.rewrite(old, config)
+        before, after = self.counter.count_many([old, new])
+        if after >= before:
+            return None
+        return Suggestion("rewrite", attr.id, attr.name, field_name,
+                          f"{field_name} of '{attr.name}' rewritten by {config.model}; read it "
+                          "before applying: a model may drop a rule", before - after,
+                          {attr.id: {field_name: new}}, {attr.id: {field_name: old}})
+
+    def _each_target(self, targets: Iterable[tuple[str, str]], fields: Mapping[str, str],
+                     run: Callable[[Change], Validation]) -> list[BatchResult]:
+        out = []
+        for client_id, attribute_id in targets:
+            try:
+                v = run(Change(client_id, {attribute_id: dict(fields)}))
+            except (BadInput, StaleWrite) as e:
+                out.append(BatchResult(client_id, attribute_id, False, str(e)))
+                continue
+            reason = v.reason or (f"{v.current:,} → {v.projected:,} of {v.budget:,} tokens")
+            out.append(BatchResult(client_id, attribute_id, v.allowed, reason, v))
+        return out
+
+    def preview_batch(self, targets: Iterable[tuple[str, str]],
+                      fields: Mapping[str, str]) -> list[BatchResult]:
+        """What setting `fields` on each (client id, attribute id) would do, each against
+        its own client's budget; writes nothing."""
+        return self._each_target(targets, fields, self.validate)
+
+    def apply_batch(self, actor: Actor, targets: Iterable[tuple[str, str]],
+                    fields: Mapping[str, str],
+                    expected_versions: Mapping[str, int] | None = None) -> list[BatchResult]:
+        """One edit applied to copies of a template in several clients. Each target is its
+        own validated, audited change: a refused or stale one is reported with its reason
+        and does not stop the others."""
+        self._require_admin(actor, "change attributes")
+        versions = expected_versions or {}
+
+        def run(change: Change) -> Validation:
+            aid = next(iter(change.fields))
+            return self.apply(actor, change, {aid: versions[aid]} if aid in versions else None)
+
+        return self._each_target(targets, fields, run)

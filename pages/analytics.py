@@ -1,24 +1,308 @@
+from datetime import datetime, timezone
+
+import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 import ui
-from budget import views
+from budget import analytics, optimize, views
+from budget.llm import RewriteFailed
+from budget.model import FIELDS, BadInput
 
+COLOURS = views.STATUS_COLOURS  # the app's one status palette
+DIRECTION_COLOURS = {"over-counted": "#1565c0", "under-counted": COLOURS["warning"],
+                     "exact": COLOURS["ok"]}
+KINDS = {"duplicate": "#6a1b9a", "boilerplate": "#00838f", "whitespace": "#9e9d24"}
+
+
+@st.cache_data(ttl=300, show_spinner="Counting tokens…")
+def costs(encoding: str | None = None):
+    return ui.service().costs(encoding=encoding)
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def history():
+    return ui.service().history()
+
+
+@st.cache_data(ttl=300, show_spinner="Looking for savings…")
+def savings() -> tuple[list, dict]:
+    """(every client's suggestions, attribute versions as loaded): an Apply is based on
+    what the user saw."""
+    svc = ui.service()
+    by_client: dict[str, list] = {}
+    for a in svc.all_attributes():
+        by_client.setdefault(a.client_id, []).append(a)
+    tips = [(cid, t) for cid, attrs in by_client.items()
+            for t in optimize.suggest(attrs, svc.counter.count_many) if t.edits]
+    versions = {a.id: a.version for attrs in by_client.values() for a in attrs}
+    return tips, versions
+
+
+def chart(fig, key: str, x_title: str, y_title: str, height: int | None = None) -> None:
+    """Every chart the same way: axis titles with units, thousands separators, hover."""
+    fig.update_layout(hovermode="closest", legend_title_text="", margin={"t": 60},
+                      **({"height": height} if height else {}))
+    fig.update_xaxes(title_text=x_title, separatethousands=True)
+    fig.update_yaxes(title_text=y_title, separatethousands=True)
+    st.plotly_chart(fig, key=key, width="stretch")
+
+
+def csv(frame: pd.DataFrame, name: str) -> None:
+    st.download_button(f"Download {name}.csv", frame.to_csv(index=False), file_name=f"{name}.csv",
+                       mime="text/csv", icon="⬇️", key=f"csv_{name}")
+
+
+svc = ui.service()
 st.title("Analytics")
+st.caption("Where the tokens go, where usage is heading, what the prompts cost and what "
+           "could be saved. Figures are for active attributes, counted with "
+           f"**{svc.encoding}**.")
 frame, _ = ui.usage_table()
-st.caption("Where the tokens go, by tier and by client.")
+if frame.empty:
+    st.info("No clients yet. Run `make run` (or `tokenbudget demo-data`) to load the demo data.")
+    st.stop()
 
-by_tier = frame.groupby("tier", as_index=False).agg(usage=("usage", "sum"),
-                                                    clients=("client_id", "count"))
-fig = px.bar(by_tier, x="tier", y="usage", text_auto=",.0f", hover_data=["clients"],
-             title="Active tokens by tier", labels={"usage": "Tokens", "tier": "Tier"})
-fig.update_yaxes(tickformat=",")
-st.plotly_chart(fig, key="by_tier")
+f1, f2 = st.columns(2)
+tiers = f1.multiselect("Tier", list(frame.sort_values("service_level")["tier"].unique()),
+                       key="an_tier")
+statuses = f2.multiselect("Status", list(views.STATUS_LABELS), key="an_status",
+                          format_func=views.STATUS_LABELS.get)
+shown = views.filter_usage(frame, tiers=tiers, statuses=statuses)
+names = dict(zip(frame["client_id"], frame["client"]))
+st.caption(f"{len(shown):,} of {len(frame):,} clients match the filters.")
+hover = {"status": False, "client": True, "tier": True}
 
-closest = frame.nsmallest(15, "remaining")
-fig = px.bar(closest, x="percent_used", y="client", orientation="h", color="status",
-             color_discrete_map=views.STATUS_COLOURS, title="Clients closest to their limit",
-             labels={"percent_used": "% of budget used", "client": "Client"},
-             hover_data={"usage": ":,", "budget": ":,"})
+# 1. top attributes ------------------------------------------------------------------------
+st.header("Top attributes by tokens")
+n = st.slider("How many", 5, 50, 20, key="an_top_n")
+top = analytics.top_attributes(costs(), frame, n, tiers, statuses)
+if top.empty:
+    st.caption("No active attribute matches the filters.")
+else:
+    fig = px.bar(top, x="tokens", y="label", color="status", orientation="h",
+                 color_discrete_map=COLOURS, title=f"The {len(top):,} active attributes that "
+                 "cost the most tokens, all clients",
+                 hover_data={**hover, "label": False, "attribute": True, "tokens": ":,",
+                             "instructions": ":,", "examples": ":,", "signals": ":,"})
+    fig.update_layout(yaxis={"categoryorder": "total ascending"})
+    chart(fig, "top_attributes", "Tokens per prompt", "Attribute · client", 160 + 24 * len(top))
+    csv(top.drop(columns=["label"]), "top-attributes")
+
+# 2. approaching limits --------------------------------------------------------------------
+st.header("Clients approaching their limits")
+now = datetime.now(timezone.utc)
+outlook = analytics.forecast(shown, history(), now)
+closest = outlook.head(15)
+fig = px.bar(closest, x="headroom", y="client", color="status", orientation="h",
+             color_discrete_map=COLOURS, title="Headroom left in the budget, least first "
+             "(below zero: over budget)",
+             hover_data={**hover, "usage": ":,", "budget": ":,", "percent_used": ":.1f",
+                         "tokens_per_day": ":,.1f", "trend": True})
+fig.update_layout(yaxis={"categoryorder": "array", "categoryarray": closest["client"][::-1]})
+chart(fig, "headroom", "Tokens left before the budget", "Client", 160 + 26 * len(closest))
+st.caption("The date each client reaches its budget follows a straight line through its "
+           "usage snapshots (one is taken at every change and reset); with fewer than two, "
+           f"or less than {analytics.FLAT:,.0f} token a day of change, there is **no trend**.")
+st.dataframe(outlook, key="outlook_table", hide_index=True, width="stretch",
+             column_order=["client", "tier", "usage", "budget", "headroom", "percent_used",
+                           "tokens_per_day", "trend", "snapshots"],
+             column_config={
+                 "client": "Client", "tier": "Tier",
+                 "usage": st.column_config.NumberColumn("Usage (tokens)", format="localized"),
+                 "budget": st.column_config.NumberColumn("Budget (tokens)", format="localized"),
+                 "headroom": st.column_config.NumberColumn("Headroom (tokens)",
+                                                           format="localized"),
+                 "percent_used": st.column_config.NumberColumn("Used", format="%.1f%%"),
+                 "tokens_per_day": st.column_config.NumberColumn("Trend (tokens/day)",
+                                                                 format="%.1f"),
+                 "trend": "At this trend", "snapshots": "Snapshots"})
+csv(outlook, "headroom-forecast")
+
+# 3. distribution by tier ------------------------------------------------------------------
+st.header("Usage distribution by tier")
+order = list(frame.sort_values("service_level")["tier"].unique())
+fig = px.strip(shown, x="tier", y="percent_used", color="status", color_discrete_map=COLOURS,
+               category_orders={"tier": order}, title="Share of budget used, each dot a client",
+               hover_data={"client": True, "usage": ":,", "budget": ":,",
+                           "percent_used": ":.1f", "status": False})
+fig.add_hline(y=100 * svc.settings.warning, line_dash="dot", line_color=COLOURS["warning"],
+              annotation_text="warning")
+fig.add_hline(y=100, line_dash="dash", line_color=COLOURS["exceeded"], annotation_text="budget")
+chart(fig, "by_tier", "Tier", "Budget used (%)")
+by_tier = analytics.tier_summary(shown) if not shown.empty else shown
+st.dataframe(by_tier, key="tier_table", hide_index=True, width="stretch",
+             column_config={"usage": st.column_config.NumberColumn("Usage (tokens)",
+                                                                   format="localized"),
+                            "mean_percent_used": st.column_config.NumberColumn(
+                                "Mean used", format="%.1f%%"),
+                            "median_percent_used": st.column_config.NumberColumn(
+                                "Median used", format="%.1f%%")})
+csv(by_tier, "usage-by-tier")
+
+# 4. usage over time -----------------------------------------------------------------------
+st.header("Usage over time")
+per, overall = analytics.usage_over_time(
+    [h for h in history() if h[0] in set(shown["client_id"])], names)
+if per.empty:
+    st.info("No usage history yet: a snapshot is taken at every change and every reset, "
+            "so the lines appear as soon as clients' attributes are edited or reset.")
+else:
+    fig = px.line(overall, x="at", y="usage", markers=True, line_shape="hv",
+                  title="All clients together (each client's latest snapshot, summed)",
+                  hover_data={"usage": ":,", "clients": True})
+    chart(fig, "overall_over_time", "Time (UTC)", "Tokens")
+    with_history = [c for c in outlook["client_id"] if c in set(per["client_id"])]
+    picked = st.multiselect("Clients", with_history, default=with_history[:5],
+                            format_func=names.get, key="an_over_time")
+    lines = per[per["client_id"].isin(picked)]
+    fig = px.line(lines, x="at", y="usage", color="client", markers=True, line_shape="hv",
+                  title="Usage of the chosen clients", hover_data={"usage": ":,", "budget": ":,"})
+    chart(fig, "client_over_time", "Time (UTC)", "Tokens")
+    csv(per, "usage-history")
+
+# 5. chars4 against tiktoken ---------------------------------------------------------------
+st.header("The old chars4 estimate against real token counts")
+per_attr, per_client = analytics.estimate_error(costs(), costs("chars4"), names)
+per_client = per_client[per_client["client_id"].isin(set(shown["client_id"]))]
+real, est = int(per_client["tokens"].sum()), int(per_client["chars4"].sum())
+m1, m2, m3, m4 = st.columns(4)
+m1.metric(f"Real ({svc.encoding})", f"{real:,}")
+m2.metric("chars4 estimate", f"{est:,}")
+m3.metric("Estimate minus real", f"{est - real:+,}",
+          f"{100 * (est - real) / real:+.1f}%" if real else None, delta_color="off")
+m4.metric("Clients under-counted", f"{(per_client['error'] < 0).sum():,} of {len(per_client):,}")
+fig = px.bar(per_client, x="error", y="client", color="direction", orientation="h",
+             color_discrete_map=DIRECTION_COLOURS,
+             title="chars4 estimate minus real count per client (above zero: the old figure "
+             "was too high)", hover_data={"tokens": ":,", "chars4": ":,", "error": ":+,",
+                                          "error_percent": ":+.1f", "direction": False})
+fig.update_layout(yaxis={"categoryorder": "array", "categoryarray": per_client["client"]})
+chart(fig, "estimate_error", "Tokens (estimate − real)", "Client", 160 + 18 * len(per_client))
+st.caption("Largest differences by attribute (all attributes, active or not):")
+st.dataframe(per_attr.head(20), key="estimate_table", hide_index=True, width="stretch",
+             column_config={c: st.column_config.NumberColumn(c.capitalize(), format="localized")
+                            for c in ("tokens", "chars4", "error")})
+csv(per_attr, "chars4-vs-real")
+
+# 6. prompt cost ---------------------------------------------------------------------------
+st.header("Prompt cost")
+assume = svc.cost_assumptions()
+c1, c2 = st.columns(2)
+leads = c1.number_input("Scored leads per client per month", 0, 100_000_000,
+                        assume.leads_per_month, 100, key="an_leads")
+price = c2.number_input(f"Price per million input tokens ({assume.currency})", 0.0, 1_000.0,
+                        float(assume.price_per_mtok), 0.05, key="an_price", format="%.2f")
+revenue = {}
+for col, lvl in zip(st.columns(len(order)), sorted(svc.tiers())):
+    revenue[lvl] = col.number_input(
+        f"{svc.tiers()[lvl].name}: revenue per client per month ({assume.currency})", 0.0,
+        1e9, float(assume.revenue_by_level.get(lvl, 0.0)), 10.0, key=f"an_rev_{lvl}")
+st.caption("Tokens per scored lead are the client's usage (its active attributes); the rest "
+           "of the prompt is the same for everyone and left out. Leads per month and revenue "
+           "come from settings (TOKENBUDGET_LEADS_PER_MONTH, TOKENBUDGET_PRICE_PER_MTOK, "
+           "TOKENBUDGET_TIER_REVENUE) as defaults for every client: the data has no per-client "
+           "figures. Change them here to see what-ifs.")
+cost = analytics.prompt_cost(shown, int(leads), float(price),
+                             {k: v for k, v in revenue.items() if v > 0})
+k1, k2, k3 = st.columns(3)
+k1.metric("Monthly prompt tokens", f"{int(cost['monthly_tokens'].sum()):,}")
+k2.metric("Monthly prompt cost", f"{cost['monthly_cost'].sum():,.2f} {assume.currency}")
+k3.metric("Most expensive client", f"{cost['monthly_cost'].max():,.2f} {assume.currency}"
+          if not cost.empty else "—")
+fig = px.bar(cost.head(20), x="monthly_cost", y="client", color="status", orientation="h",
+             color_discrete_map=COLOURS, title="Monthly prompt cost, the 20 highest",
+             hover_data={**hover, "tokens_per_lead": ":,", "leads_per_month": ":,",
+                         "monthly_tokens": ":,", "monthly_cost": ":,.2f"})
 fig.update_layout(yaxis={"categoryorder": "total ascending"})
-st.plotly_chart(fig, key="closest")
+chart(fig, "prompt_cost", f"Cost per month ({assume.currency})", "Client", 600)
+roi = cost.dropna(subset=["cost_percent_of_revenue"])
+if roi.empty:
+    st.caption("Enter a revenue per tier above (or set TOKENBUDGET_TIER_REVENUE) to see the "
+               "cost against what each client pays.")
+else:
+    roi = roi.sort_values("cost_percent_of_revenue", ascending=False).head(20)
+    fig = px.bar(roi, x="cost_percent_of_revenue", y="client", color="status", orientation="h",
+                 color_discrete_map=COLOURS,
+                 title="Prompt cost as a share of the client's revenue, the 20 highest",
+                 hover_data={**hover, "monthly_cost": ":,.2f", "monthly_revenue": ":,.2f",
+                             "tokens_per_revenue_unit": ":,"})
+    fig.update_layout(yaxis={"categoryorder": "total ascending"})
+    chart(fig, "roi", "Prompt cost / revenue (%)", "Client", 600)
+csv(cost, "prompt-cost")
+
+# 7. savings -------------------------------------------------------------------------------
+st.header("Savings that keep the meaning")
+tips, versions = savings()
+visible = set(shown["client_id"])
+table = pd.DataFrame([{"client_id": cid, "client": names.get(cid, cid), "kind": t.kind,
+                       "attribute": t.attribute, "field": t.field, "saves": t.saves,
+                       "suggestion": t.message} for cid, t in tips if cid in visible],
+                     columns=["client_id", "client", "kind", "attribute", "field", "saves",
+                              "suggestion"])
+if table.empty:
+    st.caption("Nothing to suggest: no active attribute repeats itself or another.")
+else:
+    per_kind = table.groupby(["client", "kind"], as_index=False)["saves"].sum()
+    leaders = per_kind.groupby("client")["saves"].sum().nlargest(20).index
+    fig = px.bar(per_kind[per_kind["client"].isin(leaders)], x="saves", y="client", color="kind",
+                 orientation="h", color_discrete_map=KINDS,
+                 title="Tokens the deterministic fixes save, the 20 clients with most to gain",
+                 hover_data={"saves": ":,"})
+    fig.update_layout(yaxis={"categoryorder": "total ascending"})
+    chart(fig, "savings", "Tokens saved (each fix measured alone)", "Client", 600)
+    st.caption("Collapsing whitespace, dropping repeated or near-identical sentences and "
+               "examples, and stating a sentence copied across a client's attributes once. "
+               "Fixes of one text overlap, so apply one and the list is measured again.")
+    csv(table, "savings")
+
+    pick = st.selectbox("Client", list(dict.fromkeys(table["client_id"])), key="an_save_client",
+                        format_func=lambda cid: f"{names[cid]} ({cid})")
+    mine = [t for cid, t in tips if cid == pick]
+    can_write = ui.actor().role == "admin"
+    if not can_write:
+        st.caption("Only admins can apply suggestions; you can review them.")
+    for i, tip in enumerate(mine[:15]):
+        with st.container(border=True):
+            st.markdown(f"**saves {tip.saves:,} tokens** · {tip.kind} · {tip.message}")
+            with st.expander("What changes"):
+                st.code(tip.diff(), language="diff")
+            if st.button("Apply", key=f"an_apply_{i}", disabled=not can_write):
+                done = ui.attempt(lambda: svc.apply(ui.actor(), tip.change(pick),
+                                                    {aid: versions[aid] for aid in tip.edits}))
+                if done is not None and done.allowed:
+                    ui.after_write(f"Saved {tip.saves:,} tokens for {names[pick]}: usage now "
+                                   f"{done.projected:,} / {done.budget:,} tokens")
+                elif done is not None:
+                    st.error(f"Refused: {done.reason}")
+
+    if svc.llm_config() is not None:
+        st.subheader("Rewrite with a language model")
+        st.caption("Optional: sends one text to the configured endpoint and shows the answer "
+                   "as a suggestion; nothing is saved until you apply it.")
+        attrs = [a for a in svc.attributes(pick) if a.active]
+        r1, r2 = st.columns(2)
+        aid = r1.selectbox("Attribute", [a.id for a in attrs], key="an_llm_attr",
+                           format_func={a.id: a.name for a in attrs}.get)
+        fld = r2.selectbox("Field", FIELDS, key="an_llm_field")
+        if st.button("Ask the model", key="an_llm_go"):
+            try:
+                st.session_state["an_rewrite"] = (pick, aid, fld,
+                                                  svc.rewrite_suggestion(pick, aid, fld))
+            except (RewriteFailed, BadInput) as e:
+                st.error(f"No rewrite: {e}", icon="⛔")
+        *asked, got = st.session_state.get("an_rewrite", (None, None, None, None))
+        if asked == [pick, aid, fld] and got is None:
+            st.caption("The model's version saves no tokens; nothing to apply.")
+        elif asked == [pick, aid, fld]:
+            st.markdown(f"**saves {got.saves:,} tokens** · {got.message}")
+            st.code(got.diff(), language="diff")
+            if st.button("Apply the rewrite", key="an_llm_apply", disabled=not can_write):
+                done = ui.attempt(lambda: svc.apply(ui.actor(), got.change(pick),
+                                                    {aid: versions[aid]}))
+                if done is not None and done.allowed:
+                    del st.session_state["an_rewrite"]
+                    ui.after_write(f"Rewrite saved: usage {done.projected:,} / "
+                                   f"{done.budget:,} tokens")
+                elif done is not None:
+                    st.error(f"Refused: {done.reason}")

@@ -137,8 +137,9 @@ if not tips:
 for i, tip in enumerate(tips[:12]):
     with st.container(border=True):
         st.markdown(f"**saves {tip.saves:,} tokens** · {tip.kind} · {tip.message}")
-        if tip.new_text is not None:
-            fix = Change(client_id, {tip.attribute_id: {tip.field: tip.new_text}})
+        if tip.edits:
+            with st.expander("What changes"):
+                st.code(tip.diff(), language="diff")
             if st.button("Apply", key=f"tip_{i}"):
-                save(fix, {tip.attribute_id: seen[tip.attribute_id]},
+                save(tip.change(client_id), {aid: seen[aid] for aid in tip.edits},
                      f"Applied: {tip.message}")

@@ -7,17 +7,19 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 
 import httpx
 import pytest
 import uvicorn
+from fastapi import FastAPI
 
 from budget import cli
-from budget.api import create_app
-from budget.model import Attribute, Change, Client, Tier
+from budget.api import create_app, from_settings
+from budget.model import Attribute, BadInput, Change, Client, Tier
 from budget.service import BudgetService
+from budget.settings import Settings
 from tests.conftest import ADMIN, words
 
 ADMIN_TOKEN, VIEWER_TOKEN = "adm-5f0c9e2b71d4", "view-8a13d6c0e94f"
@@ -27,12 +29,17 @@ AS_VIEWER = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
 VALIDATION_KEYS = {"allowed", "current", "projected", "budget", "delta", "over_by"}
 
 
+def serve(service: BudgetService, tokens: dict[str, str] = TOKENS
+          ) -> AbstractContextManager[httpx.Client]:
+    return serve_app(create_app(service, tokens))
+
+
 @contextmanager
-def serve(service: BudgetService, tokens: dict[str, str] = TOKENS) -> Iterator[httpx.Client]:
+def serve_app(app: FastAPI) -> Iterator[httpx.Client]:
     """uvicorn in a thread on a free loopback port; yields a client for its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(service, tokens), log_config=None))
+    server = uvicorn.Server(uvicorn.Config(app, log_config=None))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -139,6 +146,34 @@ def test_viewer_may_read_and_validate_but_not_write(api, small):
         assert r.status_code == 403, (method, path, r.text)
         assert r.json()["error"] == "forbidden" and "viewer" in r.json()["message"]
     assert dump(small) == before
+
+
+def test_tokens_and_roles_come_from_settings(small, monkeypatch, tmp_path):
+    """What `make api` serves: the store and the tokens from the environment."""
+    monkeypatch.chdir(tmp_path)  # no .streamlit/secrets.toml here
+    monkeypatch.setenv("TOKENBUDGET_STORE", f"sqlite:///{small.store.path}")
+    monkeypatch.setenv("TOKENBUDGET_API_TOKENS", f" {ADMIN_TOKEN}:admin , a:b:c:viewer ")
+    assert ADMIN_TOKEN not in repr(Settings.load())
+    with serve_app(from_settings()) as api:
+        assert api.get("/api/token-usage", headers=AS_ADMIN).json()[0]["client_id"] == "A"
+        viewer = {"Authorization": "Bearer a:b:c"}  # the role follows the last ':'
+        assert api.get("/api/token-usage", headers=viewer).status_code == 200
+        assert api.post("/api/clients/A/reset", headers=viewer).status_code == 403
+        assert api.post("/api/clients/A/reset", headers=AS_ADMIN).status_code == 200
+
+
+def test_tokens_from_secrets_and_bad_entries_not_echoed(tmp_path, monkeypatch):
+    monkeypatch.delenv("TOKENBUDGET_API_TOKENS", raising=False)
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[TOKENBUDGET_API_TOKENS]\n"tok-from-file" = "analyst"\n')
+    assert Settings.load(secrets).api_tokens == {"tok-from-file": "analyst"}
+    for value, problem in (("s3cr3t-x:superuser", "entry 1: the role"),
+                           ("tok-ok:admin,admin:s3cr3t-x", "entry 2: the role"),
+                           ("tok-ok:admin,s3cr3t-x", "entry 2: expected TOKEN:ROLE")):
+        monkeypatch.setenv("TOKENBUDGET_API_TOKENS", value)
+        with pytest.raises(BadInput, match=problem) as e:
+            Settings.load(secrets)
+        assert e.value.field == "TOKENBUDGET_API_TOKENS" and "s3cr3t" not in str(e.value)
 
 
 def test_tokens_are_never_echoed_or_logged(small, caplog):

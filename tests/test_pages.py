@@ -146,6 +146,6 @@ def test_unknown_client_deep_link(app, small):
 
 def test_analytics_and_admin_pages_render(app, demo_copy):
     at = app(demo_copy, "pages/analytics.py")
-    assert len(at.get("plotly_chart")) == 2
+    assert len(at.get("plotly_chart")) >= 6  # the charts themselves: tests/test_analytics_pages.py
     at = app(demo_copy, "pages/admin.py")
     assert len(at.dataframe[0].value) == 40

@@ -1,0 +1,78 @@
+"""An optional rewrite by a language model behind an OpenAI-compatible endpoint.
+
+Off unless TOKENBUDGET_LLM_URL and TOKENBUDGET_LLM_MODEL are set; the deterministic
+optimiser (`budget.optimize`) is the feature, this is an extra. The API key never
+appears in a message or a repr."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from .model import BadInput
+
+SYSTEM_PROMPT = (
+    "You shorten instructions for a lead-scoring prompt. Rewrite the user's text so that it "
+    "uses fewer tokens while keeping every rule, number, name and example it contains. "
+    "Do not add anything. Reply with the rewritten text only.")
+
+
+class RewriteFailed(RuntimeError):
+    """The endpoint did not give a usable answer; the message says why, without secrets."""
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    url: str  # base URL, e.g. https://api.openai.com/v1; /chat/completions is appended
+    model: str
+    api_key: str = field(default="", repr=False)
+    timeout: float = 60.0
+
+    @classmethod
+    def from_settings(cls, raw: Mapping[str, object]) -> LLMConfig | None:
+        """TOKENBUDGET_LLM_URL, _MODEL, _API_KEY, _TIMEOUT; None when not configured."""
+        url, model = (str(raw.get(f"TOKENBUDGET_LLM_{k}", "")).strip() for k in ("URL", "MODEL"))
+        if not url:
+            return None
+        if not url.startswith(("http://", "https://")):
+            raise BadInput("settings", "TOKENBUDGET_LLM_URL", "must start with http:// or https://")
+        if not model:
+            raise BadInput("settings", "TOKENBUDGET_LLM_MODEL", "must be set with TOKENBUDGET_LLM_URL")
+        try:
+            timeout = float(raw.get("TOKENBUDGET_LLM_TIMEOUT", cls.timeout))  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise BadInput("settings", "TOKENBUDGET_LLM_TIMEOUT", "must be a number of seconds") from None
+        return cls(url.rstrip("/"), model, str(raw.get("TOKENBUDGET_LLM_API_KEY", "")), timeout)
+
+
+def rewrite(text: str, config: LLMConfig) -> str:
+    """The model's shorter version of `text` (temperature 0, one choice)."""
+    body = json.dumps({"model": config.model, "temperature": 0, "messages": [
+        {"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": text}]})
+    headers = {"Content-Type": "application/json"}
+    if config.api_key:
+        headers["Authorization"] = f"Bearer {config.api_key}"
+    endpoint = f"{config.url}/chat/completions"
+    request = urllib.request.Request(endpoint, body.encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=config.timeout) as response:
+            answer = json.load(response)
+    except urllib.error.HTTPError as e:
+        detail = e.read(300).decode("utf-8", "replace")
+        if config.api_key:
+            detail = detail.replace(config.api_key, "***")
+        raise RewriteFailed(f"{endpoint}: HTTP {e.code}: {detail}") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as e:
+        raise RewriteFailed(f"{endpoint}: {getattr(e, 'reason', e)}") from None
+    except json.JSONDecodeError:
+        raise RewriteFailed(f"{endpoint}: the answer is not JSON") from None
+    try:
+        content = answer["choices"][0]["message"]["content"]
+    except (KeyError, IndexError, TypeError):
+        raise RewriteFailed(f"{endpoint}: no choices[0].message.content in the answer") from None
+    if not isinstance(content, str) or not content.strip():
+        raise RewriteFailed(f"{endpoint}: the model returned no text")
+    return content.strip()

@@ -1,0 +1,175 @@
+"""The optimiser: never more tokens, every sentence that is not a repeat kept; suggestions
+applied through the service; the optional model rewrite against a loopback endpoint."""
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from budget import optimize
+from budget.llm import LLMConfig, RewriteFailed, rewrite
+from budget.model import Attribute, BadInput, Change
+from budget.settings import Settings
+from budget.tokens import counter
+from tests.conftest import ADMIN, words
+
+COUNT = counter("o200k_base").count_many
+POOL = ["Score the lead higher when the company matches the profile.",
+        "Give 10 points if the company has more than 200 employees.",
+        "Give 10 points if the company has more than 250 employees.",  # near the one above
+        "Ignore personal email domains.",
+        "Example: 'Acme Corp, 1,200 employees' -> score 85.",
+        "Weigh first-party intent data above third-party intent data!",
+        "従業員数が千人を超える企業を優先してください。",
+        "Why?"]
+SPACE = st.sampled_from([" ", "  ", "\n", "\n\n", " \t ", ""])
+TEXT = st.lists(st.tuples(st.one_of(st.sampled_from(POOL), st.text(max_size=40)), SPACE),
+                max_size=14).map(lambda parts: "".join(s + w for s, w in parts))
+
+
+def keys(text: str) -> list[str]:
+    return [k for k in map(optimize.sentence_key, optimize.sentences(text)) if k]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(TEXT)
+def test_optimiser_never_adds_tokens_and_keeps_every_non_duplicate(text):
+    out = optimize.optimise_text(text, COUNT)
+    assert COUNT([out])[0] <= COUNT([text])[0]
+    kept = set(keys(out))
+    earlier: list[str] = []
+    for k in keys(text):
+        if not any(optimize.near(k, e) for e in earlier):
+            assert k in kept, (k, out)
+        earlier.append(k)
+    fix = optimize.best_fix(text, COUNT)
+    if fix is not None:
+        assert fix[2] == COUNT([text])[0] - COUNT([fix[1]])[0] > 0
+
+
+def test_duplicates_and_near_duplicates_dropped_first_kept():
+    text = (f"{POOL[0]} {POOL[1]}\n{POOL[2]}  {POOL[0]}\n\n{POOL[3]}")
+    assert optimize.optimise_text(text, COUNT) == f"{POOL[0]} {POOL[1]}\n{POOL[3]}"
+    assert optimize.best_fix("Already tight.", COUNT) is None
+    assert optimize.best_fix("Too   many    spaces here.", COUNT)[:2] == (
+        "whitespace", "Too many spaces here.")
+
+
+def test_boilerplate_across_attributes_kept_once_with_diff():
+    shared = "Treat a recent Series B or later funding round as a strong buying signal."
+    attrs = [Attribute("x1", "X", "Funding", True, f"Check the stage. {shared}"),
+             Attribute("x2", "X", "Fit", True, f"{shared} Prefer SaaS."),
+             Attribute("x3", "X", "Other", True, "Unrelated text entirely.")]
+    (tip,) = optimize.boilerplate(attrs, COUNT)
+    assert (tip.kind, tip.attribute_id) == ("boilerplate", "x1")  # the first keeps it
+    assert tip.edits == {"x2": {"Instructions": "Prefer SaaS."}}
+    assert tip.saves == COUNT([attrs[1].instructions])[0] - COUNT(["Prefer SaaS."])[0] > 0
+    assert f"-{shared}" in tip.diff() and " Prefer SaaS." in tip.diff()
+    assert tip.change("X") == Change("X", {"x2": {"Instructions": "Prefer SaaS."}})
+
+
+def test_suggestion_applied_through_the_service_is_validated_and_audited(small):
+    dup = "Score leads from retail chains higher than average. " * 3
+    assert small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": dup}})).allowed
+    before = small.client_usage("A").usage
+    tip = next(t for t in optimize.suggest(small.attributes("A"), small.counter.count_many)
+               if t.kind == "duplicate")
+    assert tip.edits == {"a1": {"Instructions": "Score leads from retail chains higher than "
+                                                "average."}}
+    result = small.apply(ADMIN, tip.change("A"))
+    assert result.allowed and result.projected == before - tip.saves
+    assert small.audit()[-1].after["a1"]["instructions"] == tip.edits["a1"]["Instructions"]
+
+
+# the optional model rewrite ---------------------------------------------------------------
+class FakeModel(BaseHTTPRequestHandler):
+    """Speaks POST /v1/chat/completions like an OpenAI-compatible server."""
+
+    answer = "Prefer big firms."
+    status = 200
+    seen: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeModel.seen.append((self.path, self.headers.get("Authorization"), body))
+        if self.status != 200:
+            self.send_response(self.status)
+            self.end_headers()
+            self.wfile.write(b'{"error": {"message": "overloaded"}}')
+            return
+        out = json.dumps({"id": "x", "object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": self.answer},
+             "finish_reason": "stop"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def model_server():
+    FakeModel.seen, FakeModel.status, FakeModel.answer = [], 200, "Prefer big firms."
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeModel)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+def test_llm_config_only_when_configured():
+    assert LLMConfig.from_settings({}) is None
+    cfg = LLMConfig.from_settings({"TOKENBUDGET_LLM_URL": "http://h/v1/",
+                                   "TOKENBUDGET_LLM_MODEL": "m", "TOKENBUDGET_LLM_API_KEY": "sk-1"})
+    assert (cfg.url, cfg.model, cfg.api_key) == ("http://h/v1", "m", "sk-1")
+    assert "sk-1" not in repr(cfg)
+    with pytest.raises(BadInput, match="TOKENBUDGET_LLM_MODEL"):
+        LLMConfig.from_settings({"TOKENBUDGET_LLM_URL": "http://h/v1"})
+    with pytest.raises(BadInput, match="TOKENBUDGET_LLM_URL"):
+        LLMConfig.from_settings({"TOKENBUDGET_LLM_URL": "ftp://h", "TOKENBUDGET_LLM_MODEL": "m"})
+
+
+def test_rewrite_posts_chat_completion(model_server):
+    cfg = LLMConfig(model_server, "tiny-model", "sk-secret")
+    assert rewrite("Give more points to big companies, the bigger the better.", cfg) == \
+        "Prefer big firms."
+    (path, auth, body), = FakeModel.seen
+    assert path == "/v1/chat/completions" and auth == "Bearer sk-secret"
+    assert body["model"] == "tiny-model" and body["temperature"] == 0
+    assert body["messages"][1] == {"role": "user",
+                                   "content": "Give more points to big companies, the bigger "
+                                              "the better."}
+
+
+def test_rewrite_failure_names_endpoint_not_key(model_server):
+    FakeModel.status = 503
+    with pytest.raises(RewriteFailed) as e:
+        rewrite("x", LLMConfig(model_server, "m", "sk-secret"))
+    assert "HTTP 503" in str(e.value) and "overloaded" in str(e.value)
+    assert "sk-secret" not in str(e.value)
+    with pytest.raises(RewriteFailed, match="Connection refused|refused"):
+        rewrite("x", LLMConfig("http://127.0.0.1:9/v1", "m", timeout=5))
+
+
+def test_service_rewrite_suggestion_counts_and_applies(small, model_server):
+    small.settings = Settings(raw={"TOKENBUDGET_LLM_URL": model_server,
+                                   "TOKENBUDGET_LLM_MODEL": "tiny"})
+    FakeModel.answer = words(12)
+    tip = small.rewrite_suggestion("A", "a1", "Instructions")  # 40 tokens -> 12
+    assert (tip.kind, tip.saves, tip.edits) == ("rewrite", 28, {"a1": {"Instructions": words(12)}})
+    assert small.apply(ADMIN, tip.change("A")).projected == 52
+    FakeModel.answer = words(50)  # longer than the text: nothing to suggest
+    assert small.rewrite_suggestion("A", "a2", "Instructions") is None
+    with pytest.raises(BadInput, match="Notes"):
+        small.rewrite_suggestion("A", "a1", "Notes")
+
+
+def test_service_rewrite_needs_configuration(small):
+    with pytest.raises(BadInput, match="no model endpoint"):
+        small.rewrite_suggestion("A", "a1", "Instructions")
