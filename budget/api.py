@@ -25,7 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
 from .cli import usage_row
-from .model import FIELDS, Actor, Attribute, BadInput, Change, NotAllowed, StaleWrite, Validation
+from .model import FIELDS, Actor, Attribute, BadInput, Change, NotAllowed, StaleWrite
 from .service import BudgetService
 from .settings import Settings
 from .stores import StoreError
@@ -167,10 +167,6 @@ def _change(attr: Attribute, body: Any) -> Change:
                   {} if body.active is None else {attr.id: body.active})
 
 
-def _numbers(result: Validation) -> dict[str, Any]:
-    return ValidationOut(**result.as_dict()).model_dump()
-
-
 # errors ------------------------------------------------------------------------------------
 class Unauthorized(Exception):
     """No token, or one that is not configured; the message never repeats it."""
@@ -195,7 +191,8 @@ def _problem(request: Request, e: dict) -> dict:
     if e["type"] == "string_too_long":  # said as the service says it
         problem = (f"{len(e['input']):,} characters is over the limit of "
                    f"{e['ctx']['max_length']:,}")
-    return {"record": record, "field": _loc_field(e["loc"]), "problem": problem}
+    field = "body" if e["type"] == "json_invalid" else _loc_field(e["loc"])  # loc: a position
+    return {"record": record, "field": field, "problem": problem}
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -290,7 +287,7 @@ def create_app(service: BudgetService, tokens: Mapping[str, str] | None = None) 
     def validate_budget(actor: Reader, attribute_id: str, body: ChangeBody) -> dict:  # type: ignore[valid-type]
         """What the change would do to its client's usage; saves nothing."""
         attr = service.attributes_by_id([attribute_id])[attribute_id]
-        return _numbers(service.validate(_change(attr, body)))
+        return service.validate(_change(attr, body)).as_dict()
 
     @app.patch("/api/attributes/{attribute_id}", response_model=SavedOut,
                responses={409: {"model": RefusedOut | ErrorOut,
@@ -305,9 +302,9 @@ def create_app(service: BudgetService, tokens: Mapping[str, str] | None = None) 
         if not result.allowed:
             return JSONResponse({"error": "over_budget", "message": f"refused, nothing "
                                  f"saved: client {attr.client_id} {result.reason}",
-                                 **_numbers(result)}, 409)
+                                 **result.as_dict()}, 409)
         version = service.attributes_by_id([attr.id])[attr.id].version
-        return {**_numbers(result), "version": version}
+        return {**result.as_dict(), "version": version}
 
     @app.post("/api/attributes/bulk-activate", response_model=BulkOut,
               responses={409: {"model": BulkRefusedOut,
@@ -323,7 +320,7 @@ def create_app(service: BudgetService, tokens: Mapping[str, str] | None = None) 
         changes = [Change(cid, active=active) for cid, active in per_client.items()]
         results = service.apply_together(actor, changes)
         out = {"allowed": all(r.allowed for r in results),
-               "clients": [{"client_id": c.client_id, **_numbers(r)}
+               "clients": [{"client_id": c.client_id, **r.as_dict()}
                            for c, r in zip(changes, results)]}
         if out["allowed"]:
             return out

@@ -320,7 +320,7 @@ def test_bad_numbers_and_bodies_get_422(api, small):
                      "attribute a1", "change")
     assert_bad_input(api.patch("/api/attributes/a1", content=b"{not json",
                                headers={**AS_ADMIN, "Content-Type": "application/json"}),
-                     "attribute a1", "[1]")
+                     "attribute a1", "body")
     assert_bad_input(api.post("/api/attributes/bulk-activate", json={"ids": []},
                               headers=AS_ADMIN), "request", "ids")
     assert_bad_input(api.post("/api/attributes/bulk-activate", json={"ids": ["a3", 4]},
