@@ -1,0 +1,495 @@
+"""`make bench`: times what matters at 800, 20,000 and 100,000 attributes and writes
+benchmarks/results.md.
+
+Each comparison is made in the same run, on the same texts, in this order:
+1. token counting: our counter (fresh cache) against the fastest raw tiktoken path;
+2. incremental recount: one attribute edited through the service, against (1);
+3. load and usage of every client from SQLite, in a fresh process, with peak memory;
+4. Airtable requests to load N records and to write M updates (loopback fake);
+5. server-side render time of the Overview and Client pages (Streamlit AppTest).
+
+Figures are the best of a few runs (fewer at 100,000 attributes); the machine's load
+is printed with them, because other work on it slows everything measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import tiktoken
+
+from budget import tokens
+from budget.model import Attribute, Change, Client
+from budget.service import BudgetService
+from budget.settings import Settings
+from budget.stores import SQLiteStore
+
+from .data import LOADER, cached_db, copy_db
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = Path(__file__).resolve().parent / "results.md"
+ENCODING = tokens.DEFAULT_ENCODING
+SIZES: dict[str, tuple[int, int]] = {"small": (40, 20), "medium": (1_000, 20),
+                                     "large": (2_000, 50)}
+AIRTABLE_RATE = 5.0  # requests per second per base
+AIRTABLE_UPDATES = 250  # M: attribute updates written in one transaction
+FULL_BASE_WRITES = 1_000  # above this many attributes, writes run on a base of M records
+COUNT_TARGET = 1.1  # our full recount / fastest raw tiktoken path
+INCREMENTAL_TARGET = 0.01  # incremental recount / full recount
+LOAD_TARGET = 1.0  # seconds, at 100,000 attributes
+PAGE_TARGET = 2.0  # seconds, at 100,000 attributes
+TARGET_ATTRIBUTES = 100_000
+
+
+@dataclass(frozen=True)
+class Row:
+    size: str  # "2,000 x 50"
+    attributes: int
+    section: str
+    measure: str
+    value: float
+    unit: str  # s, ms, x, %, MiB, requests
+    target: str = ""
+    met: bool | None = None  # None: no target for this row
+
+    @property
+    def figure(self) -> str:
+        if self.unit == "s":
+            return f"{self.value:,.3f} s"
+        if self.unit == "ms":
+            return f"{self.value:,.1f} ms"
+        if self.unit == "x":
+            return f"{self.value:.3f}x"
+        if self.unit == "%":
+            return f"{self.value:.3f} %"
+        if self.unit == "MiB":
+            return f"{self.value:,.1f} MiB"
+        return f"{self.value:,.0f} {self.unit}"
+
+    @property
+    def verdict(self) -> str:
+        return "" if self.met is None else ("met" if self.met else "**MISSED**")
+
+
+def label(clients: int, per_client: int) -> str:
+    return f"{clients:,} x {per_client:,}"
+
+
+def best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
+    """(shortest wall time of `repeat` calls, the last result)."""
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), result
+
+
+def repeats(attributes: int) -> int:
+    return 5 if attributes <= 1_000 else 2 if attributes <= 20_000 else 1
+
+
+# 1. token counting ---------------------------------------------------------------------
+def bench_counting(texts: Sequence[str], repeat: int) -> dict[str, float]:
+    """Seconds per full count of `texts` by each path; rounds interleave the paths so a
+    burst of load on the machine does not land on one of them only."""
+    enc = tokens.get_encoding(ENCODING)
+    cores = os.cpu_count() or 1
+    paths: dict[str, Callable[[], int]] = {
+        "tiktoken encode_ordinary loop": lambda: sum(len(enc.encode_ordinary(t)) for t in texts),
+        "tiktoken encode_ordinary_batch, 1 thread": lambda: sum(
+            map(len, enc.encode_ordinary_batch(list(texts), num_threads=1))),
+        f"tiktoken encode_ordinary_batch, {cores} threads": lambda: sum(
+            map(len, enc.encode_ordinary_batch(list(texts), num_threads=cores))),
+        "ours: budget.tokens counter, fresh cache": lambda: sum(
+            tokens.TiktokenCounter(ENCODING).count_many(texts)),
+        "chars4 counter, fresh cache": lambda: sum(tokens.Chars4Counter().count_many(texts)),
+    }
+    times: dict[str, list[float]] = {k: [] for k in paths}
+    totals: dict[str, int] = {}
+    for _ in range(repeat):
+        for name, fn in paths.items():
+            t0 = time.perf_counter()
+            totals[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+    tiktoken_totals = {v for k, v in totals.items() if not k.startswith("chars4")}
+    if len(tiktoken_totals) != 1:  # every path must count the same tokens
+        raise AssertionError(f"token paths disagree: {totals}")
+    return {k: min(v) for k, v in times.items()}
+
+
+# 2. incremental recount ------------------------------------------------------------------
+def bench_incremental(db: Path, workdir: Path) -> dict[str, float]:
+    """Seconds for one text edit through BudgetService.apply (validate, recount the one
+    edited attribute, save) and for costs() of every attribute right after it."""
+    path = copy_db(db, workdir / "incremental.db")
+    svc = BudgetService(SQLiteStore(str(path)), Settings(store=f"sqlite:///{path}"))
+    svc.costs()  # every count is cached in the store already: no tokenizer runs here
+    first = svc.store.attributes(svc.store.clients()[0].id)[0]
+    text = first.instructions.split(". ", 1)[-1]  # a trim: allowed even over budget
+    change = Change(first.client_id, {first.id: {"Instructions": text}})
+    t0 = time.perf_counter()
+    result = svc.apply(LOADER, change)
+    apply_s = time.perf_counter() - t0
+    if svc.store.attributes(ids=[first.id])[0].instructions != text:
+        raise AssertionError(f"the edit was not saved: {result}")
+    costs_s, costs = best(svc.costs, 3)
+    if len(costs) != len(svc.store.attributes()):  # type: ignore[arg-type]
+        raise AssertionError("costs() after the edit lost attributes")
+    return {"apply": apply_s, "costs": costs_s}
+
+
+# 3. load and usage from SQLite, in a fresh process ----------------------------------------
+def peak_rss_mib() -> float:
+    """This process's peak resident memory. Linux's VmHWM, because ru_maxrss carries the
+    parent's peak across exec and the parent here is the (larger) benchmark itself."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_child(path: str) -> dict[str, float]:
+    """Runs in a subprocess: usage of every client from a cold start, then its peak
+    memory (tracemalloc in a second pass, since tracing slows the first)."""
+    baseline = peak_rss_mib()
+    settings = Settings(store=f"sqlite:///{path}")
+
+    def once() -> int:
+        return len(BudgetService(SQLiteStore(path), settings).usage_report())
+
+    t0 = time.perf_counter()
+    clients = once()
+    first = time.perf_counter() - t0
+    repeat_s, _ = best(once, 3)
+    maxrss = peak_rss_mib()
+    tracemalloc.start()
+    once()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {"clients": clients, "first": first, "best": min(first, repeat_s),
+            "traced_peak_mib": peak / 2**20, "maxrss_mib": maxrss,
+            "baseline_maxrss_mib": baseline}
+
+
+def bench_load(db: Path) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-m", "benchmarks.bench", "--load-child", str(db)],
+                         cwd=ROOT, capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# 4. Airtable requests -----------------------------------------------------------------------
+def seed_fake(fake, clients: Sequence[Client], attrs: Sequence[Attribute]) -> None:
+    """Puts the data set straight into the fake's tables, links both ways, as Airtable
+    holds it. (Creating it over HTTP would be N/10 requests, and they are not what is
+    measured; the fake's `put` relinks every record per call, quadratic at this size.)"""
+    ctable, atable = fake.table("Clients"), fake.table("Scoring Attributes")
+    crid = {c.id: f"recC{n:013d}" for n, c in enumerate(clients)}
+    linked: dict[str, list[str]] = {c.id: [] for c in clients}
+    for n, a in enumerate(attrs):
+        rid = f"recA{n:013d}"
+        linked[a.client_id].append(rid)
+        atable.records[rid] = {"id": rid, "createdTime": "2026-01-01T00:00:00.000Z", "fields": {
+            "Name": a.name, "Active": a.active, "Client": [crid[a.client_id]],
+            "Instructions": a.instructions, "Examples": a.examples, "Signals": a.signals}}
+    for c in clients:
+        ctable.records[crid[c.id]] = {
+            "id": crid[c.id], "createdTime": "2026-01-01T00:00:00.000Z", "fields": {
+                "Client Name": c.name, "Service Level": c.service_level, "Token Usage": 0,
+                "Budget Reset Date": c.budget_reset_date.isoformat()
+                if c.budget_reset_date else None,
+                "Email": c.email, "Account Manager": c.account_manager,
+                "Scoring Attributes": linked[c.id]}}
+
+
+@contextmanager
+def airtable_base(clients: Sequence[Client], attrs: Sequence[Attribute], workdir: Path):
+    """(fake, store): a loopback base holding the data set, and an AirtableStore on it
+    configured as in the tests (no pacing wait: requests are counted, not waited for)."""
+    from budget.stores.airtable import AirtableStore
+    from tests.airtable_server import FakeAirtable, standard_base
+    from tests.conftest import airtable_config
+
+    fake = standard_base(FakeAirtable())
+    seed_fake(fake, clients, attrs)
+    fake.start()
+    sidecar = Path(tempfile.mkdtemp(dir=workdir)) / "sidecar.db"
+    try:
+        yield fake, AirtableStore(airtable_config(fake, sidecar, AIRTABLE_READ_TIMEOUT="120"))
+    finally:
+        fake.stop()
+
+
+def bench_airtable(clients: Sequence[Client], attrs: Sequence[Attribute], updates: int,
+                   workdir: Path) -> dict[str, float]:
+    """Requests the AirtableStore sends (counted by the fake) to load every client and
+    attribute, and to write `updates` attribute updates in one transaction."""
+    with airtable_base(clients, attrs, workdir) as (fake, store):
+        fake.reset_log()
+        t0 = time.perf_counter()
+        loaded_clients, loaded = store.clients(), store.attributes()
+        load_s = time.perf_counter() - t0
+        if (len(loaded_clients), len(loaded)) != (len(clients), len(attrs)):
+            raise AssertionError(f"loaded {len(loaded_clients)} clients and {len(loaded)} "
+                                 f"attributes of {len(clients)} and {len(attrs)}")
+        out = {"clients": len(clients), "attributes": len(attrs),
+               "load_clients_requests": fake.count("list", "Clients"),
+               "load_attributes_requests": fake.count("list", "Scoring Attributes"),
+               "load_requests": len(fake.requests), "load_s": load_s}
+    m = min(updates, len(attrs))
+    chosen = list(attrs[::max(1, len(attrs) // m)][:m])
+    # The fake evaluates a formula in Python for every record it holds (about 0.2 ms a
+    # record for the 100-id formulas the store sends), so at 20,000 records and up the
+    # write runs on a base holding only the attributes written and their clients:
+    # what the store sends for M updates does not depend on the other records.
+    full = len(attrs) <= FULL_BASE_WRITES
+    owners = {a.client_id for a in chosen}
+    base_clients = clients if full else [c for c in clients if c.id in owners]
+    with airtable_base(base_clients, attrs if full else chosen, workdir) as (fake, store):
+        loaded = store.attributes()
+        edited = [replace(a, active=not a.active)
+                  for a in loaded[::max(1, len(loaded) // m)][:m]]
+        fake.reset_log()
+        t0 = time.perf_counter()
+        with store.transaction():
+            store.save_attributes(edited, ENCODING, {})
+        write_s = time.perf_counter() - t0
+        now = {a.id: a.active for a in edited}
+        landed = sum(1 for r in fake.records("Scoring Attributes")
+                     if r["id"] in now and bool(r["fields"].get("Active")) == now[r["id"]])
+        if landed != m:
+            raise AssertionError(f"{landed} of {m} updates landed")
+        out.update({"updates": m, "write_update_requests": fake.count("update"),
+                    "write_read_requests": fake.count("list"),
+                    "write_requests": len(fake.requests), "write_s": write_s,
+                    "write_base_records": len(attrs) if full else len(chosen)})
+    return out
+
+
+# 5. pages -----------------------------------------------------------------------------------
+def bench_pages(db: Path) -> dict[str, float]:
+    """Server-side render time of Overview and Client in AppTest: the first render
+    (empty caches: loads the data) and the next one (cached)."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    first_client = SQLiteStore(str(db)).clients()[0].id
+    os.environ["TOKENBUDGET_STORE"] = f"sqlite:///{db}"
+    out: dict[str, float] = {}
+    for page, params in (("overview", {}), ("client", {"client": first_client})):
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+        for k, v in params.items():
+            at.query_params[k] = v
+        for run in ("first", "cached"):
+            t0 = time.perf_counter()
+            at.run()
+            out[f"{page}_{run}"] = time.perf_counter() - t0
+            if at.exception:
+                raise AssertionError(f"{page} page failed: {at.exception}")
+        if page == "client" and at.title[0].value != SQLiteStore(str(db)).client(
+                first_client).name:  # type: ignore[union-attr]
+            raise AssertionError("the client page did not open the client asked for")
+    return out
+
+
+def warm_up_pages(workdir: Path) -> None:
+    """One render before timing anything: the first AppTest run in a process also
+    imports Streamlit's and Plotly's modules, which no user waits for twice."""
+    bench_pages(cached_db(3, 4, seed=0, data_dir=workdir))
+
+
+# the run -------------------------------------------------------------------------------------
+SECTIONS = ("counting", "incremental", "load", "airtable", "pages")
+
+
+def run_size(clients: int, per_client: int, seed: int, workdir: Path,
+             sections: Sequence[str] = SECTIONS, data_dir: Path | None = None,
+             log: Callable[[str], None] = print) -> list[Row]:
+    n = clients * per_client
+    size = label(clients, per_client)
+    large = n >= TARGET_ATTRIBUTES
+    rows: list[Row] = []
+
+    def add(section: str, measure: str, value: float, unit: str, target: str = "",
+            met: bool | None = None) -> None:
+        rows.append(Row(size, n, section, measure, value, unit, target, met))
+        log(f"  {size:>12}  {section:<11} {measure:<58} {rows[-1].figure:>14}  "
+            f"{target} {rows[-1].verdict}")
+
+    db = cached_db(clients, per_client, seed, data_dir=data_dir)
+    store = SQLiteStore(str(db))
+    attrs = store.attributes()
+    texts = [t for a in attrs for t in (a.instructions, a.examples, a.signals)]
+    full_ours = None
+    if "counting" in sections:
+        times = bench_counting(texts, repeats(n))
+        raw = {k: v for k, v in times.items() if k.startswith("tiktoken")}
+        fastest = min(raw, key=raw.__getitem__)
+        full_ours = times["ours: budget.tokens counter, fresh cache"]
+        chars = sum(map(len, texts))
+        for name, s in times.items():
+            add("counting", f"{name} ({chars / s / 1e6:,.1f} M chars/s)", s, "s")
+        add("counting", f"ours / fastest raw ({fastest.removeprefix('tiktoken ')})",
+            full_ours / raw[fastest], "x", f"<= {COUNT_TARGET}x", full_ours / raw[fastest]
+            <= COUNT_TARGET)
+    if "incremental" in sections:
+        inc = bench_incremental(db, workdir)
+        add("incremental", "apply one text edit (validate, recount, save)", inc["apply"] * 1e3,
+            "ms")
+        add("incremental", "costs() of every attribute after the edit", inc["costs"] * 1e3, "ms")
+        if full_ours is not None:
+            share = inc["apply"] / full_ours
+            add("incremental", "one edit / full recount", share * 100, "%",
+                f"< {INCREMENTAL_TARGET:.0%}", share < INCREMENTAL_TARGET)
+    if "load" in sections:
+        load = bench_load(db)
+        add("load", "usage of every client from SQLite, fresh process (first run)",
+            load["first"], "s")
+        add("load", "usage of every client from SQLite (best run)", load["best"], "s",
+            f"< {LOAD_TARGET:.0f} s" if large else "", load["best"] < LOAD_TARGET if large
+            else None)
+        add("load", "peak traced memory of one load (tracemalloc)", load["traced_peak_mib"],
+            "MiB")
+        add("load", f"peak RSS of the process (from {load['baseline_maxrss_mib']:,.0f} MiB "
+                    "after imports)", load["maxrss_mib"], "MiB")
+    if "airtable" in sections:
+        clients_all = store.clients()
+        at = bench_airtable(clients_all, attrs, AIRTABLE_UPDATES, workdir)
+        want_c = math.ceil(at["clients"] / 100)
+        want_a = math.ceil(at["attributes"] / 100)
+        want_u = math.ceil(at["updates"] / 10)
+        add("airtable", f"list requests, Clients ({at['clients']:,} records)",
+            at["load_clients_requests"], "requests", f"= {want_c:,}",
+            at["load_clients_requests"] == want_c)
+        add("airtable", f"list requests, Scoring Attributes ({at['attributes']:,} records)",
+            at["load_attributes_requests"], "requests", f"= {want_a:,}",
+            at["load_attributes_requests"] == want_a)
+        add("airtable", f"load: wall time at {AIRTABLE_RATE:g} req/s "
+                        f"({at['load_requests']:,} requests)",
+            at["load_requests"] / AIRTABLE_RATE, "s")
+        add("airtable", "load: wall time against the loopback fake, unpaced", at["load_s"], "s")
+        add("airtable", f"update requests, {at['updates']:,} attribute updates",
+            at["write_update_requests"], "requests", f"= {want_u:,}",
+            at["write_update_requests"] == want_u)
+        add("airtable", "reads in the same write (by id, then the re-check before sending; "
+                        f"base of {at['write_base_records']:,} attributes)",
+            at["write_read_requests"], "requests")
+        add("airtable", f"write: wall time at {AIRTABLE_RATE:g} req/s "
+                        f"({at['write_requests']:,} requests)",
+            at["write_requests"] / AIRTABLE_RATE, "s")
+    if "pages" in sections:
+        pages = bench_pages(db)
+        for page in ("overview", "client"):
+            for run in ("first", "cached"):
+                s = pages[f"{page}_{run}"]
+                add("pages", f"{page.title()} page, {run} render", s, "s",
+                    f"< {PAGE_TARGET:.0f} s" if large else "",
+                    s < PAGE_TARGET if large else None)
+    return rows
+
+
+def render_table(rows: Sequence[Row]) -> str:
+    lines = ["| size (clients x attributes) | section | measure | figure | target | |",
+             "|---|---|---|---:|---|---|"]
+    lines += [f"| {r.size} | {r.section} | {r.measure} | {r.figure} | {r.target} | {r.verdict} |"
+              for r in rows]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, str]:
+    return {"cores": str(os.cpu_count()), "python": platform.python_version(),
+            "tiktoken": tiktoken.__version__, "platform": platform.platform()}
+
+
+def load_avg() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def write_results(rows: Sequence[Row], started: datetime, load_before: str, load_after: str,
+                  notes: str, path: Path = RESULTS) -> None:
+    m = machine()
+    missed = [r for r in rows if r.met is False]
+    text = [
+        "# Benchmark results",
+        "",
+        f"Written by `make bench` on {started:%Y-%m-%d %H:%M} UTC. Machine: **{m['cores']} cores**, "
+        f"Python {m['python']}, tiktoken {m['tiktoken']}, {m['platform']}.",
+        f"Load average (1, 5, 15 min) before the run: {load_before}; after: {load_after}. "
+        "The machine is shared, so other work slows every figure; ratios measured in the "
+        "same run (counting) suffer least.",
+        "",
+        "Data: generated by `benchmarks/data.py` (about 1,500 characters per attribute, "
+        "every text distinct), counted with o200k_base. Figures are the best of 5 runs at "
+        "800 attributes, 2 at 20,000, 1 at 100,000.",
+        "",
+        render_table(rows),
+        "",
+        "## Targets" + (" missed" if missed else ": all met"),
+        "",
+    ]
+    if missed:
+        text += [f"- {r.size}, {r.section}: {r.measure} = {r.figure}, target {r.target}."
+                 for r in missed]
+        text.append("")
+    if notes:
+        text += [notes.strip(), ""]
+    path.write_text("\n".join(text))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="small,medium,large",
+                   help=f"comma-separated, of {', '.join(SIZES)}")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--sections", default=",".join(SECTIONS))
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--notes", type=Path, default=Path(__file__).resolve().parent / "notes.md",
+                   help="text appended to the results (the analysis of missed targets)")
+    p.add_argument("--load-child", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.load_child:
+        print(json.dumps(load_child(args.load_child)))
+        return 0
+    sections = [s for s in args.sections.split(",") if s]
+    started = datetime.now(timezone.utc)
+    load_before = load_avg()
+    print(f"tokenbudget benchmark: {os.cpu_count()} cores, load average {load_before}")
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="tokenbudget-bench-") as tmp:
+        if "pages" in sections:
+            warm_up_pages(Path(tmp))
+        for name in args.sizes.split(","):
+            clients, per_client = SIZES[name]
+            print(f"{label(clients, per_client)} = {clients * per_client:,} attributes")
+            rows += run_size(clients, per_client, args.seed, Path(tmp), sections)
+    load_after = load_avg()
+    print(f"load average after: {load_after}")
+    notes = args.notes.read_text() if args.notes.exists() else ""
+    write_results(rows, started, load_before, load_after, notes, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
