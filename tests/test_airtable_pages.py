@@ -12,7 +12,7 @@ from budget import demo
 from tests.airtable_server import API_KEY, FakeAirtable, standard_base
 from tests.conftest import ADMIN
 from tests.test_airtable import env_for
-from tests.test_pages import ROOT
+from tests.test_pages import run_app as run
 
 PAGES = ["pages/overview.py", "pages/client.py", "pages/analytics.py", "pages/admin.py",
          "pages/audit.py"]
@@ -35,16 +35,6 @@ def base(tmp_path, monkeypatch):
     yield server
     server.stop()
     st.cache_resource.clear()
-
-
-def run(page: str | None = None, **params) -> AppTest:
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    return at
 
 
 def errors(at: AppTest) -> str:

@@ -11,6 +11,17 @@ from tests.conftest import ADMIN, words
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run_app(page: str | None = None, **params: str) -> AppTest:
+    """The app from its entry file, with query parameters, switched to `page`."""
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    if page:
+        at.switch_page(page).run()
+    return at
+
+
 @pytest.fixture
 def app(monkeypatch):
     """An AppTest factory on a given store file, with caches cleared between tests."""
@@ -20,12 +31,7 @@ def app(monkeypatch):
         monkeypatch.setenv("TOKENBUDGET_STORE", f"sqlite:///{path}")
         st.cache_data.clear()
         st.cache_resource.clear()
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-        for k, v in params.items():
-            at.query_params[k] = v
-        at.run()
-        if page:
-            at.switch_page(page).run()
+        at = run_app(page, **params)
         assert not at.exception, at.exception
         return at
     return make
