@@ -1,5 +1,3 @@
-from datetime import datetime, timezone
-
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -12,6 +10,19 @@ from budget.model import FIELDS, BadInput
 COLOURS = views.STATUS_COLOURS  # the app's one status palette
 DIRECTION_COLOURS = {"over-counted": "#1565c0", "under-counted": COLOURS["warning"],
                      "exact": COLOURS["ok"]}
+LABELS = {  # hover and legend names for the frames' columns
+    "tokens": "Tokens", "client": "Client", "tier": "Tier", "attribute": "Attribute",
+    "instructions": "Instructions (tokens)", "examples": "Examples (tokens)",
+    "signals": "Signals (tokens)", "usage": "Usage (tokens)", "budget": "Budget (tokens)",
+    "percent_used": "Budget used (%)", "tokens_per_day": "Trend (tokens/day)",
+    "trend": "At this trend", "headroom": "Headroom (tokens)", "at": "Time (UTC)",
+    "clients": "Clients with history", "chars4": "chars4 estimate", "error": "Difference",
+    "error_percent": "Difference (%)", "tokens_per_lead": "Tokens per lead",
+    "leads_per_month": "Leads per month", "monthly_tokens": "Tokens per month",
+    "monthly_cost": "Cost per month", "monthly_revenue": "Revenue per month",
+    "cost_percent_of_revenue": "Cost / revenue (%)",
+    "tokens_per_revenue_unit": "Tokens per unit of revenue", "saves": "Tokens saved",
+    "kind": "Fix", "status": "Status", "direction": "chars4 was"}
 KINDS = {"duplicate": "#6a1b9a", "boilerplate": "#00838f", "whitespace": "#9e9d24"}
 
 
@@ -80,7 +91,7 @@ top = analytics.top_attributes(costs(), frame, n, tiers, statuses)
 if top.empty:
     st.caption("No active attribute matches the filters.")
 else:
-    fig = px.bar(top, x="tokens", y="label", color="status", orientation="h",
+    fig = px.bar(top, labels=LABELS, x="tokens", y="label", color="status", orientation="h",
                  color_discrete_map=COLOURS, title=f"The {len(top):,} active attributes that "
                  "cost the most tokens, all clients",
                  hover_data={**hover, "label": False, "attribute": True, "tokens": ":,",
@@ -91,10 +102,10 @@ else:
 
 # 2. approaching limits --------------------------------------------------------------------
 st.header("Clients approaching their limits")
-now = datetime.now(timezone.utc)
+now = svc.clock()
 outlook = analytics.forecast(shown, history(), now)
 closest = outlook.head(15)
-fig = px.bar(closest, x="headroom", y="client", color="status", orientation="h",
+fig = px.bar(closest, labels=LABELS, x="headroom", y="client", color="status", orientation="h",
              color_discrete_map=COLOURS, title="Headroom left in the budget, least first "
              "(below zero: over budget)",
              hover_data={**hover, "usage": ":,", "budget": ":,", "percent_used": ":.1f",
@@ -122,7 +133,8 @@ csv(outlook, "headroom-forecast")
 # 3. distribution by tier ------------------------------------------------------------------
 st.header("Usage distribution by tier")
 order = list(frame.sort_values("service_level")["tier"].unique())
-fig = px.strip(shown, x="tier", y="percent_used", color="status", color_discrete_map=COLOURS,
+fig = px.strip(shown, labels=LABELS,
+               x="tier", y="percent_used", color="status", color_discrete_map=COLOURS,
                category_orders={"tier": order}, title="Share of budget used, each dot a client",
                hover_data={"client": True, "usage": ":,", "budget": ":,",
                            "percent_used": ":.1f", "status": False})
@@ -148,7 +160,7 @@ if per.empty:
     st.info("No usage history yet: a snapshot is taken at every change and every reset, "
             "so the lines appear as soon as clients' attributes are edited or reset.")
 else:
-    fig = px.line(overall, x="at", y="usage", markers=True, line_shape="hv",
+    fig = px.line(overall, labels=LABELS, x="at", y="usage", markers=True, line_shape="hv",
                   title="All clients together (each client's latest snapshot, summed)",
                   hover_data={"usage": ":,", "clients": True})
     chart(fig, "overall_over_time", "Time (UTC)", "Tokens")
@@ -156,7 +168,8 @@ else:
     picked = st.multiselect("Clients", with_history, default=with_history[:5],
                             format_func=names.get, key="an_over_time")
     lines = per[per["client_id"].isin(picked)]
-    fig = px.line(lines, x="at", y="usage", color="client", markers=True, line_shape="hv",
+    fig = px.line(lines, labels=LABELS,
+                  x="at", y="usage", color="client", markers=True, line_shape="hv",
                   title="Usage of the chosen clients", hover_data={"usage": ":,", "budget": ":,"})
     chart(fig, "client_over_time", "Time (UTC)", "Tokens")
     csv(per, "usage-history")
@@ -172,7 +185,7 @@ m2.metric("chars4 estimate", f"{est:,}")
 m3.metric("Estimate minus real", f"{est - real:+,}",
           f"{100 * (est - real) / real:+.1f}%" if real else None, delta_color="off")
 m4.metric("Clients under-counted", f"{(per_client['error'] < 0).sum():,} of {len(per_client):,}")
-fig = px.bar(per_client, x="error", y="client", color="direction", orientation="h",
+fig = px.bar(per_client, labels=LABELS, x="error", y="client", color="direction", orientation="h",
              color_discrete_map=DIRECTION_COLOURS,
              title="chars4 estimate minus real count per client (above zero: the old figure "
              "was too high)", hover_data={"tokens": ":,", "chars4": ":,", "error": ":+,",
@@ -210,7 +223,8 @@ k1.metric("Monthly prompt tokens", f"{int(cost['monthly_tokens'].sum()):,}")
 k2.metric("Monthly prompt cost", f"{cost['monthly_cost'].sum():,.2f} {assume.currency}")
 k3.metric("Most expensive client", f"{cost['monthly_cost'].max():,.2f} {assume.currency}"
           if not cost.empty else "—")
-fig = px.bar(cost.head(20), x="monthly_cost", y="client", color="status", orientation="h",
+fig = px.bar(cost.head(20), labels=LABELS,
+             x="monthly_cost", y="client", color="status", orientation="h",
              color_discrete_map=COLOURS, title="Monthly prompt cost, the 20 highest",
              hover_data={**hover, "tokens_per_lead": ":,", "leads_per_month": ":,",
                          "monthly_tokens": ":,", "monthly_cost": ":,.2f"})
@@ -222,7 +236,8 @@ if roi.empty:
                "cost against what each client pays.")
 else:
     roi = roi.sort_values("cost_percent_of_revenue", ascending=False).head(20)
-    fig = px.bar(roi, x="cost_percent_of_revenue", y="client", color="status", orientation="h",
+    fig = px.bar(roi, labels=LABELS,
+                 x="cost_percent_of_revenue", y="client", color="status", orientation="h",
                  color_discrete_map=COLOURS,
                  title="Prompt cost as a share of the client's revenue, the 20 highest",
                  hover_data={**hover, "monthly_cost": ":,.2f", "monthly_revenue": ":,.2f",
@@ -245,7 +260,8 @@ if table.empty:
 else:
     per_kind = table.groupby(["client", "kind"], as_index=False)["saves"].sum()
     leaders = per_kind.groupby("client")["saves"].sum().nlargest(20).index
-    fig = px.bar(per_kind[per_kind["client"].isin(leaders)], x="saves", y="client", color="kind",
+    fig = px.bar(per_kind[per_kind["client"].isin(leaders)], labels=LABELS,
+                 x="saves", y="client", color="kind",
                  orientation="h", color_discrete_map=KINDS,
                  title="Tokens the deterministic fixes save, the 20 clients with most to gain",
                  hover_data={"saves": ":,"})

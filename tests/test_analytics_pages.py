@@ -1,0 +1,152 @@
+"""AppTest of the analytics page (figures, charts, savings) and the batch edit page."""
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from budget.model import Change
+from tests.conftest import ADMIN, NOW, Clock, words
+from tests.test_analytics_optimize import FakeModel, model_server  # noqa: F401 (fixture)
+from tests.test_pages import app, text_of  # noqa: F401 (the AppTest factory fixture)
+
+CHARTS = {"top_attributes", "headroom", "by_tier", "overall_over_time", "client_over_time",
+          "estimate_error", "prompt_cost", "savings"}
+
+
+def charts(at) -> dict[str, dict]:
+    return {c.key: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+
+
+def table(at, column: str):
+    """The dataframe on the page with this column (AppTest does not expose their keys)."""
+    return next(d.value for d in at.dataframe if column in d.value.columns)
+
+
+def with_history(svc) -> None:
+    """A's usage 70, 75, 80 on three days (see test_analytics); B one snapshot."""
+    svc.clock = Clock(NOW - timedelta(days=2))
+    for n in (30, 35, 40):
+        svc.apply(ADMIN, Change("A", fields={"a1": {"Instructions": words(n)}}))
+        svc.clock.now += timedelta(days=1)
+    svc.apply(ADMIN, Change("B", fields={"b1": {"Signals": "x"}}))
+
+
+def test_every_chart_has_titles_units_and_a_csv(app, demo_copy):
+    from tests.conftest import make_service
+    with_history_demo = make_service(demo_copy)
+    for day in range(3):  # a few snapshots so the time charts draw
+        with_history_demo.clock = Clock(NOW + timedelta(days=day))
+        with_history_demo.reset(ADMIN, "C0001")
+    at = app(demo_copy, "pages/analytics.py")
+    got = charts(at)
+    assert set(got) == CHARTS
+    for key, spec in got.items():
+        layout = spec["layout"]
+        assert layout["title"]["text"], key
+        assert layout["xaxis"]["title"]["text"] and layout["yaxis"]["title"]["text"], key
+        assert layout["xaxis"]["separatethousands"] and layout["yaxis"]["separatethousands"]
+    # status colours are the app's palette, the same as everywhere else
+    from budget.views import STATUS_COLOURS
+    colours = {t["name"]: t["marker"]["color"] for t in got["headroom"]["data"]}
+    assert colours and all(STATUS_COLOURS[name] == c for name, c in colours.items())
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert {"Download top-attributes.csv", "Download headroom-forecast.csv",
+            "Download usage-by-tier.csv", "Download usage-history.csv",
+            "Download chars4-vs-real.csv", "Download prompt-cost.csv",
+            "Download savings.csv"} <= set(labels)
+    # revenue per tier turns on the ROI chart
+    at.number_input(key="an_rev_1").set_value(99.0).run()
+    assert "roi" in charts(at) and not at.exception
+
+
+def test_figures_on_the_small_set(app, small):
+    with_history(small)
+    at = app(small.store.path, "pages/analytics.py")
+    outlook = table(at, "trend").set_index("client_id")
+    assert list(outlook.index) == ["A", "B"]  # headroom 20, then 50
+    # 20 tokens left at 5 a day: 4 days from today (the page's now)
+    when = datetime.now(timezone.utc).date() + timedelta(days=4)
+    assert outlook.loc["A", "trend"] == f"reaches budget {when:%Y-%m-%d}"
+    assert outlook.loc["B", "trend"] == "no trend"
+    metrics = {m.label: m.value for m in at.metric}
+    # real 80 + 151 (the 'x' signal is 1 token) = 231; chars4 101 + 188 + 1 = 290
+    assert metrics["Real (o200k_base)"] == "231" and metrics["chars4 estimate"] == "290"
+    assert metrics["Estimate minus real"] == "+59"
+    at.number_input(key="an_leads").set_value(4000).run()  # 320,000 + 604,000 tokens
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Monthly prompt tokens"] == "924,000"
+    assert metrics["Monthly prompt cost"] == "2.31 USD"  # 0.80 + 1.51 at 2.50 per million
+    top = charts(at)["top_attributes"]["data"]
+    assert sorted(y for t in top for y in t["y"]) == [  # the active ones
+        "Industry · Alpha", "Size · Alpha", "Size · Beta"]
+    at.multiselect(key="an_tier").select("Basic").run()
+    assert list(table(at, "trend")["client_id"]) == ["A"]
+    assert not at.exception
+
+
+def test_apply_a_saving_from_the_analytics_page(app, small):
+    dup = "Score leads from retail chains higher than average. " * 3
+    small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": dup}}))
+    before = small.client_usage("A").usage
+    at = app(small.store.path, "pages/analytics.py")
+    tips = [m.value for m in at.markdown if m.value.startswith("**saves")]
+    assert tips and "duplicate" in tips[0]
+    saves = int(tips[0].split("saves ")[1].split(" tokens")[0])
+    assert "-Score leads from retail chains higher than average." in at.code[0].value
+    at.button(key="an_apply_0").click().run()
+    assert not at.exception
+    assert small.client_usage("A").usage == before - saves
+    assert small.audit()[-1].action == "attribute.update"
+
+
+def test_model_rewrite_from_the_page(app, small, monkeypatch, model_server):  # noqa: F811
+    monkeypatch.setenv("TOKENBUDGET_LLM_URL", model_server)
+    monkeypatch.setenv("TOKENBUDGET_LLM_MODEL", "tiny")
+    small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": words(40) + "  "}}))
+    FakeModel.answer = words(12)
+    at = app(small.store.path, "pages/analytics.py")
+    at.selectbox(key="an_llm_attr").select("a1").run()
+    at.button(key="an_llm_go").click().run()
+    assert any("saves 29 tokens" in m.value for m in at.markdown), text_of(at)  # 41 -> 12
+    at.button(key="an_llm_apply").click().run()
+    assert not at.exception
+    assert small.client_usage("A").usage == 52
+
+
+def test_no_model_configured_no_rewrite_section(app, small):
+    at = app(small.store.path, "pages/analytics.py")
+    assert not [b for b in at.button if b.key == "an_llm_go"]
+
+
+def batch_page(app, small):
+    at = app(small.store.path, "pages/batch_edit.py")
+    assert at.selectbox(key="be_group").value == "Size"  # a1 in A, b1 in B
+    at.text_area(key="be_text_Size_Instructions").input(words(70)).run()
+    return at
+
+
+def test_batch_edit_page_applies_where_allowed_after_confirmation(app, small):
+    at = batch_page(app, small)
+    preview = table(at, "allowed")
+    assert list(preview["allowed"]) == ["⛔ refused", "✅ fits"]
+    assert preview["detail"][0] == "would use 110 of 100 tokens (10 over budget)"
+    assert "1 of 2 would be saved; 1 refused." in text_of(at)
+    at.button(key="be_apply").click().run()
+    assert any("Set **Instructions** of **2** attributes in **2** clients" in m.value
+               for m in at.markdown)
+    assert small.audit() == []  # nothing before the confirmation
+    at.button(key="be_confirm_yes").click().run()
+    assert not at.exception
+    results = table(at, "applied")
+    assert list(results["applied"]) == ["⛔ refused", "✅ saved"]
+    assert "10 over budget" in results["detail"][0]
+    assert small.client_usage("A").usage == 80 and small.client_usage("B").usage == 70
+    assert [e.client_id for e in small.audit()] == ["B"]
+
+
+def test_batch_edit_cancel_and_target_choice(app, small):
+    at = batch_page(app, small)
+    at.multiselect(key="be_targets_Size").unselect("a1").run()
+    assert list(table(at, "allowed")["allowed"]) == ["✅ fits"]
+    at.button(key="be_apply").click().run()
+    at.button(key="be_confirm_no").click().run()
+    assert small.audit() == [] and "be_confirm" not in at.session_state
