@@ -37,7 +37,9 @@ def serve(service: BudgetService, tokens: dict[str, str] = TOKENS
 @contextmanager
 def serve_app(app: FastAPI) -> Iterator[httpx.Client]:
     """uvicorn in a thread on a free loopback port; yields a client for its base URL."""
-    sock = socket.socket()
+    # proto IPPROTO_TCP, as uvicorn's own bind has it: asyncio then sets TCP_NODELAY on each
+    # connection; with proto 0 every answer waits ~40 ms for a delayed ACK
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.bind(("127.0.0.1", 0))
     server = uvicorn.Server(uvicorn.Config(app, log_config=None))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
