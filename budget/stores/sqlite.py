@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import sqlite3
@@ -45,6 +46,8 @@ CREATE TABLE IF NOT EXISTS attributes (
     version INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS attributes_client ON attributes(client_id);
+-- covers costs(): the usage of every client is read without touching the texts
+CREATE INDEX IF NOT EXISTS attributes_costs ON attributes(client_id, id, name, active);
 CREATE TABLE IF NOT EXISTS token_counts (
     attribute_id TEXT NOT NULL REFERENCES attributes(id) ON DELETE CASCADE,
     encoding TEXT NOT NULL,
@@ -97,6 +100,20 @@ def _datetime(v: str | None) -> datetime | None:
 
 def _iso(v: date | datetime | None) -> str | None:
     return v.isoformat() if v else None
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pauses Python's cyclic garbage collector while many acyclic objects are built:
+    at 100,000 attributes it would otherwise walk them (and the rest of the process)
+    again and again, which doubled the time of costs() (benchmarks/results.md)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class SQLiteStore:
@@ -201,11 +218,14 @@ class SQLiteStore:
             sql += " WHERE a.client_id = ?"
             params.append(client_id)
         counted, missing = [], []
-        for aid, cid, name, active, i, e, s in self._query(sql + " ORDER BY a.rowid", params):
-            if i is None:
-                missing.append(aid)
-            else:
-                counted.append(AttributeCost(aid, cid, name, bool(active), FieldTokens(i, e, s)))
+        with _collector_paused():
+            for aid, cid, name, active, i, e, s in self._query(
+                    sql + " ORDER BY a.client_id, a.id", params):
+                if i is None:
+                    missing.append(aid)
+                else:
+                    counted.append(AttributeCost(aid, cid, name, bool(active),
+                                                 FieldTokens(i, e, s)))
         return counted, self._in_chunks(missing)
 
     def _in_chunks(self, ids: list[str]) -> list[Attribute]:
