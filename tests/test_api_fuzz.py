@@ -49,9 +49,14 @@ def api_schema(served):
 
     @schema.hook
     def flatmap_body(context, body):
-        if isinstance(body, dict) and isinstance(body.get("ids"), list) and body["ids"]:
+        """As generated, or (as often) made to reach the save: real ids for a bulk
+        activation; a flag, and no random version, for a change."""
+        if isinstance(body, dict) and isinstance(body.get("ids"), list):
             real = st.lists(st.sampled_from(attribute_ids), min_size=1, max_size=6)
             return st.builds(lambda ids: {**body, "ids": ids}, real) | st.just(body)
+        if isinstance(body, dict) and "service_level" not in body:  # a change body
+            rest = {k: v for k, v in body.items() if k != "version"}
+            return st.builds(lambda on: {**rest, "active": on}, st.booleans()) | st.just(body)
         return st.just(body)
 
     return schema
@@ -75,7 +80,7 @@ def test_no_server_errors_and_responses_match_the_document(api_schema, served, l
     seen: list[int] = []
 
     @given(case=operation.as_strategy(hooks=api_schema.hooks))
-    @settings(max_examples=EXAMPLES, deadline=None, database=None,
+    @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
               phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
     def check(case):
         response = case.call_and_validate(base_url=served[1], headers=AS_ADMIN, checks=CHECKS)
@@ -83,4 +88,4 @@ def test_no_server_errors_and_responses_match_the_document(api_schema, served, l
 
     check()
     print(f"{label}: {len(seen)} requests, statuses {sorted(set(seen))}")
-    assert seen and max(seen) < 500
+    assert 200 in seen and max(seen) < 500  # the generated requests reached the service
