@@ -369,6 +369,34 @@ def test_api_cli_and_service_give_identical_numbers(api, small, capsys, attribut
     assert code == (0 if by_service["allowed"] else 1)
 
 
+def test_the_dashboard_previews_the_same_numbers(api, small, monkeypatch):
+    """The client page's live preview of a change says what the API answers for it."""
+    import streamlit as st
+
+    from tests.test_pages import run_app, text_of
+
+    monkeypatch.setenv("TOKENBUDGET_STORE", f"sqlite:///{small.store.path}")
+    for attribute_id, body in (("a3", {"active": True}),
+                               ("a1", {"fields": {"Instructions": words(12)}})):
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at = run_app("pages/client.py", client="A")
+        at.selectbox(key="edit_attr").select(attribute_id).run()
+        if "active" in body:
+            at.toggle[0].set_value(body["active"]).run()
+        else:
+            at.text_area[0].input(body["fields"]["Instructions"]).run()
+        assert not at.exception, at.exception
+        by_api = api.post(f"/api/attributes/{attribute_id}/validate-budget", json=body,
+                          headers=AS_VIEWER).json()
+        metrics = {m.label: m.value for m in at.metric}
+        assert (metrics["Usage"], metrics["Budget"], metrics["Remaining after"]) == (
+            f"{by_api['projected']:,}", f"{by_api['budget']:,}",
+            f"{by_api['budget'] - by_api['projected']:,}")
+        assert (f"{by_api['current']:,} → {by_api['projected']:,} tokens "
+                f"(delta {by_api['delta']:+,})") in text_of(at)
+
+
 # concurrency ------------------------------------------------------------------------------------
 def test_concurrent_patches_cannot_together_exceed_the_budget(small):
     """Ten admins activate ten 20-token attributes of one 100-token client at once:
