@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 
 from . import core, demo
@@ -16,6 +17,7 @@ from .stores import StoreError, airtable_schema
 from .tokens import ENCODINGS, UnknownEncoding, chars4, counter
 
 CLI_ACTOR = Actor("cli", "admin")  # the shell user owns the store file
+RUN_DUE_ACTOR = Actor("run-due", "admin")  # what the audit log says of the scheduled pass
 
 
 def usage_row(u: Usage) -> dict:
@@ -84,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--encoding", choices=[e for e in ENCODINGS if e != "chars4"])
     c.add_argument("--json", action="store_true")
     c.add_argument("paths", nargs="+", metavar="FILE")
+
+    rd = sub.add_parser("run-due", help="the scheduled pass: due resets, email alerts, "
+                                        "automatic deactivation (for cron or a systemd timer)")
+    rd.add_argument("--dry-run", action="store_true", help="print what it would do; write nothing")
+    rd.add_argument("--now", metavar="ISO_TIME",
+                    help="act as of this time, e.g. 2026-12-01T06:00 (UTC unless an offset is "
+                         "given; default: now)")
 
     airtable_schema.add_parser(sub)
     return p
@@ -195,6 +204,9 @@ def _run(args: argparse.Namespace) -> int:
               args.json, [f"{t.level}  {t.name:<14} {t.tokens:>8,}" for t in tiers.values()])
         return 0
 
+    if args.command == "run-due":
+        return _run_due(service, args)
+
     if args.command == "audit":
         if args.client:
             service.client(args.client)
@@ -207,6 +219,26 @@ def _run(args: argparse.Namespace) -> int:
                for e in entries])
         return 0
     raise AssertionError(args.command)  # argparse only lets known commands through
+
+
+def _run_due(service: BudgetService, args: argparse.Namespace) -> int:
+    """Exit 0, or 1 when an email could not be sent (it is retried on the next pass),
+    so that cron's mail or systemd's failed state tells someone."""
+    if args.now:
+        try:
+            now = datetime.fromisoformat(args.now)
+        except ValueError:
+            raise BadInput("run-due", "--now", f"not an ISO time: {args.now!r}") from None
+        now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+        service.clock = lambda: now
+    if args.dry_run:
+        plan = service.plan_due()
+        print(f"dry run at {plan.now:%Y-%m-%d %H:%M %Z}; nothing written")
+        print("\n".join(plan.lines()))
+        return 0
+    report = service.run_due(RUN_DUE_ACTOR)
+    print("\n".join(report.lines))
+    return 1 if report.failed else 0
 
 
 def _count(args: argparse.Namespace) -> int:

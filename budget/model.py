@@ -169,3 +169,35 @@ class AuditEntry:
 class Actor:
     name: str
     role: str = "admin"
+
+
+# automation (issue 6): what the scheduled pass records --------------------------------
+@dataclass(frozen=True)
+class Notification:
+    """The state of one alert: client, threshold (percent) and budget period (its
+    first day) make the key; `status` is "sent" or "failed" (retried next pass)."""
+
+    client_id: str
+    threshold: int
+    period: date
+    status: Literal["sent", "failed"]
+    at: datetime
+    recipients: tuple[str, ...]
+    subject: str
+    error: str = ""
+    attempts: int = 1
+
+
+@dataclass(frozen=True)
+class Deactivation:
+    """One attribute switched off by an automatic-deactivation run; `restored_at` is
+    set when the run was undone."""
+
+    run_id: str
+    at: datetime
+    client_id: str
+    attribute_id: str
+    name: str
+    tokens: int
+    reason: str
+    restored_at: datetime | None = None

@@ -6,6 +6,7 @@ audit log all happen here, so no page, CLI command or API call can skip them."""
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timezone
@@ -13,6 +14,8 @@ from datetime import date, datetime, timezone
 from . import core
 from .model import (FIELDS, Actor, Attribute, AttributeCost, AuditEntry, BadInput, Change,
                     Client, FieldTokens, NotAllowed, StaleWrite, Tier, Usage, Validation)
+from . import automation, notify  # issue 6: the scheduled pass
+from .model import Deactivation, Notification
 from .settings import Settings
 from .stores import Store, open_store
 from .tokens import ENCODINGS, Counter, counter
@@ -83,14 +86,16 @@ class BudgetService:
         return self.store.tiers()
 
     def costs(self, client_id: str | None = None,
-              encoding: str | None = None) -> list[AttributeCost]:
+              encoding: str | None = None, save: bool = True) -> list[AttributeCost]:
         """Token counts of attributes; texts not yet counted with the encoding are
-        counted now and saved, so the next load needs no tokenizer at all."""
+        counted now and saved (unless `save` is false: a dry run writes nothing), so
+        the next load needs no tokenizer at all."""
         encoding = encoding or self.encoding
         counted, uncounted = self.store.costs(encoding, client_id)
         if uncounted:
             fresh = self._count(uncounted, counter(encoding))
-            self.store.save_counts(encoding, fresh)
+            if save:
+                self.store.save_counts(encoding, fresh)
             counted += [AttributeCost(a.id, a.client_id, a.name, a.active, fresh[a.id])
                         for a in uncounted]
         return counted
@@ -126,6 +131,14 @@ class BudgetService:
 
     def history(self, client_id: str | None = None) -> list[tuple[str, datetime, int, int]]:
         return self.store.history(client_id)
+
+    # caching (issue 9): what the pages key their cached figures on -----------------
+    def data_version(self) -> str | None:
+        """A token that changes whenever the stored data may have, so cached figures are
+        reused until then; None for a store with no cheap way to tell (asking Airtable
+        would cost a request), and callers fall back to a time limit."""
+        version = getattr(self.store, "data_version", None)
+        return version() if callable(version) else None
 
     # validation --------------------------------------------------------------
     def _check_change(self, change: Change, attrs: Mapping[str, Attribute]) -> None:
@@ -317,6 +330,9 @@ class BudgetService:
             self.store.save_setting("encoding", encoding)
             self._audit(actor, "encoding", None, {"encoding": before}, {"encoding": encoding})
         self.costs()  # recount now, not on the next page load
+        with self.store.transaction():  # every client's usage moved: a history snapshot each
+            for u in self.usage_report():
+                self.store.add_history(u.client.id, self.clock(), u.usage, u.budget)
         return changed
 
     # previews: what an admin action would do, before it is taken ---------------
@@ -353,6 +369,10 @@ class BudgetService:
                            "budget": core.budget(after, tiers)}
             saved = self.store.save_client(after)
             self._audit(actor, action, client_id, before_state, after_state)
+            # the budget moved: a history snapshot, so trend charts show the step
+            self.store.add_history(client_id, self.clock(),
+                                   core.usage(self.costs(client_id), client_id),
+                                   after_state["budget"])
         return saved
 
     def set_tier_limit(self, actor: Actor, level: object, tokens: object,
@@ -368,6 +388,13 @@ class BudgetService:
             tier = Tier(lvl, name or (old.name if old else f"Tier {lvl}"), limit)
             self.store.save_tier(tier)
             self._audit(actor, "tier_limit", None, asdict(old) if old else {}, asdict(tier))
+            # a snapshot for each client whose budget is this tier's limit
+            used = core.usage_by_client(self.costs())
+            tiers[lvl] = tier
+            for c in self.store.clients():
+                if c.service_level == lvl and c.token_budget is None:
+                    self.store.add_history(c.id, self.clock(), used.get(c.id, (0, 0, 0))[0],
+                                           core.budget(c, tiers))
         return tier
 
     @staticmethod
@@ -478,3 +505,177 @@ class BudgetService:
             return self.apply(actor, change, {aid: versions[aid]} if aid in versions else None)
 
         return self._each_target(targets, fields, run)
+
+    # automation (issue 6): the scheduled pass, email alerts, automatic deactivation -----
+    def automation_policy(self) -> automation.Policy:
+        return automation.Policy.from_settings(self.settings.raw, self.store.setting)
+
+    def smtp(self) -> notify.SmtpConfig | None:
+        """The SMTP settings, or None when email is off (no SMTP_HOST)."""
+        return notify.SmtpConfig.from_settings(self.settings.raw)
+
+    def _activations(self, client_id: str) -> dict[str, datetime]:
+        return automation.activation_times(self.store.audit(client_id))
+
+    def plan_due(self) -> automation.Plan:
+        """What `run_due` would do at the service's clock; reads only, so a dry run
+        writes nothing (not even the token-count cache)."""
+        return automation.plan(
+            self.clock(), self.store.clients(), self.costs(save=False), self.store.tiers(),
+            self.automation_policy(), self.store.sent_alerts(),
+            self.store.auto_deactivate_flags(), self._activations, self.smtp() is not None,
+            self.settings.warning)
+
+    def run_due(self, actor: Actor) -> automation.RunReport:
+        """One pass: due resets, then alerts and automatic deactivation on the state the
+        resets leave. Idempotent: a second pass at the same time finds nothing due. A
+        failed email is recorded as failed and is due again on the next pass."""
+        self._require_admin(actor, "run the scheduled pass")
+        now = self.clock()
+        run_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+        lines = [self.reset(actor, r.client_id).message for r in self.plan_due().resets]
+        plan, smtp, failed = self.plan_due(), self.smtp(), 0
+        for alert in plan.alerts if smtp else ():
+            status, error = "sent", ""
+            try:
+                if not alert.email.to:
+                    raise notify.SendFailed("no recipient address: the client has no contact "
+                                            "email and no account manager address")
+                refused = notify.send(smtp, alert.email)
+                if refused:
+                    error = f"refused by the server: {', '.join(refused)}"
+            except notify.SendFailed as e:
+                status, error, failed = "failed", str(e), failed + 1
+            with self.store.transaction():
+                for threshold in alert.thresholds:
+                    self.store.save_notification(Notification(
+                        alert.client_id, threshold, alert.period, status, now, alert.email.to,
+                        alert.email.subject, error))
+            lines.append(alert.line().replace("email ", "emailed ", 1) if status == "sent"
+                         else f"{alert.line()}: FAILED, retried next pass: {error}")
+        lines += plan.notes
+        for due in plan.deactivations:
+            done = self.auto_deactivate(actor, due.client_id, run_id, due.order)
+            if done:
+                lines.append(f"{due.line().replace('deactivate', 'deactivated', 1)} "
+                             f"(run {run_id})")
+        return automation.RunReport(now, run_id, tuple(lines) or ("nothing was due",), failed)
+
+    def auto_deactivate(self, actor: Actor, client_id: str, run_id: str,
+                        order: str | None = None) -> list[Deactivation]:
+        """Switches off a client's attributes in the policy's order until it fits its
+        budget; a client within budget is never touched. Each attribute gets an audit
+        entry with the reason and the run id, so the run can be undone."""
+        self._require_admin(actor, "deactivate attributes")
+        order = order or self.automation_policy().order
+        with self.store.transaction():
+            client = self.client(client_id)
+            costs = self.costs(client_id)
+            used = core.usage(costs, client_id)
+            limit = core.budget(client, self.store.tiers())
+            chosen = automation.choose_deactivations(costs, used, limit, order,
+                                                     self._activations(client_id))
+            if not chosen:
+                return []
+            attrs = {a.id: a for a in self.store.attributes(client_id)}
+            self.store.save_attributes([replace(attrs[c.id], active=False) for c in chosen],
+                                       self.encoding, {})
+            after = used - sum(c.total for c in chosen)
+            self._record_usage(client, after, limit)
+            now, running, out = self.clock(), used, []
+            for c in chosen:
+                running -= c.total
+                reason = (f"over budget at {core.format_usage(used, limit)}; "
+                          f"{automation.ORDERS[order]}: {c.name} ({c.total:,} tokens) off, "
+                          f"{core.format_usage(running, limit)}")
+                d = Deactivation(run_id, now, client_id, c.id, c.name, c.total, reason)
+                self.store.add_deactivation(d)
+                self._audit(actor, "auto_deactivate", client_id,
+                            {c.id: {"active": True, "name": c.name, "tokens": c.total}},
+                            {c.id: {"active": False}, "reason": reason, "run": run_id,
+                             "usage": running, "budget": limit})
+                out.append(d)
+        return out
+
+    def deactivation_runs(self) -> list[Deactivation]:
+        return self.store.deactivations()
+
+    def preview_restore(self, run_id: str) -> list[tuple[Usage, int]]:
+        """(usage now, usage after the restore) of each client the run touched."""
+        out = []
+        for cid, items in self._restorable(run_id).items():
+            now = self.client_usage(cid)
+            back = {d.attribute_id for d in items}
+            out.append((now, now.usage + sum(c.total for c in self.costs(cid)
+                                             if c.id in back and not c.active)))
+        return out
+
+    def _restorable(self, run_id: str) -> dict[str, list[Deactivation]]:
+        items = [d for d in self.store.deactivations(run_id) if d.restored_at is None]
+        if not items:
+            raise BadInput(f"run {run_id}", "run id", "no such run, or it was already restored")
+        by_client: dict[str, list[Deactivation]] = {}
+        for d in items:
+            by_client.setdefault(d.client_id, []).append(d)
+        return by_client
+
+    def restore_run(self, actor: Actor, run_id: str) -> list[Deactivation]:
+        """Switches back on exactly what the run switched off (those still off). An undo,
+        so not checked against the budget: the admin page shows the usage it leads to,
+        and the next pass deactivates again if the client is still over and the policy
+        still on."""
+        self._require_admin(actor, "restore deactivated attributes")
+        restored = []
+        with self.store.transaction():
+            for cid, items in self._restorable(run_id).items():
+                client = self.client(cid)
+                costs = self.costs(cid)
+                attrs = {a.id: a for a in self.store.attributes(cid)}
+                back = [attrs[d.attribute_id] for d in items
+                        if d.attribute_id in attrs and not attrs[d.attribute_id].active]
+                change = Change(cid, active={a.id: True for a in back})
+                used = core.projected_usage(costs, change, {})
+                if back:
+                    self.store.save_attributes([replace(a, active=True) for a in back],
+                                               self.encoding, {})
+                    self._record_usage(client, used, core.budget(client, self.store.tiers()))
+                    self._audit(actor, "auto_restore", cid,
+                                {a.id: {"active": False} for a in back},
+                                {**{a.id: {"active": True} for a in back}, "run": run_id,
+                                 "usage": used})
+                self.store.mark_restored(items, self.clock())
+                restored += [d for d in items if d.attribute_id in change.active]
+        return restored
+
+    def notifications(self) -> list[Notification]:
+        return self.store.notifications()
+
+    def auto_deactivate_flags(self) -> dict[str, bool]:
+        return self.store.auto_deactivate_flags()
+
+    def set_auto_deactivate(self, actor: Actor, client_id: str | None,
+                            enabled: bool | None, order: str | None = None) -> dict:
+        """The policy: for everyone (client_id None; `order` too) kept with the data,
+        or for one client (enabled None: follow the global choice again). Audited;
+        returns the state after."""
+        self._require_admin(actor, "change the deactivation policy")
+        if order is not None and order not in automation.ORDERS:
+            raise BadInput("policy", "order", f"{order!r} is not one of "
+                                              f"{', '.join(automation.ORDERS)}")
+        with self.store.transaction():
+            policy = self.automation_policy()
+            if client_id is None:
+                before = {"enabled": policy.auto_deactivate, "order": policy.order}
+                if enabled is not None:
+                    self.store.save_setting("auto_deactivate", "on" if enabled else "off")
+                if order is not None:
+                    self.store.save_setting("auto_deactivate_order", order)
+                after = {"enabled": policy.auto_deactivate if enabled is None else enabled,
+                         "order": order or policy.order}
+            else:
+                self.client(client_id)
+                before = {"enabled": self.store.auto_deactivate_flags().get(client_id)}
+                self.store.save_auto_deactivate_flag(client_id, enabled)
+                after = {"enabled": enabled}
+            self._audit(actor, "auto_deactivate_policy", client_id, before, after)
+        return after

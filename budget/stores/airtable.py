@@ -73,6 +73,7 @@ from pyairtable.formulas import OR, RECORD_ID, EQ, Field, to_formula_str
 from ..model import (DEFAULT_TIERS, Attribute, AttributeCost, AuditEntry, BadInput, Client,
                      FieldTokens, StaleWrite, Tier)
 from .base import PartialWrite, StoreError
+from . import automation_sql  # issue 6: the automation tables in the sidecar
 
 # role -> (setting, default field name); "" means: not used
 CLIENT_FIELDS: dict[str, tuple[str, str]] = {
@@ -1106,6 +1107,46 @@ class AirtableStore:
             tx.records, tx.seen = {"c": {}, "a": {}}, {}
             tx.full = {"c": False, "a": False}
 
+    # automation (issue 6): alert state, notifications, deactivation policy and runs, in
+    # the sidecar (tables and SQL shared with the SQLite store: automation_sql) --------
+    def _automation_write(self, statements: Iterable[tuple[str, tuple]],
+                          client_id: str | None = None) -> None:
+        """Runs in the sidecar now, or with `client_id` commits only if that client's
+        Airtable writes of the transaction all land (like its audit and history)."""
+        with self.transaction():
+            conn = self._side.conn()
+            automation_sql.ensure(conn)
+            for sql, params in statements:
+                if client_id is None:
+                    conn.execute(sql, params)
+                else:
+                    self._op(client_id, sql, params)
+
+    def sent_alerts(self) -> set[tuple[str, int, date]]:
+        return automation_sql.sent_alerts(self._side.conn())
+
+    def notifications(self, client_id: str | None = None) -> "list[Notification]":
+        return automation_sql.notifications(self._side.conn(), client_id)
+
+    def save_notification(self, notification: "Notification") -> None:
+        self._automation_write(automation_sql.save_notification(notification))
+
+    def auto_deactivate_flags(self) -> dict[str, bool]:
+        return automation_sql.auto_deactivate_flags(self._side.conn())
+
+    def save_auto_deactivate_flag(self, client_id: str, enabled: bool | None) -> None:
+        self._automation_write([automation_sql.save_auto_deactivate_flag(client_id, enabled)])
+
+    def deactivations(self, run_id: str | None = None) -> "list[Deactivation]":
+        return automation_sql.deactivations(self._side.conn(), run_id)
+
+    def add_deactivation(self, deactivation: "Deactivation") -> None:
+        self._automation_write([automation_sql.add_deactivation(deactivation)],
+                               deactivation.client_id)
+
+    def mark_restored(self, deactivations: "Iterable[Deactivation]", at: datetime) -> None:
+        for d in deactivations:
+            self._automation_write(automation_sql.mark_restored([d], at), d.client_id)
 
 def open_airtable(settings: Mapping[str, object] | None) -> AirtableStore:
     return AirtableStore(AirtableConfig.from_settings(settings))

@@ -7,7 +7,8 @@ from contextlib import AbstractContextManager
 from datetime import date, datetime
 from typing import Protocol
 
-from ..model import Attribute, AttributeCost, AuditEntry, Client, FieldTokens, Tier
+from ..model import (Attribute, AttributeCost, AuditEntry, Client, Deactivation, FieldTokens,
+                     Notification, Tier)
 
 
 class StoreError(RuntimeError):
@@ -58,3 +59,19 @@ class Store(Protocol):
     def replace_all(self, tiers: Iterable[Tier], clients: Iterable[Client],
                     attributes: Iterable[Attribute]) -> None:
         """Loads a whole data set (demo data), replacing what was there."""
+
+    # automation (issue 6): alert state, notifications, deactivation policy and runs
+    def sent_alerts(self) -> set[tuple[str, int, date]]:
+        """(client id, threshold, period start) of every alert sent and not cleared."""
+    def notifications(self, client_id: str | None = None) -> list[Notification]:
+        """The last attempt per (client, threshold, period), newest first."""
+    def save_notification(self, notification: Notification) -> None:
+        """Records an attempt; a sent one also enters the alert state."""
+    def auto_deactivate_flags(self) -> dict[str, bool]:
+        """Per-client automatic-deactivation choices; a client not listed follows the
+        global setting."""
+    def save_auto_deactivate_flag(self, client_id: str, enabled: bool | None) -> None: ...
+    def deactivations(self, run_id: str | None = None) -> list[Deactivation]: ...
+    def add_deactivation(self, deactivation: Deactivation) -> None:
+        """Inside the transaction that switches the attribute off."""
+    def mark_restored(self, deactivations: Iterable[Deactivation], at: datetime) -> None: ...

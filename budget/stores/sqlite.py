@@ -11,7 +11,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 
-from ..model import Attribute, AttributeCost, AuditEntry, Client, FieldTokens, StaleWrite, Tier
+from ..model import (Attribute, AttributeCost, AuditEntry, Client, Deactivation, FieldTokens,
+                     Notification, StaleWrite, Tier)
+from . import automation_sql
 from .base import StoreError
 
 SCHEMA = """
@@ -84,6 +86,8 @@ CREATE TABLE IF NOT EXISTS alerts_sent (
     PRIMARY KEY (client_id, threshold, period)
 );
 """
+
+SCHEMA += automation_sql.SCHEMA
 
 _CLIENT_COLS = ("id, name, service_level, token_budget, token_usage, budget_reset_date, "
                 "last_token_update, email, account_manager, topup, period_months, "
@@ -255,6 +259,20 @@ class SQLiteStore:
         rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
+    def data_version(self) -> str:
+        """Changes with every commit, from any process: the size and modification time
+        of the database file and of its write-ahead log, which each commit appends to.
+        Two stat calls, so pages can ask on every run (see ui.data_version)."""
+        parts = []
+        for name in (self.path, f"{self.path}-wal"):
+            try:
+                st = os.stat(name)
+            except FileNotFoundError:
+                parts.append("-")
+            else:
+                parts.append(f"{st.st_mtime_ns}:{st.st_size}")
+        return "|".join(parts)
+
     # writes: each is its own transaction unless already inside one ---------
     def save_setting(self, key: str, value: str) -> None:
         with self.transaction():
@@ -329,7 +347,7 @@ class SQLiteStore:
         conn = self._conn()
         with self.transaction():
             for table in ("token_counts", "attributes", "usage_history", "audit_log",
-                          "alerts_sent", "clients", "tiers"):
+                          "alerts_sent", *automation_sql.TABLES, "clients", "tiers"):
                 conn.execute(f"DELETE FROM {table}")
             conn.executemany("INSERT INTO tiers VALUES (?, ?, ?)",
                              [(t.level, t.name, t.tokens) for t in tiers])
@@ -343,3 +361,34 @@ class SQLiteStore:
                 "INSERT INTO attributes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(a.id, a.client_id, a.name, int(a.active), a.instructions, a.examples,
                   a.signals, a.version) for a in attributes])
+
+    # automation (issue 6): the tables are in automation_sql, shared with the Airtable
+    # store's sidecar --------------------------------------------------------------
+    def _run(self, statements: Iterable[tuple[str, tuple]]) -> None:
+        with self.transaction():
+            for sql, params in statements:
+                self._conn().execute(sql, params)
+
+    def sent_alerts(self) -> set[tuple[str, int, date]]:
+        return automation_sql.sent_alerts(self._conn())
+
+    def notifications(self, client_id: str | None = None) -> list[Notification]:
+        return automation_sql.notifications(self._conn(), client_id)
+
+    def save_notification(self, notification: Notification) -> None:
+        self._run(automation_sql.save_notification(notification))
+
+    def auto_deactivate_flags(self) -> dict[str, bool]:
+        return automation_sql.auto_deactivate_flags(self._conn())
+
+    def save_auto_deactivate_flag(self, client_id: str, enabled: bool | None) -> None:
+        self._run([automation_sql.save_auto_deactivate_flag(client_id, enabled)])
+
+    def deactivations(self, run_id: str | None = None) -> list[Deactivation]:
+        return automation_sql.deactivations(self._conn(), run_id)
+
+    def add_deactivation(self, deactivation: Deactivation) -> None:
+        self._run([automation_sql.add_deactivation(deactivation)])
+
+    def mark_restored(self, deactivations: Iterable[Deactivation], at: datetime) -> None:
+        self._run(automation_sql.mark_restored(deactivations, at))
