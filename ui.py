@@ -52,8 +52,15 @@ def after_write(message: str) -> None:
     st.rerun()
 
 
-@st.cache_data(ttl=300, show_spinner="Loading usage…")
-def _usage_table() -> tuple[pd.DataFrame, float, tuple[str, ...]]:
+def data_version() -> str:
+    """What cached figures are keyed on: the store's data version, so a change made
+    anywhere (another session, the CLI) shows on the next run and nothing is reloaded
+    until then; for a store without one (Airtable), the current five-minute window."""
+    return service().data_version() or f"window {int(time.time() // 300)}"
+
+
+@st.cache_data(ttl=300, max_entries=4, show_spinner="Loading usage…")
+def _usage_table(version: str) -> tuple[pd.DataFrame, float, tuple[str, ...]]:
     svc = service()
     frame = views.usage_frame(svc.usage_report(), svc.tiers())
     return frame, time.time(), tuple(svc.store.warnings)
@@ -71,7 +78,7 @@ def begin_run() -> None:
     table there, so a store failure's banner and the list of records the store had to
     skip (each naming its record and field) land above the page, not in the sidebar."""
     st.session_state["_banners_shown"] = set()
-    skipped = _fresh_or_last(("usage",), _usage_table)[2]
+    skipped = _fresh_or_last(("usage",), lambda: _usage_table(data_version()))[2]
     if skipped:
         with st.expander(f"⚠️ {len(skipped):,} record(s) skipped: they could not be read"):
             st.markdown("\n".join(f"- {w}" for w in skipped))
@@ -103,7 +110,7 @@ def _fresh_or_last(key: tuple, load: Callable[[], T]) -> T:
 
 def usage_table() -> tuple[pd.DataFrame, float]:
     """(every client's usage, when it was loaded)."""
-    frame, at, _ = _fresh_or_last(("usage",), _usage_table)
+    frame, at, _ = _fresh_or_last(("usage",), lambda: _usage_table(data_version()))
     return frame, at
 
 
@@ -121,15 +128,16 @@ def status_badge(status: str) -> str:
     return f":{colour}-badge[{views.STATUS_LABELS[status]}]"
 
 
-@st.cache_data(ttl=300, show_spinner=False)
-def _client_detail(client_id: str):
+@st.cache_data(ttl=300, max_entries=64, show_spinner=False)
+def _client_detail(client_id: str, version: str):
     svc = service()
     return svc.client_usage(client_id), svc.attributes(client_id), svc.costs(client_id)
 
 
 def client_detail(client_id: str):
     """(usage, attributes, costs) of one client."""
-    return _fresh_or_last(("client", client_id), lambda: _client_detail(client_id))
+    return _fresh_or_last(("client", client_id),
+                          lambda: _client_detail(client_id, data_version()))
 
 
 def attempt(action: Callable[[], T]) -> T | None:

@@ -28,7 +28,7 @@ class Suggestion:
     """One way to save tokens. `edits` are the new texts (none for 'costly', which only
     points at an expensive attribute); `before` the texts they replace."""
 
-    kind: str  # costly | whitespace | duplicate | boilerplate | rewrite
+    kind: str  # costly | whitespace | duplicate | boilerplate | all | rewrite
     attribute_id: str
     attribute: str
     field: str | None
@@ -154,6 +154,40 @@ def boilerplate(attrs: Sequence[Attribute], count: Count) -> list[Suggestion]:
                 f"'{text[:60]}…' appears in {len(places)} places ({first.name}, {names}); "
                 f"keep it in '{first.name}' only", saves, dict(edits), dict(before)))
     return out
+
+
+def tidy_all(attrs: Sequence[Attribute], count: Count) -> Suggestion | None:
+    """Every deterministic fix of one client's active attributes at once, as one change:
+    each text's own repeats and whitespace first, then sentences copied across
+    attributes kept in the first place only. Its saving is measured on the result, so
+    unlike a sum of single suggestions (which overlap) it is what applying it saves.
+    A text whose count would not go down is left as it is."""
+    active = [a for a in attrs if a.active]
+    texts = {(a.id, f): a.text(f) for a in active for f in FIELDS if a.text(f)}
+    fixed = {k: optimise_text(t, count) for k, t in texts.items()}
+    where: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    for place, text in fixed.items():
+        for key in dict.fromkeys(map(sentence_key, sentences(text))):
+            if len(key) > BOILERPLATE_MIN_CHARS:
+                where[key].append(place)
+    for key, places in where.items():
+        if len({aid for aid, _ in places}) > 1:
+            for place in places[1:]:
+                fixed[place] = _without(fixed[place], key)
+    changed = [k for k in texts if fixed[k] != texts[k]]
+    n = count([texts[k] for k in changed] + [fixed[k] for k in changed])
+    gains = {k: n[i] - n[len(changed) + i] for i, k in enumerate(changed)}
+    kept = [k for k in changed if gains[k] > 0]
+    if not kept:
+        return None
+    edits: dict[str, dict[str, str]] = defaultdict(dict)
+    before: dict[str, dict[str, str]] = defaultdict(dict)
+    for aid, f in kept:
+        edits[aid][f], before[aid][f] = fixed[aid, f], texts[aid, f]
+    first = next(a for a in active if a.id in edits)
+    return Suggestion("all", first.id, first.name, None,
+                      f"every fix together: {len(kept):,} texts in {len(edits):,} attributes",
+                      sum(gains[k] for k in kept), dict(edits), dict(before))
 
 
 def suggest(attrs: Sequence[Attribute], count: Count, top: int = 3) -> list[Suggestion]:

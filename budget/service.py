@@ -140,6 +140,14 @@ class BudgetService:
         version = getattr(self.store, "data_version", None)
         return version() if callable(version) else None
 
+    # caching (issue 9): what the pages key their cached figures on -----------------
+    def data_version(self) -> str | None:
+        """A token that changes whenever the stored data may have, so cached figures are
+        reused until then; None for a store with no cheap way to tell (asking Airtable
+        would cost a request), and callers fall back to a time limit."""
+        version = getattr(self.store, "data_version", None)
+        return version() if callable(version) else None
+
     # validation --------------------------------------------------------------
     def _check_change(self, change: Change, attrs: Mapping[str, Attribute]) -> None:
         for aid in {*change.fields, *change.active}:

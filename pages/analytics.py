@@ -38,24 +38,29 @@ def history():
 
 @st.cache_data(ttl=300, show_spinner="Looking for savings…")
 def savings() -> tuple[list, dict]:
-    """(every client's suggestions, attribute versions as loaded): an Apply is based on
-    what the user saw."""
+    """(every client's suggestions, each client's all-fixes-together one first; attribute
+    versions as loaded, so an Apply is based on what the user saw)."""
     svc = ui.service()
     by_client: dict[str, list] = {}
     for a in svc.all_attributes():
         by_client.setdefault(a.client_id, []).append(a)
+    count = svc.counter.count_many
     tips = [(cid, t) for cid, attrs in by_client.items()
-            for t in optimize.suggest(attrs, svc.counter.count_many) if t.edits]
+            for t in [optimize.tidy_all(attrs, count), *optimize.suggest(attrs, count)]
+            if t is not None and t.edits]
     versions = {a.id: a.version for attrs in by_client.values() for a in attrs}
     return tips, versions
 
 
-def chart(fig, key: str, x_title: str, y_title: str, height: int | None = None) -> None:
-    """Every chart the same way: axis titles with units, thousands separators, hover."""
+def chart(fig, key: str, x_title: str, y_title: str, height: int | None = None,
+          x_is_time: bool = False) -> None:
+    """Every chart the same way: axis titles with units, thousands separators (12,000,
+    not 12k), hover."""
     fig.update_layout(hovermode="closest", legend_title_text="", margin={"t": 60},
                       **({"height": height} if height else {}))
-    fig.update_xaxes(title_text=x_title, separatethousands=True)
-    fig.update_yaxes(title_text=y_title, separatethousands=True)
+    fig.update_xaxes(title_text=x_title, separatethousands=True,
+                     **({} if x_is_time else {"tickformat": ","}))
+    fig.update_yaxes(title_text=y_title, separatethousands=True, tickformat=",")
     st.plotly_chart(fig, key=key, width="stretch")
 
 
@@ -163,7 +168,7 @@ else:
     fig = px.line(overall, labels=LABELS, x="at", y="usage", markers=True, line_shape="hv",
                   title="All clients together (each client's latest snapshot, summed)",
                   hover_data={"usage": ":,", "clients": True})
-    chart(fig, "overall_over_time", "Time (UTC)", "Tokens")
+    chart(fig, "overall_over_time", "Time (UTC)", "Tokens", x_is_time=True)
     with_history = [c for c in outlook["client_id"] if c in set(per["client_id"])]
     picked = st.multiselect("Clients", with_history, default=with_history[:5],
                             format_func=names.get, key="an_over_time")
@@ -171,7 +176,7 @@ else:
     fig = px.line(lines, labels=LABELS,
                   x="at", y="usage", color="client", markers=True, line_shape="hv",
                   title="Usage of the chosen clients", hover_data={"usage": ":,", "budget": ":,"})
-    chart(fig, "client_over_time", "Time (UTC)", "Tokens")
+    chart(fig, "client_over_time", "Time (UTC)", "Tokens", x_is_time=True)
     csv(per, "usage-history")
 
 # 5. chars4 against tiktoken ---------------------------------------------------------------
@@ -258,18 +263,23 @@ table = pd.DataFrame([{"client_id": cid, "client": names.get(cid, cid), "kind": 
 if table.empty:
     st.caption("Nothing to suggest: no active attribute repeats itself or another.")
 else:
-    per_kind = table.groupby(["client", "kind"], as_index=False)["saves"].sum()
-    leaders = per_kind.groupby("client")["saves"].sum().nlargest(20).index
-    fig = px.bar(per_kind[per_kind["client"].isin(leaders)], labels=LABELS,
-                 x="saves", y="client", color="kind",
-                 orientation="h", color_discrete_map=KINDS,
-                 title="Tokens the deterministic fixes save, the 20 clients with most to gain",
-                 hover_data={"saves": ":,"})
+    together = table[table["kind"] == "all"].join(
+        shown.set_index("client_id")[["usage", "status"]], on="client_id")
+    together = together.assign(percent_saved=(100.0 * together["saves"]
+                                              / together["usage"]).round(1))
+    leaders = together.nlargest(20, "saves")
+    fig = px.bar(leaders, labels={**LABELS, "percent_saved": "Share of usage (%)"},
+                 x="saves", y="client", color="status", orientation="h",
+                 color_discrete_map=COLOURS,
+                 title="Tokens saved by applying every fix, the 20 clients with most to gain",
+                 hover_data={"saves": ":,", "usage": ":,", "percent_saved": ":.1f",
+                             "status": False})
     fig.update_layout(yaxis={"categoryorder": "total ascending"})
-    chart(fig, "savings", "Tokens saved (each fix measured alone)", "Client", 600)
+    chart(fig, "savings", "Tokens saved per prompt", "Client", 600)
     st.caption("Collapsing whitespace, dropping repeated or near-identical sentences and "
-               "examples, and stating a sentence copied across a client's attributes once. "
-               "Fixes of one text overlap, so apply one and the list is measured again.")
+               "examples, and keeping a sentence copied across a client's attributes in the "
+               "first one only. The figure is measured on the result of all fixes together; "
+               "single fixes overlap, and the list is measured again after each one.")
     csv(table, "savings")
 
     pick = st.selectbox("Client", list(dict.fromkeys(table["client_id"])), key="an_save_client",

@@ -23,7 +23,7 @@ tiers = f2.multiselect("Tier", sorted(frame["tier"].unique()), key="tier_filter"
 statuses = f3.multiselect("Status", list(views.STATUS_LABELS), key="status_filter",
                           format_func=views.STATUS_LABELS.get)
 shown = views.filter_usage(frame, search, tiers, statuses)
-shown = shown.assign(open=[f"client?client={cid}" for cid in shown["client_id"]])
+shown = shown.assign(open="client?client=" + shown["client_id"])
 
 st.caption(f"{len(shown):,} of {len(frame):,} clients · select a row to open the client")
 event = st.dataframe(

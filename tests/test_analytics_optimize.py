@@ -71,6 +71,42 @@ def test_boilerplate_across_attributes_kept_once_with_diff():
     assert tip.change("X") == Change("X", {"x2": {"Instructions": "Prefer SaaS."}})
 
 
+def test_every_fix_together_by_hand():
+    shared = "Treat a recent Series B or later funding round as a strong buying signal."
+    attrs = [Attribute("x1", "X", "Funding", True, f"Check the stage.  {shared}"),
+             Attribute("x2", "X", "Fit", True, f"{shared} Prefer SaaS. Prefer SaaS."),
+             Attribute("x3", "X", "Off", False, f"{shared} {shared}")]  # inactive: untouched
+    tip = optimize.tidy_all(attrs, COUNT)
+    assert tip.kind == "all" and tip.field is None
+    assert tip.edits == {"x1": {"Instructions": f"Check the stage. {shared}"},
+                         "x2": {"Instructions": "Prefer SaaS."}}
+    olds = [attrs[0].instructions, attrs[1].instructions]
+    assert tip.saves == sum(COUNT(olds)) - sum(COUNT([f"Check the stage. {shared}",
+                                                      "Prefer SaaS."]))
+    assert optimize.tidy_all(attrs[2:], COUNT) is None and optimize.tidy_all([], COUNT) is None
+
+
+CLIENT = st.lists(st.tuples(TEXT, TEXT), min_size=1, max_size=4)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(CLIENT)
+def test_every_fix_together_saves_and_keeps_what_each_sentence_says(texts):
+    attrs = [Attribute(f"x{i}", "X", f"A{i}", True, ins, ex) for i, (ins, ex) in enumerate(texts)]
+    tip = optimize.tidy_all(attrs, COUNT)
+    if tip is None:
+        return
+    after = {(a.id, f): tip.edits.get(a.id, {}).get(f, a.text(f))
+             for a in attrs for f in ("Instructions", "Examples")}
+    before = {(a.id, f): a.text(f) for a in attrs for f in ("Instructions", "Examples")}
+    for k in before:  # no text grows, and the total saving is what was claimed
+        assert COUNT([after[k]])[0] <= COUNT([before[k]])[0]
+    assert tip.saves == sum(COUNT(list(before.values()))) - sum(COUNT(list(after.values()))) > 0
+    kept = {k for t in after.values() for k in keys(t)}
+    for k in {k for t in before.values() for k in keys(t)}:  # still said somewhere
+        assert any(optimize.near(k, o) for o in kept), k
+
+
 def test_suggestion_applied_through_the_service_is_validated_and_audited(small):
     dup = "Score leads from retail chains higher than average. " * 3
     assert small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": dup}})).allowed

@@ -1,0 +1,115 @@
+"""The analytics and batch edit pages in headless Debian Chromium against a real
+`streamlit run`: a screenshot of every chart under test-output/screenshots/."""
+
+import csv
+import io
+import os
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import timedelta
+
+import pytest
+
+from budget.model import Change
+from tests.conftest import ADMIN, NOW, Clock, make_service
+from tests.test_analytics_pages import CHARTS
+from tests.test_browser import CHROMIUM, ROOT, SHOTS, _free_port, browser  # noqa: F401
+
+pytestmark = pytest.mark.browser
+IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+
+
+def grow_history(path) -> None:
+    """Six daily snapshots for a few clients: their largest attribute grows back to its
+    current text a sentence group at a time, so usage rises towards today's figure."""
+    svc = make_service(path)
+    within = [u.client.id for u in svc.usage_report() if u.status != "exceeded"]
+    for cid in within[:8]:  # growing back is refused once a client is over its budget
+        costs = [c for c in svc.costs(cid) if c.active]
+        big = max(costs, key=lambda c: c.total)
+        text = next(a for a in svc.attributes(cid) if a.id == big.id).examples
+        lines = text.split("\n")
+        for day in range(6):
+            svc.clock = Clock(NOW - timedelta(days=5 - day))
+            part = "\n".join(lines[:max(1, len(lines) * (day + 1) // 6)])
+            assert svc.apply(ADMIN, Change(cid, {big.id: {"Examples": part}})).allowed
+
+
+@pytest.fixture(scope="module")
+def server(demo_db, tmp_path_factory):
+    if not os.path.exists(CHROMIUM):
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing: .ci/run must install Debian's chromium")
+        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    work = tmp_path_factory.mktemp("analytics")
+    db = work / "demo.db"
+    with sqlite3.connect(demo_db) as src, sqlite3.connect(db) as dst:
+        src.backup(dst)
+    grow_history(db)
+    port = _free_port()
+    log = work / "server.log"
+    env = {**os.environ, "TOKENBUDGET_STORE": f"sqlite:///{db}",
+           "TOKENBUDGET_TIER_REVENUE": "1:99,2:299,3:999,4:2499"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+         "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1"],
+        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    pytest.fail(f"streamlit did not start:\n{log.read_text()}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def open_page(browser, url):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    page.goto(url)
+    page.wait_for_selector(IDLE, timeout=90_000)
+    page.wait_for_selector("h1", timeout=30_000)
+    return page
+
+
+def test_every_analytics_chart_renders_with_its_title(server, browser):  # noqa: F811
+    page = open_page(browser, f"{server}/analytics")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    assert page.locator("h1").first.inner_text() == "Analytics"
+    for key in sorted(CHARTS | {"roi"}):
+        box = page.locator(f".st-key-{key}")
+        box.scroll_into_view_if_needed()
+        box.locator(".main-svg").first.wait_for(timeout=30_000)
+        title = box.locator(".gtitle").first.text_content()
+        assert title, key
+        assert box.locator(".xtitle").first.text_content(), key  # axis titles drawn
+        page.wait_for_timeout(300)  # let the bars finish their transition
+        box.screenshot(path=str(SHOTS / f"analytics-{key}.png"))
+    page.screenshot(path=str(SHOTS / "analytics-page.png"), full_page=True)
+    errors = page.locator("[data-testid='stException']")
+    assert errors.count() == 0, errors.first.inner_text()
+    # the table behind a chart downloads as CSV
+    with page.expect_download() as got:
+        page.locator(".st-key-csv_top-attributes button").click()
+    rows = list(csv.DictReader(io.StringIO(open(got.value.path()).read())))
+    assert len(rows) == 20 and int(rows[0]["tokens"]) >= int(rows[-1]["tokens"])
+    page.close()
+
+
+def test_batch_edit_page_renders(server, browser):  # noqa: F811
+    page = open_page(browser, f"{server}/batch-edit")
+    assert page.locator("h1").first.inner_text() == "Batch edit"
+    page.wait_for_selector("[data-testid='stDataFrame'] canvas", timeout=30_000)
+    page.screenshot(path=str(SHOTS / "batch-edit.png"), full_page=True)
+    assert page.locator("[data-testid='stException']").count() == 0
+    page.close()
