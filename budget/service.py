@@ -469,8 +469,7 @@ class BudgetService:
                            f"unknown field; use one of {', '.join(FIELDS)}")
         attr = next((a for a in self.attributes(client_id) if a.id == attribute_id), None)
         if attr is None:
-            raise BadInput(f"attribute {attribute_id}", "id",
-                           f"no such attribute of client {client_id}")
+            raise BadInput(f"attribute {attribute_id}", "id", f"no such attribute of client {client_id}")
         old = attr.text(field_name)
         new = llm.rewrite(old, config)
         before, after = self.counter.count_many([old, new])
