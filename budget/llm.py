@@ -38,13 +38,16 @@ class LLMConfig:
         if not url:
             return None
         if not url.startswith(("http://", "https://")):
-            raise BadInput("settings", "TOKENBUDGET_LLM_URL", "must start with http:// or https://")
+            raise BadInput("settings", "TOKENBUDGET_LLM_URL",
+                           "must start with http:// or https://")
         if not model:
-            raise BadInput("settings", "TOKENBUDGET_LLM_MODEL", "must be set with TOKENBUDGET_LLM_URL")
+            raise BadInput("settings", "TOKENBUDGET_LLM_MODEL",
+                           "must be set with TOKENBUDGET_LLM_URL")
         try:
-            timeout = float(raw.get("TOKENBUDGET_LLM_TIMEOUT", cls.timeout))  # type: ignore[arg-type]
+            timeout = float(str(raw.get("TOKENBUDGET_LLM_TIMEOUT", cls.timeout)))
         except (TypeError, ValueError):
-            raise BadInput("settings", "TOKENBUDGET_LLM_TIMEOUT", "must be a number of seconds") from None
+            raise BadInput("settings", "TOKENBUDGET_LLM_TIMEOUT",
+                           "must be a number of seconds") from None
         return cls(url.rstrip("/"), model, str(raw.get("TOKENBUDGET_LLM_API_KEY", "")), timeout)
 
 

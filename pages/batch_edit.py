@@ -71,8 +71,11 @@ if pairs:
                        "detail": "Usage after / reason"})
     st.caption(f"{len(allowed):,} of {len(preview):,} would be saved; "
                f"{len(preview) - len(allowed):,} refused.")
+    can_write = ui.actor().role == "admin"
+    if not can_write:
+        st.caption("Only admins can apply a batch edit; you can preview it.")
     if st.button(f"Apply to {len(allowed):,} attributes", type="primary", key="be_apply",
-                 disabled=not allowed):
+                 disabled=not (allowed and can_write)):
         st.session_state["be_confirm"] = True
 
 

@@ -54,7 +54,8 @@ def test_reaches_budget_phrases():
     assert analytics.reaches_budget(120, 200, 0.5, NOW) == (None, "no trend")  # flat
     assert analytics.reaches_budget(120, 200, -3.0, NOW) == (None, "falling")
     assert analytics.reaches_budget(201, 200, 10.0, NOW) == (None, "over budget now")
-    assert analytics.reaches_budget(200, 200, 10.0, NOW) == (NOW.date(), "reaches budget 2026-11-25")
+    assert analytics.reaches_budget(200, 200, 10.0, NOW) == (NOW.date(),
+                                                            "reaches budget 2026-11-25")
 
 
 def test_forecast_from_history_written_by_changes(small):
@@ -103,9 +104,10 @@ def test_estimate_error_on_the_small_set(small):
     names = {"A": "Alpha", "B": "Beta"}
     attrs, clients = analytics.estimate_error(small.costs(), small.costs(encoding="chars4"), names)
     by = attrs.set_index("attribute_id")
-    assert by.loc["a1", ["tokens", "chars4", "error", "error_percent"]].tolist() == [40, 50, 10, 25.0]
+    assert by.loc["a1", ["tokens", "chars4", "error", "error_percent"]].tolist() == [
+        40, 50, 10, 25.0]
     assert by.loc["a2", ["chars4", "error"]].tolist() == [51, 11]
-    assert by.loc["a3", "chars4"] == 31  # 124 characters; inactive: listed, not in the client's total
+    assert by.loc["a3", "chars4"] == 31  # 124 characters; inactive: listed, not in A's total
     per = clients.set_index("client_id")
     assert per.loc["A", ["tokens", "chars4", "error", "error_percent", "direction"]].tolist() == [
         80, 101, 21, 26.2, "over-counted"]
@@ -146,8 +148,8 @@ def test_cost_assumptions_from_settings():
                                          "TOKENBUDGET_TIER_REVENUE": "1:99, 2:299.5"})
     assert (got.leads_per_month, got.price_per_mtok) == (5000, 0.15)
     assert got.revenue_by_level == {1: 99.0, 2: 299.5}
-    assert CostAssumptions.from_settings({"TOKENBUDGET_TIER_REVENUE": {1: 10}}).revenue_by_level == {
-        1: 10.0}
+    table = CostAssumptions.from_settings({"TOKENBUDGET_TIER_REVENUE": {1: 10}})  # TOML
+    assert table.revenue_by_level == {1: 10.0}
     assert CostAssumptions.from_settings({}) == CostAssumptions()
     for raw, name in (({"TOKENBUDGET_LEADS_PER_MONTH": "many"}, "TOKENBUDGET_LEADS_PER_MONTH"),
                       ({"TOKENBUDGET_PRICE_PER_MTOK": "-1"}, "TOKENBUDGET_PRICE_PER_MTOK"),
