@@ -1,0 +1,69 @@
+"""The benchmark's code at a tiny size: every section runs and reports, and the Airtable
+store's requests match Airtable's limits (100 records a page, 10 a write). No timings
+are asserted: speed is what `make bench` prints."""
+
+import math
+
+import pytest
+
+from benchmarks import bench
+from benchmarks.data import cached_db, generate
+from budget.stores import SQLiteStore
+
+CLIENTS, PER_CLIENT = 3, 70  # 210 attributes: three pages of attributes
+
+
+@pytest.fixture(scope="module")
+def rows(tmp_path_factory):
+    """One run of every section, shared by the tests of this module."""
+    tmp = tmp_path_factory.mktemp("bench")
+    return bench.run_size(CLIENTS, PER_CLIENT, seed=5, workdir=tmp, data_dir=tmp,
+                          log=lambda line: None)
+
+
+def test_every_section_reports_every_row(rows, tmp_path):
+    counts = {s: sum(1 for r in rows if r.section == s) for s in bench.SECTIONS}
+    assert counts == {"counting": 6, "incremental": 3, "load": 4, "airtable": 7, "pages": 4}
+    assert all(r.size == "3 x 70" and r.attributes == 210 for r in rows)
+    table = bench.render_table(rows)
+    assert len(table.splitlines()) == len(rows) + 2
+    out = tmp_path / "results.md"
+    bench.write_results(rows, bench.datetime.now(bench.timezone.utc), "0.1", "0.2", "notes",
+                        out)
+    text = out.read_text()
+    assert f"**{bench.os.cpu_count()} cores**" in text
+    assert all(f"| {r.measure} | {r.figure} |" in text for r in rows)
+
+
+def test_airtable_requests_equal_the_formula(rows):
+    want = {"list requests, Clients (3 records)": math.ceil(CLIENTS / 100),
+            "list requests, Scoring Attributes (210 records)": math.ceil(210 / 100),
+            "update requests, 210 attribute updates": math.ceil(210 / 10)}
+    got = {r.measure: r.value for r in rows if r.measure in want}
+    assert got == want
+    assert all(r.met for r in rows if r.measure in want)
+    wall = next(r for r in rows if r.measure.startswith("load: wall time at 5 req/s"))
+    assert wall.value == (want["list requests, Clients (3 records)"]
+                          + want["list requests, Scoring Attributes (210 records)"]) / 5
+
+
+def test_writes_on_a_base_of_the_written_records_count_the_same(tmp_path, monkeypatch):
+    """The path the 20,000 and 100,000 sizes take for writes (see bench_airtable)."""
+    monkeypatch.setattr(bench, "FULL_BASE_WRITES", 0)
+    _, clients, attrs = generate(CLIENTS, PER_CLIENT, seed=5)
+    out = bench.bench_airtable(clients, attrs, 25, tmp_path)
+    assert out["write_base_records"] == 25
+    assert out["write_update_requests"] == math.ceil(25 / 10)
+    assert out["load_attributes_requests"] == math.ceil(210 / 100)
+
+
+def test_generated_data_is_deterministic_and_distinct(tmp_path):
+    a, b = generate(CLIENTS, PER_CLIENT, seed=5), generate(CLIENTS, PER_CLIENT, seed=5)
+    assert a == b
+    texts = [t for x in a[2] for t in (x.instructions, x.examples, x.signals)]
+    assert len(set(texts)) == len(texts)  # no cache can make a recount cheaper
+    mean = sum(map(len, texts)) / len(a[2])
+    assert 1_300 < mean < 1_700  # about 1,500 characters an attribute
+    path = cached_db(CLIENTS, PER_CLIENT, seed=5, data_dir=tmp_path)
+    assert cached_db(CLIENTS, PER_CLIENT, seed=5, data_dir=tmp_path) == path  # reused
+    assert len(SQLiteStore(str(path)).attributes()) == CLIENTS * PER_CLIENT
