@@ -26,18 +26,20 @@ LABELS = {  # hover and legend names for the frames' columns
 KINDS = {"duplicate": "#6a1b9a", "boilerplate": "#00838f", "whitespace": "#9e9d24"}
 
 
-@st.cache_data(ttl=300, show_spinner="Counting tokens…")
-def costs(encoding: str | None = None):
+# every loader takes the data version (`ui.data_version`) as its cache key: figures are
+# reused until the data changes, wherever it was changed from
+@st.cache_data(ttl=300, max_entries=8, show_spinner="Counting tokens…")
+def costs(version: str, encoding: str | None = None):
     return ui.service().costs(encoding=encoding)
 
 
-@st.cache_data(ttl=300, show_spinner=False)
-def history():
+@st.cache_data(ttl=300, max_entries=4, show_spinner=False)
+def history(version: str):
     return ui.service().history()
 
 
-@st.cache_data(ttl=300, show_spinner="Looking for savings…")
-def savings() -> tuple[list, dict]:
+@st.cache_data(ttl=300, max_entries=4, show_spinner="Looking for savings…")
+def savings(version: str) -> tuple[list, dict]:
     """(every client's suggestions, each client's all-fixes-together one first; attribute
     versions as loaded, so an Apply is based on what the user saw)."""
     svc = ui.service()
@@ -70,6 +72,7 @@ def csv(frame: pd.DataFrame, name: str) -> None:
 
 
 svc = ui.service()
+version = ui.data_version()  # cached figures last until the data changes
 st.title("Analytics")
 st.caption("Where the tokens go, where usage is heading, what the prompts cost and what "
            "could be saved. Figures are for active attributes, counted with "
@@ -92,7 +95,7 @@ hover = {"status": False, "client": True, "tier": True}
 # 1. top attributes ------------------------------------------------------------------------
 st.header("Top attributes by tokens")
 n = st.slider("How many", 5, 50, 20, key="an_top_n")
-top = analytics.top_attributes(costs(), frame, n, tiers, statuses)
+top = analytics.top_attributes(costs(version), frame, n, tiers, statuses)
 if top.empty:
     st.caption("No active attribute matches the filters.")
 else:
@@ -108,7 +111,7 @@ else:
 # 2. approaching limits --------------------------------------------------------------------
 st.header("Clients approaching their limits")
 now = svc.clock()
-outlook = analytics.forecast(shown, history(), now)
+outlook = analytics.forecast(shown, history(version), now)
 closest = outlook.head(15)
 fig = px.bar(closest, labels=LABELS, x="headroom", y="client", color="status", orientation="h",
              color_discrete_map=COLOURS, title="Headroom left in the budget, least first "
@@ -160,7 +163,7 @@ csv(by_tier, "usage-by-tier")
 # 4. usage over time -----------------------------------------------------------------------
 st.header("Usage over time")
 per, overall = analytics.usage_over_time(
-    [h for h in history() if h[0] in set(shown["client_id"])], names)
+    [h for h in history(version) if h[0] in set(shown["client_id"])], names)
 if per.empty:
     st.info("No usage history yet: a snapshot is taken at every change and every reset, "
             "so the lines appear as soon as clients' attributes are edited or reset.")
@@ -181,7 +184,7 @@ else:
 
 # 5. chars4 against tiktoken ---------------------------------------------------------------
 st.header("The old chars4 estimate against real token counts")
-per_attr, per_client = analytics.estimate_error(costs(), costs("chars4"), names)
+per_attr, per_client = analytics.estimate_error(costs(version), costs(version, "chars4"), names)
 per_client = per_client[per_client["client_id"].isin(set(shown["client_id"]))]
 real, est = int(per_client["tokens"].sum()), int(per_client["chars4"].sum())
 m1, m2, m3, m4 = st.columns(4)
@@ -253,7 +256,7 @@ csv(cost, "prompt-cost")
 
 # 7. savings -------------------------------------------------------------------------------
 st.header("Savings that keep the meaning")
-tips, versions = savings()
+tips, versions = savings(version)
 visible = set(shown["client_id"])
 table = pd.DataFrame([{"client_id": cid, "client": names.get(cid, cid), "kind": t.kind,
                        "attribute": t.attribute, "field": t.field, "saves": t.saves,

@@ -7,9 +7,9 @@ from budget.core import format_usage
 from budget.model import FIELDS
 
 
-@st.cache_data(ttl=300, show_spinner="Finding copies of the same template…")
-def templates():
-    """(groups of similar attributes, every attribute by id)."""
+@st.cache_data(ttl=300, max_entries=4, show_spinner="Finding copies of the same template…")
+def templates(version: str):
+    """(groups of similar attributes, every attribute by id) as of data `version`."""
     attrs = ui.service().all_attributes()
     return analytics.similar_groups(attrs), {a.id: a for a in attrs}
 
@@ -20,7 +20,7 @@ st.caption("Attributes copied from one template into several clients: edit the t
            "apply it to the copies you choose. Each copy is checked against its own client's "
            "budget and saved as its own audited change; a refused one does not stop the others.")
 
-groups, by_id = templates()
+groups, by_id = templates(ui.data_version())
 frame, _ = ui.usage_table()
 clients = frame.set_index("client_id")
 if not groups:
