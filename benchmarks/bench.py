@@ -286,30 +286,48 @@ def bench_airtable(clients: Sequence[Client], attrs: Sequence[Attribute], update
 
 
 # 5. pages -----------------------------------------------------------------------------------
+@contextmanager
+def app_on(db: Path):
+    """The app's settings pointed at `db` for the duration, with fresh caches; the
+    environment and caches are put back afterwards (the smoke test shares a process)."""
+    import streamlit as st
+
+    before = os.environ.get("TOKENBUDGET_STORE")
+    os.environ["TOKENBUDGET_STORE"] = f"sqlite:///{db}"
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TOKENBUDGET_STORE"]
+        else:
+            os.environ["TOKENBUDGET_STORE"] = before
+        st.cache_data.clear()
+        st.cache_resource.clear()
+
+
 def bench_pages(db: Path) -> dict[str, float]:
     """Server-side render time of Overview and Client in AppTest: the first render
     (empty caches: loads the data) and the next one (cached)."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    first_client = SQLiteStore(str(db)).clients()[0].id
-    os.environ["TOKENBUDGET_STORE"] = f"sqlite:///{db}"
+    first = SQLiteStore(str(db)).clients()[0]
     out: dict[str, float] = {}
-    for page, params in (("overview", {}), ("client", {"client": first_client})):
-        st.cache_data.clear()
-        st.cache_resource.clear()
-        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
-        for k, v in params.items():
-            at.query_params[k] = v
-        for run in ("first", "cached"):
-            t0 = time.perf_counter()
-            at.run()
-            out[f"{page}_{run}"] = time.perf_counter() - t0
-            if at.exception:
-                raise AssertionError(f"{page} page failed: {at.exception}")
-        if page == "client" and at.title[0].value != SQLiteStore(str(db)).client(
-                first_client).name:  # type: ignore[union-attr]
-            raise AssertionError("the client page did not open the client asked for")
+    with app_on(db):
+        for page, params in (("overview", {}), ("client", {"client": first.id})):
+            st.cache_data.clear()
+            st.cache_resource.clear()
+            at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=300)
+            for k, v in params.items():
+                at.query_params[k] = v
+            for run in ("first", "cached"):
+                t0 = time.perf_counter()
+                at.run()
+                out[f"{page}_{run}"] = time.perf_counter() - t0
+                if at.exception:
+                    raise AssertionError(f"{page} page failed: {at.exception}")
+            if page == "client" and at.title[0].value != first.name:
+                raise AssertionError("the client page did not open the client asked for")
     return out
 
 
