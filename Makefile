@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 API_HOST ?= 127.0.0.1
 API_PORT ?= 8000
 
-.PHONY: run test demo-data clean api
+.PHONY: run test demo-data clean api bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ api: $(VENV)/.installed $(DB)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q
+
+# timings at 800, 20,000 and 100,000 attributes into benchmarks/results.md (5-10 minutes;
+# the data sets are built once into benchmarks/.data). One size: `make bench ARGS="--sizes small"`
+bench: $(VENV)/.installed-test
+	$(BIN)/python -m benchmarks.bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) test-output
