@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 API_HOST ?= 127.0.0.1
 API_PORT ?= 8000
 
-.PHONY: run test demo-data clean api bench
+.PHONY: run test demo-data clean api run-due bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ run: $(VENV)/.installed $(DB)
 api: $(VENV)/.installed $(DB)
 	TOKENBUDGET_STORE=$${TOKENBUDGET_STORE:-sqlite:///$(DB)} $(BIN)/uvicorn --factory \
 		budget.api:from_settings --host $(API_HOST) --port $(API_PORT)
+
+# the scheduled pass once, by hand: `make run-due ARGS=--dry-run`
+run-due: $(VENV)/.installed $(DB)
+	TOKENBUDGET_STORE=$${TOKENBUDGET_STORE:-sqlite:///$(DB)} $(BIN)/tokenbudget run-due $(ARGS)
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest -q

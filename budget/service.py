@@ -140,14 +140,6 @@ class BudgetService:
         version = getattr(self.store, "data_version", None)
         return version() if callable(version) else None
 
-    # caching (issue 9): what the pages key their cached figures on -----------------
-    def data_version(self) -> str | None:
-        """A token that changes whenever the stored data may have, so cached figures are
-        reused until then; None for a store with no cheap way to tell (asking Airtable
-        would cost a request), and callers fall back to a time limit."""
-        version = getattr(self.store, "data_version", None)
-        return version() if callable(version) else None
-
     # validation --------------------------------------------------------------
     def _check_change(self, change: Change, attrs: Mapping[str, Attribute]) -> None:
         for aid in {*change.fields, *change.active}:
@@ -469,7 +461,8 @@ class BudgetService:
                            f"unknown field; use one of {', '.join(FIELDS)}")
         attr = next((a for a in self.attributes(client_id) if a.id == attribute_id), None)
         if attr is None:
-            raise BadInput(f"attribute {attribute_id}", "id", f"no such attribute of client {client_id}")
+            raise BadInput(f"attribute {attribute_id}", "id",
+                           f"no such attribute of client {client_id}")
         old = attr.text(field_name)
         new = llm.rewrite(old, config)
         before, after = self.counter.count_many([old, new])
@@ -541,9 +534,13 @@ class BudgetService:
         self._require_admin(actor, "run the scheduled pass")
         now = self.clock()
         run_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
-        lines = [self.reset(actor, r.client_id).message for r in self.plan_due().resets]
+        due = [r.client_id for r in self.plan_due().resets]
+        lines = [r.message for r in self.reset_all(actor, due)] if due else []
         plan, smtp, failed = self.plan_due(), self.smtp(), 0
         for alert in plan.alerts if smtp else ():
+            if {(alert.client_id, t, alert.period) for t in alert.thresholds} <= \
+                    self.store.sent_alerts():
+                continue  # another pass (the Admin page's button) sent it meanwhile
             status, error = "sent", ""
             try:
                 if not alert.email.to:

@@ -4,6 +4,7 @@ import streamlit as st
 import ui
 from budget import automation, views
 from budget.core import format_usage
+from budget.model import BadInput
 from budget.tokens import ENCODINGS
 
 svc = ui.service()
@@ -176,7 +177,11 @@ if choice != svc.encoding:
 
 # --- the scheduled pass (issue 6): run-due, email alerts, automatic deactivation --------
 st.header("Scheduled pass")
-policy, smtp = svc.automation_policy(), svc.smtp()
+try:
+    policy, smtp = svc.automation_policy(), svc.smtp()
+except BadInput as e:  # a wrong setting: say which, keep the rest of the page
+    st.error(f"The scheduled pass cannot run: {e}", icon="⛔")
+    st.stop()
 st.caption(
     "`tokenbudget run-due` runs this pass from cron or a systemd timer (see the README): "
     "due resets, alerts at " + ", ".join(f"{t}%" for t in policy.thresholds)
@@ -184,7 +189,16 @@ st.caption(
     + (f"sent through {smtp.host}:{smtp.port} ({smtp.security})" if smtp else
        "**email is off** (SMTP_HOST is not set)")
     + ", and automatic deactivation where it is on.")
-plan = svc.plan_due()
+
+
+@st.cache_data(ttl=60, show_spinner="Checking what is due…")
+def due_plan(store_label: str) -> automation.Plan:
+    """Cached like the other figures (every write clears it): on Airtable a plan costs
+    requests, and this page reruns on every click."""
+    return svc.plan_due()
+
+
+plan = due_plan(svc.store.label)
 st.markdown("**Due now**, what the pass would do:\n"
             + "\n".join(f"- {line}" for line in plan.lines(prefix="")))
 if "run_due_report" in st.session_state:

@@ -352,3 +352,14 @@ def test_admin_section_lists_sent_and_failed_notifications(app, tmp_path):
     rows = {(r.client, r.threshold, r.status, r.error) for r in table.itertuples()}
     assert rows == {("Alpha", "80%", "✅ sent", ""),
                     ("Gamma", "100%", "❌ failed", "SMTP mail:587: 554 rejected")}
+
+
+def test_admin_section_names_a_wrong_setting(app, tmp_path, monkeypatch):
+    svc = page_data(tmp_path / "p.db")
+    monkeypatch.setenv("SMTP_HOST", "mail.example")
+    monkeypatch.setenv("SMTP_SECURITY", "ssl3")
+    at = app(svc.store.path, "pages/admin.py")
+    assert [e.value for e in at.error] == [
+        "The scheduled pass cannot run: settings: SMTP_SECURITY: 'ssl3' is not one of "
+        "starttls, tls, none"]
+    assert any(h.value == "Tokenizer" for h in at.header)  # the rest of the page is there
