@@ -23,7 +23,7 @@ def rows(tmp_path_factory):
 
 def test_every_section_reports_every_row(rows, tmp_path):
     counts = {s: sum(1 for r in rows if r.section == s) for s in bench.SECTIONS}
-    assert counts == {"counting": 6, "incremental": 3, "load": 4, "airtable": 7, "pages": 4}
+    assert counts == {"counting": 7, "incremental": 3, "load": 4, "airtable": 7, "pages": 4}
     assert all(r.size == "3 x 70" and r.attributes == 210 for r in rows)
     table = bench.render_table(rows)
     assert len(table.splitlines()) == len(rows) + 2
@@ -67,3 +67,15 @@ def test_generated_data_is_deterministic_and_distinct(tmp_path):
     path = cached_db(CLIENTS, PER_CLIENT, seed=5, data_dir=tmp_path)
     assert cached_db(CLIENTS, PER_CLIENT, seed=5, data_dir=tmp_path) == path  # reused
     assert len(SQLiteStore(str(path)).attributes()) == CLIENTS * PER_CLIENT
+
+
+def test_a_missed_target_says_by_how_much_and_why(tmp_path):
+    row = bench.Row("2,000 x 50", 100_000, "load", "usage of every client", 1.25, "s", 1.0)
+    assert (row.met, row.verdict, row.target) == (False, "**MISSED**", "< 1.000 s")
+    assert row.shortfall == "0.250 s over (+25%)"
+    out = tmp_path / "results.md"
+    bench.write_results([row], bench.datetime.now(bench.timezone.utc), "0", "0", "", out)
+    text = out.read_text()
+    assert "## Targets missed" in text
+    assert "1.250 s against < 1.000 s, 0.250 s over (+25%). Why:" in text
+    assert bench.WHY_MISSED["load"] in text
