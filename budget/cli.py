@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -93,6 +94,17 @@ def _parser() -> argparse.ArgumentParser:
     rd.add_argument("--now", metavar="ISO_TIME",
                     help="act as of this time, e.g. 2026-12-01T06:00 (UTC unless an offset is "
                          "given; default: now)")
+    for name, text in (("notifications", "email alerts sent and failed"),
+                       ("deactivations", "attributes switched off by automatic deactivation")):
+        sub.add_parser(name, help=text).add_argument("--json", action="store_true")
+    rs = sub.add_parser("restore", help="switch back on what a deactivation run switched off")
+    rs.add_argument("run_id")
+    ad = sub.add_parser("auto-deactivate", help="the automatic-deactivation policy, for "
+                                                "everyone or one client")
+    ad.add_argument("state", choices=["on", "off", "default"],
+                    help="default: the client follows the setting for everyone")
+    ad.add_argument("--client", help="one client instead of everyone")
+    ad.add_argument("--order", choices=["newest", "largest"])
 
     airtable_schema.add_parser(sub)
     return p
@@ -206,6 +218,36 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "run-due":
         return _run_due(service, args)
+
+    if args.command == "notifications":
+        sent = service.notifications()
+        _emit([{**asdict(n), "recipients": list(n.recipients)} for n in sent], args.json,
+              [f"{n.at:%Y-%m-%d %H:%M}  {n.status:<6}  {n.client_id}  {n.threshold}%  "
+               f"period {n.period}  to {', '.join(n.recipients) or '-'}  "
+               f"(attempts {n.attempts}){'  ' + n.error if n.error else ''}" for n in sent])
+        return 0
+
+    if args.command == "deactivations":
+        runs = service.deactivation_runs()
+        _emit([asdict(d) for d in runs], args.json,
+              [f"{d.run_id}  {d.client_id}  {d.attribute_id}  {d.tokens:>7,}  "
+               f"{'restored' if d.restored_at else 'off     '}  {d.reason}" for d in runs])
+        return 0
+
+    if args.command == "restore":
+        back = service.restore_run(CLI_ACTOR, args.run_id)
+        print(f"restored {len(back)} attribute(s) of run {args.run_id}: "
+              + (", ".join(f"{d.client_id}/{d.attribute_id}" for d in back) or "none was off"))
+        return 0
+
+    if args.command == "auto-deactivate":
+        if args.state == "default" and args.client is None:
+            raise BadInput("auto-deactivate", "state",
+                           "default applies to one client (--client ID)")
+        enabled = {"on": True, "off": False, "default": None}[args.state]
+        after = service.set_auto_deactivate(CLI_ACTOR, args.client, enabled, args.order)
+        print(f"automatic deactivation for {args.client or 'everyone'}: {after}")
+        return 0
 
     if args.command == "audit":
         if args.client:

@@ -667,6 +667,8 @@ class BudgetService:
         if order is not None and order not in automation.ORDERS:
             raise BadInput("policy", "order", f"{order!r} is not one of "
                                               f"{', '.join(automation.ORDERS)}")
+        if order is not None and client_id is not None:
+            raise BadInput(f"client {client_id}", "order", "the order applies to everyone")
         with self.store.transaction():
             policy = self.automation_policy()
             if client_id is None:

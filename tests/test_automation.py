@@ -219,6 +219,24 @@ def test_largest_first_when_on_globally(store_factory):
     assert [a.action for a in svc.audit()].count("auto_deactivate") == 1
 
 
+@pytest.mark.parametrize("store_factory", ["airtable"], indirect=True)
+def test_dry_run_on_airtable_only_reads(store_factory):
+    """The Airtable store's dry run: no write request reaches the base, no sidecar row
+    changes; the real pass then writes what the dry run listed."""
+    svc = over_budget(store_factory, TOKENBUDGET_AUTO_DEACTIVATE="on")
+    svc.clock.now = datetime(2027, 3, 5, tzinfo=timezone.utc)  # every reset overdue
+    sidecar = dump(store_factory.sidecar)
+    store_factory.server.reset_log()
+    plan = svc.plan_due()
+    assert [r.client_id for r in plan.resets] == ["A", "B", "C"]
+    assert [d.client_id for d in plan.deactivations] == ["B", "C"]
+    assert {r.kind for r in store_factory.server.requests} == {"list"}
+    assert dump(store_factory.sidecar) == sidecar
+    svc.run_due(ADMIN)
+    assert store_factory.server.count(kind="update") > 0
+    assert active(svc, "B") == [] and active(svc, "C") == ["c1", "c2", "c5"]
+
+
 def test_admin_switch_kept_with_the_data_wins_over_the_environment(tmp_path):
     svc = make_service(tmp_path / "p.db", raw={"TOKENBUDGET_AUTO_DEACTIVATE": "off"})
     assert svc.automation_policy().auto_deactivate is False
@@ -363,3 +381,22 @@ def test_admin_section_names_a_wrong_setting(app, tmp_path, monkeypatch):
         "The scheduled pass cannot run: settings: SMTP_SECURITY: 'ssl3' is not one of "
         "starttls, tls, none"]
     assert any(h.value == "Tokenizer" for h in at.header)  # the rest of the page is there
+
+
+def test_cli_policy_runs_and_restore(tmp_path):
+    path = tmp_path / "p.db"
+    page_data(path)  # C: 60 of 50, a year behind
+    assert run_cli(path, "auto-deactivate", "on", "--client", "C", "--order", "largest")[0] == 2
+    assert run_cli(path, "auto-deactivate", "off", "--order", "largest")[0] == 0
+    assert run_cli(path, "auto-deactivate", "on", "--client", "C")[0] == 0
+    code, out = run_cli(path, "run-due")
+    assert code == 0 and "deactivated for Gamma (C), largest first: Big (40 tokens)" in out
+    code, listing = run_cli(path, "deactivations", "--json")
+    (row,) = __import__("json").loads(listing)
+    assert (row["client_id"], row["attribute_id"], row["tokens"]) == ("C", "c1", 40)
+    code, out = run_cli(path, "restore", row["run_id"])
+    assert (code, out.strip()) == (0, f"restored 1 attribute(s) of run {row['run_id']}: C/c1")
+    assert run_cli(path, "restore", row["run_id"])[0] == 2  # already restored
+    assert run_cli(path, "auto-deactivate", "default")[0] == 2  # needs --client
+    assert make_service(path).auto_deactivate_flags() == {"C": True}
+    assert run_cli(path, "notifications")[1] == "\n"  # email is off: nothing attempted
