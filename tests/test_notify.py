@@ -35,6 +35,13 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[list[str], email.message.Message]] = []
         self.reject = 0
+        self.unknown: set[str] = set()  # addresses answered with 550
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.unknown:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         if self.reject:
@@ -142,6 +149,8 @@ def test_one_email_per_threshold_per_period_then_new_after_reset(store_factory, 
 
     svc.run_due(ADMIN)  # same period, nothing new: no duplicate
     assert len(smtp_server.inbox.messages) == 1
+    fresh = store_factory.service(clock, raw=svc.settings.raw)  # the state is in the store
+    assert fresh.run_due(ADMIN).failed == 0 and len(smtp_server.inbox.messages) == 1
 
     # usage rises to 100 (a3 trimmed to 20 tokens, then on): 90 and 100 are new, one email
     svc.apply(ADMIN, Change("A", fields={"a3": {"Instructions": words(20)}}))
@@ -179,6 +188,25 @@ def test_rejected_send_is_recorded_failed_and_retried(store_factory, smtp_server
     assert (n.status, n.attempts, n.error) == ("sent", 2, "")
     svc.run_due(ADMIN)
     assert len(smtp_server.inbox.messages) == 1
+
+
+def test_partly_refused_recipients_count_as_sent_and_no_address_as_failed(store_factory,
+                                                                          smtp_server):
+    svc = alert_service(store_factory, smtp_server,
+                        TOKENBUDGET_MANAGER_EMAILS="Ana Souza=ana@agency.example")
+    smtp_server.inbox.unknown = {"ana@agency.example"}
+    svc.run_due(ADMIN)
+    assert [r for r, _ in smtp_server.inbox.messages] == [["ops@alpha.example"]]
+    (n,) = svc.notifications()
+    assert n.status == "sent" and n.error == "refused by the server: ana@agency.example"
+    c = svc.client("B")  # B at 90% after a tighter budget, and no address at all
+    svc.store.save_client(c.__class__(**{**c.__dict__, "email": "", "account_manager": ""}))
+    svc.set_budget_override(ADMIN, "B", 160)
+    report = svc.run_due(ADMIN)
+    assert report.failed == 1 and len(smtp_server.inbox.messages) == 1
+    b = [n for n in svc.notifications() if n.client_id == "B"]  # 80 and 90, one attempt
+    assert sorted((n.status, n.threshold) for n in b) == [("failed", 80), ("failed", 90)]
+    assert all("no recipient address" in n.error for n in b)
 
 
 def test_server_down_then_up(store_factory, tmp_path):
