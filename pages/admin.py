@@ -185,7 +185,8 @@ except BadInput as e:  # a wrong setting: say which, keep the rest of the page
 st.caption(
     "`tokenbudget run-due` runs this pass from cron or a systemd timer (see the README): "
     "due resets, alerts at " + ", ".join(f"{t}%" for t in policy.thresholds)
-    + f" of the budget to the client's {policy.recipients.replace('both', 'contact and account manager')}, "
+    + " of the budget to the client's "
+    + policy.recipients.replace("both", "contact and account manager") + ", "
     + (f"sent through {smtp.host}:{smtp.port} ({smtp.security})" if smtp else
        "**email is off** (SMTP_HOST is not set)")
     + ", and automatic deactivation where it is on.")
@@ -257,7 +258,8 @@ if flag != flags.get(cid):
 
 runs = svc.deactivation_runs()
 if runs:
-    run_frame = pd.DataFrame([{"run": d.run_id, "at": d.at, "client": names.get(d.client_id, d.client_id),
+    run_frame = pd.DataFrame([{"run": d.run_id, "at": d.at,
+                               "client": names.get(d.client_id, d.client_id),
                                "attribute": d.name, "tokens": d.tokens,
                                "restored": d.restored_at, "reason": d.reason} for d in runs])
     st.dataframe(run_frame, hide_index=True, key="auto_runs", column_config={
@@ -272,11 +274,12 @@ if runs:
         st.markdown(f"Switch back on the {len(items)} attribute(s) run **{run_id}** switched "
                     "off: " + ", ".join(f"{d.name} ({d.tokens:,} tokens)" for d in items) + "?")
         for now_usage, after in svc.preview_restore(run_id):
-            over = " — **over budget**: the next pass switches them off again unless the " \
-                   "policy is off for this client or its budget is raised" \
-                if after > now_usage.budget else ""
-            st.markdown(f"- {now_usage.client.name}: {format_usage(now_usage.usage, now_usage.budget)}"
-                        f" → {format_usage(after, now_usage.budget)}{over}")
+            over = (" — **over budget**: the next pass switches them off again unless the "
+                    "policy is off for this client or its budget is raised"
+                    if after > now_usage.budget else "")
+            st.markdown(f"- {now_usage.client.name}: "
+                        f"{format_usage(now_usage.usage, now_usage.budget)} → "
+                        f"{format_usage(after, now_usage.budget)}{over}")
         c1, c2 = st.columns(2)
         if c1.button("Restore", type="primary", key="restore_confirm"):
             del st.session_state["confirm_restore"]

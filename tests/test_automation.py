@@ -130,8 +130,9 @@ def test_dry_run_leaves_the_database_file_byte_identical(tmp_path):
     real = tokenbudget("run-due", "--now", "2027-02-15T06:00")
     assert real.returncode == 0, real.stderr
     assert path.read_bytes() != before
-    assert len([x for x in real.stdout.splitlines() if x.startswith("deactivated for ")]) == len(offs)
-    assert len([x for x in real.stdout.splitlines() if " reset: usage " in x]) == 40
+    done = real.stdout.splitlines()
+    assert len([x for x in done if x.startswith("deactivated for ")]) == len(offs)
+    assert len([x for x in done if " reset: usage " in x]) == 40
 
 
 # automatic deactivation ------------------------------------------------------------------
@@ -349,7 +350,8 @@ def test_admin_section_switches_policy_deactivates_and_restores(app, tmp_path):
     at.button(key="restore").click().run()
     text = page_text(at)
     assert f"Switch back on the 1 attribute(s) run **{run}** switched off: Big (40 tokens)?" in text
-    assert "- Gamma: 20 / 50 tokens (40% used) → 60 / 50 tokens (120% used) — **over budget**" in text
+    assert ("- Gamma: 20 / 50 tokens (40% used) → 60 / 50 tokens (120% used) — "
+            "**over budget**") in text
     at.button(key="restore_confirm").click().run()
     assert not at.exception
     assert sorted(a.id for a in svc.attributes("C") if a.active) == ["c1", "c2"]
