@@ -1095,7 +1095,9 @@ class AirtableStore:
                 raise StoreError(f"{self._error(failure, kind, step)}; the data set is only "
                                  "partly loaded: run the same load again to finish it")
             conn = self._side.conn()
-            for table in ("tiers", "client_extra", "usage_history", "audit_log", "alerts_sent"):
+            automation_sql.ensure(conn)
+            for table in ("tiers", "client_extra", "usage_history", "audit_log", "alerts_sent",
+                          *automation_sql.TABLES):
                 conn.execute(f"DELETE FROM {table}")
             conn.executemany("INSERT INTO tiers VALUES (?, ?, ?)",
                              [(t.level, t.name, t.tokens) for t in tiers])
