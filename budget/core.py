@@ -93,15 +93,23 @@ def _add_months(d: date, months: int, day: int) -> date:
     return date(year, month, min(day, calendar.monthrange(year, month)[1]))
 
 
+def _anchor_day(anchor: date) -> int:
+    month_end = anchor.day == calendar.monthrange(anchor.year, anchor.month)[1]
+    return 31 if month_end else anchor.day
+
+
 def next_boundary(anchor: date | None, now: datetime, months: int = 1) -> date:
     """The first period boundary strictly after `now`. Boundaries fall every
-    `months` months on the anchor's day (clamped to short months), at 00:00 UTC."""
+    `months` months on the anchor's day (clamped to short months), at 00:00 UTC.
+    An anchor on the last day of its month means month-end: the stored reset date of
+    a client anchored on the 31st reads Nov 30 after a short month, and must not
+    drift to the 30th for good."""
     if months < 1:
         raise BadInput("period", "months", f"must be at least 1, got {months}")
     now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
     today = now.astimezone(timezone.utc).date()
     anchor = anchor or date(today.year, today.month, 1)
-    day = anchor.day
+    day = _anchor_day(anchor)
     # step from the anchor to the first boundary after today, in whole periods
     diff = (today.year - anchor.year) * 12 + today.month - anchor.month
     k = diff // months
@@ -115,7 +123,7 @@ def next_boundary(anchor: date | None, now: datetime, months: int = 1) -> date:
 def period_start(anchor: date | None, now: datetime, months: int = 1) -> date:
     """The boundary that opened the period `now` is in."""
     nb = next_boundary(anchor, now, months)
-    return _add_months(nb, -months, (anchor or nb).day)
+    return _add_months(nb, -months, _anchor_day(anchor or nb))
 
 
 def format_usage(used: int, limit: int) -> str:
