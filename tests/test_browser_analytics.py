@@ -55,7 +55,10 @@ def server(demo_db, tmp_path_factory):
            "TOKENBUDGET_TIER_REVENUE": "1:99,2:299,3:999,4:2499"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-         "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1"],
+         "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
+         # no file watcher: an edit to any page while the test runs would make the
+         # browser re-read the page list mid-test ("Page not found")
+         "--server.fileWatcherType=none"],
         cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -74,18 +77,26 @@ def server(demo_db, tmp_path_factory):
         proc.wait(timeout=20)
 
 
-def open_page(browser, url):  # noqa: F811
+def open_page(browser, server, path):  # noqa: F811
+    """Opens the app at its root first: a fresh server whose first visitor asks for
+    /analytics runs pages/analytics.py the pre-navigation way (file-name page list, no
+    app.py frame); once app.py has run, deep links work."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page.goto(url)
-    page.wait_for_selector(IDLE, timeout=90_000)
-    page.wait_for_selector("h1", timeout=30_000)
+    for url in (server, f"{server}/{path}"):
+        page.goto(url)
+        page.wait_for_selector("h1", timeout=90_000)
+        # app.py's navigation has replaced the file-name list ("audit"), and it is idle
+        page.locator("[data-testid='stSidebarNav']").get_by_text("Audit log").wait_for(
+            timeout=90_000)
+        page.wait_for_selector(IDLE, timeout=90_000)
     return page
 
 
 def test_every_analytics_chart_renders_with_its_title(server, browser):  # noqa: F811
-    page = open_page(browser, f"{server}/analytics")
+    page = open_page(browser, server, "analytics")
     SHOTS.mkdir(parents=True, exist_ok=True)
     assert page.locator("h1").first.inner_text() == "Analytics"
+    page.screenshot(path=str(SHOTS / "analytics-page.png"))
     for key in sorted(CHARTS | {"roi"}):
         box = page.locator(f".st-key-{key}")
         box.scroll_into_view_if_needed()
@@ -95,7 +106,6 @@ def test_every_analytics_chart_renders_with_its_title(server, browser):  # noqa:
         assert box.locator(".xtitle").first.text_content(), key  # axis titles drawn
         page.wait_for_timeout(300)  # let the bars finish their transition
         box.screenshot(path=str(SHOTS / f"analytics-{key}.png"))
-    page.screenshot(path=str(SHOTS / "analytics-page.png"), full_page=True)
     errors = page.locator("[data-testid='stException']")
     assert errors.count() == 0, errors.first.inner_text()
     # the table behind a chart downloads as CSV
@@ -107,8 +117,10 @@ def test_every_analytics_chart_renders_with_its_title(server, browser):  # noqa:
 
 
 def test_batch_edit_page_renders(server, browser):  # noqa: F811
-    page = open_page(browser, f"{server}/batch-edit")
+    page = open_page(browser, server, "batch_edit")
     assert page.locator("h1").first.inner_text() == "Batch edit"
+    page.wait_for_timeout(1000)  # a wrong URL path shows its dialog after the first run
+    assert page.get_by_text("Page not found").count() == 0
     page.wait_for_selector("[data-testid='stDataFrame'] canvas", timeout=30_000)
     page.screenshot(path=str(SHOTS / "batch-edit.png"), full_page=True)
     assert page.locator("[data-testid='stException']").count() == 0
