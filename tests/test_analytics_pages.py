@@ -151,3 +151,24 @@ def test_batch_edit_cancel_and_target_choice(app, small):
     at.button(key="be_apply").click().run()
     at.button(key="be_confirm_no").click().run()
     assert small.audit() == [] and "be_confirm" not in at.session_state
+
+
+def test_filters_that_match_no_client(app, small):
+    at = app(small.store.path, "pages/analytics.py")
+    at.multiselect(key="an_status").select("exceeded").run()  # A warning, B ok
+    assert not at.exception
+    assert "0 of 2 clients match the filters." in text_of(at)
+    assert "No active attribute matches the filters." in text_of(at)
+
+
+def test_analyst_reviews_but_cannot_apply(app, small, monkeypatch):
+    import ui
+    from budget.model import Actor
+    monkeypatch.setattr(ui, "actor", lambda: Actor("ann@example.com", "analyst"))
+    small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": "Big.  Big."}}))
+    at = app(small.store.path, "pages/analytics.py")
+    assert "Only admins can apply suggestions; you can review them." in text_of(at)
+    assert at.button(key="an_apply_0").disabled
+    at = batch_page(app, small)
+    assert at.button(key="be_apply").disabled
+    assert "Only admins can apply a batch edit; you can preview it." in text_of(at)
