@@ -113,11 +113,14 @@ st.header("Clients approaching their limits")
 now = svc.clock()
 outlook = analytics.forecast(shown, history(version), now)
 closest = outlook.head(15)
+# bars within budget say when they reach it; over budget, the red says it already
+closest = closest.assign(note=closest["trend"].where(closest["status"] != "exceeded", ""))
 fig = px.bar(closest, labels=LABELS, x="headroom", y="client", color="status", orientation="h",
-             color_discrete_map=COLOURS, title="Headroom left in the budget, least first "
+             text="note", color_discrete_map=COLOURS, title="Headroom left in the budget, least first "
              "(below zero: over budget)",
              hover_data={**hover, "usage": ":,", "budget": ":,", "percent_used": ":.1f",
-                         "tokens_per_day": ":,.1f", "trend": True})
+                         "tokens_per_day": ":,.1f", "trend": True, "note": False})
+fig.update_traces(textposition="outside", cliponaxis=False, textfont_size=11)
 fig.update_layout(yaxis={"categoryorder": "array", "categoryarray": closest["client"][::-1]})
 chart(fig, "headroom", "Tokens left before the budget", "Client", 160 + 26 * len(closest))
 st.caption("The date each client reaches its budget follows a straight line through its "
