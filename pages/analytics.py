@@ -23,7 +23,9 @@ LABELS = {  # hover and legend names for the frames' columns
     "cost_percent_of_revenue": "Cost / revenue (%)",
     "tokens_per_revenue_unit": "Tokens per unit of revenue", "saves": "Tokens saved",
     "kind": "Fix", "status": "Status", "direction": "chars4 was"}
-KINDS = {"duplicate": "#6a1b9a", "boilerplate": "#00838f", "whitespace": "#9e9d24"}
+# lines of several clients: no red, orange or green, which mean a status here
+SERIES = ["#1565c0", "#6a1b9a", "#00838f", "#5d4037", "#ad1457", "#283593", "#00695c",
+          "#455a64", "#8e24aa", "#0277bd"]
 
 
 # every loader takes the data version (`ui.data_version`) as its cache key: figures are
@@ -179,7 +181,7 @@ else:
     picked = st.multiselect("Clients", with_history, default=with_history[:5],
                             format_func=names.get, key="an_over_time")
     lines = per[per["client_id"].isin(picked)]
-    fig = px.line(lines, labels=LABELS,
+    fig = px.line(lines, labels=LABELS, color_discrete_sequence=SERIES,
                   x="at", y="usage", color="client", markers=True, line_shape="hv",
                   title="Usage of the chosen clients", hover_data={"usage": ":,", "budget": ":,"})
     chart(fig, "client_over_time", "Time (UTC)", "Tokens", x_is_time=True)

@@ -1,6 +1,6 @@
 """Analytics figures against small data sets worked out by hand, and the batch edit."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
