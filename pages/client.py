@@ -11,13 +11,13 @@ if frame.empty:
     st.info("No clients yet. Run `make run` (or `tokenbudget demo-data`) to load the demo data.")
     st.stop()
 
-names = dict(zip(frame["client_id"], frame["client"]))
+labels = dict(zip(frame["client_id"], frame["client"] + " (" + frame["client_id"] + ")"))
 wanted = st.query_params.get("client")
-if wanted is not None and wanted not in names:
+if wanted is not None and wanted not in labels:
     st.error(f"No client with id {wanted!r}. Choose one below.")
-ids = list(names)
-client_id = st.selectbox("Client", ids, index=ids.index(wanted) if wanted in names else 0,
-                         format_func=lambda cid: f"{names[cid]} ({cid})", key=f"pick_{wanted}")
+ids = list(labels)
+client_id = st.selectbox("Client", ids, index=ids.index(wanted) if wanted in labels else 0,
+                         format_func=labels.__getitem__, key=f"pick_{wanted}")
 st.query_params["client"] = client_id
 
 usage, attrs, costs = ui.client_detail(client_id)
