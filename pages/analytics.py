@@ -185,12 +185,14 @@ else:
                   x="at", y="usage", color="client", markers=True, line_shape="hv",
                   title="Usage of the chosen clients", hover_data={"usage": ":,", "budget": ":,"})
     chart(fig, "client_over_time", "Time (UTC)", "Tokens", x_is_time=True)
+    csv(overall, "usage-overall")
     csv(per, "usage-history")
 
 # 5. chars4 against tiktoken ---------------------------------------------------------------
 st.header("The old chars4 estimate against real token counts")
 per_attr, per_client = analytics.estimate_error(costs(version), costs(version, "chars4"), names)
 per_client = per_client[per_client["client_id"].isin(set(shown["client_id"]))]
+per_attr = per_attr[per_attr["client_id"].isin(set(shown["client_id"]))]
 real, est = int(per_client["tokens"].sum()), int(per_client["chars4"].sum())
 m1, m2, m3, m4 = st.columns(4)
 m1.metric(f"Real ({svc.encoding})", f"{real:,}")
@@ -200,8 +202,8 @@ m3.metric("Estimate minus real", f"{est - real:+,}",
 m4.metric("Clients under-counted", f"{(per_client['error'] < 0).sum():,} of {len(per_client):,}")
 fig = px.bar(per_client, labels=LABELS, x="error", y="client", color="direction", orientation="h",
              color_discrete_map=DIRECTION_COLOURS,
-             title="chars4 estimate minus real count per client (above zero: the old figure "
-             "was too high)", hover_data={"tokens": ":,", "chars4": ":,", "error": ":+,",
+             title="chars4 estimate minus real count per client (right of zero: the old "
+             "figure was too high)", hover_data={"tokens": ":,", "chars4": ":,", "error": ":+,",
                                           "error_percent": ":+.1f", "direction": False})
 fig.update_layout(yaxis={"categoryorder": "array", "categoryarray": per_client["client"]})
 chart(fig, "estimate_error", "Tokens (estimate − real)", "Client", 160 + 18 * len(per_client))
@@ -209,6 +211,7 @@ st.caption("Largest differences by attribute (all attributes, active or not):")
 st.dataframe(per_attr.head(20), key="estimate_table", hide_index=True, width="stretch",
              column_config={c: st.column_config.NumberColumn(c.capitalize(), format="localized")
                             for c in ("tokens", "chars4", "error")})
+csv(per_client, "chars4-vs-real-by-client")
 csv(per_attr, "chars4-vs-real")
 
 # 6. prompt cost ---------------------------------------------------------------------------

@@ -51,7 +51,8 @@ def test_every_chart_has_titles_units_and_a_csv(app, demo_copy):
     labels = [b.proto.label for b in at.get("download_button")]
     assert {"Download top-attributes.csv", "Download headroom-forecast.csv",
             "Download usage-by-tier.csv", "Download usage-history.csv",
-            "Download chars4-vs-real.csv", "Download prompt-cost.csv",
+            "Download chars4-vs-real.csv", "Download chars4-vs-real-by-client.csv",
+            "Download usage-overall.csv", "Download prompt-cost.csv",
             "Download savings.csv"} <= set(labels)
     # revenue per tier turns on the ROI chart
     at.number_input(key="an_rev_1").set_value(99.0).run()
