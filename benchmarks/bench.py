@@ -4,12 +4,14 @@ benchmarks/results.md.
 Each comparison is made in the same run, on the same texts, in this order:
 1. token counting: our counter (fresh cache) against the fastest raw tiktoken path;
 2. incremental recount: one attribute edited through the service, against (1);
-3. load and usage of every client from SQLite, in a fresh process, with peak memory;
+3. load and usage of every client from SQLite, with peak memory (2 and 3 each in a
+   fresh process, as a server would run them);
 4. Airtable requests to load N records and to write M updates (loopback fake);
 5. server-side render time of the Overview and Client pages (Streamlit AppTest).
 
 Figures are the best of a few runs (fewer at 100,000 attributes); the machine's load
-is printed with them, because other work on it slows everything measured.
+is printed with them, because other work on it slows everything measured. The method
+behind each figure is in benchmarks/notes.md, which results.md ends with.
 """
 
 from __future__ import annotations
