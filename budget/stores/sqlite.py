@@ -273,20 +273,6 @@ class SQLiteStore:
                 parts.append(f"{st.st_mtime_ns}:{st.st_size}")
         return "|".join(parts)
 
-    def data_version(self) -> str:
-        """Changes with every commit, from any process: the size and modification time
-        of the database file and of its write-ahead log, which each commit appends to.
-        Two stat calls, so pages can ask on every run (see ui.data_version)."""
-        parts = []
-        for name in (self.path, f"{self.path}-wal"):
-            try:
-                st = os.stat(name)
-            except FileNotFoundError:
-                parts.append("-")
-            else:
-                parts.append(f"{st.st_mtime_ns}:{st.st_size}")
-        return "|".join(parts)
-
     # writes: each is its own transaction unless already inside one ---------
     def save_setting(self, key: str, value: str) -> None:
         with self.transaction():
