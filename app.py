@@ -9,12 +9,12 @@ from budget.stores import StoreError
 
 st.set_page_config(page_title="Token budgets", page_icon="🪙", layout="wide")
 
-overview = st.Page("pages/overview.py", title="Overview", icon="📊", default=True)
-client = st.Page("pages/client.py", title="Client", icon="🧾", url_path="client")
-analytics = st.Page("pages/analytics.py", title="Analytics", icon="📈", url_path="analytics")
-batch_edit = st.Page("pages/batch_edit.py", title="Batch edit", icon="🧩", url_path="batch_edit")
-admin = st.Page("pages/admin.py", title="Admin", icon="🛠️", url_path="admin")
-audit = st.Page("pages/audit.py", title="Audit log", icon="📜", url_path="audit")
+overview = st.Page("app_pages/overview.py", title="Overview", icon="📊", default=True)
+client = st.Page("app_pages/client.py", title="Client", icon="🧾", url_path="client")
+analytics = st.Page("app_pages/analytics.py", title="Analytics", icon="📈", url_path="analytics")
+batch_edit = st.Page("app_pages/batch_edit.py", title="Batch edit", icon="🧩", url_path="batch_edit")
+admin = st.Page("app_pages/admin.py", title="Admin", icon="🛠️", url_path="admin")
+audit = st.Page("app_pages/audit.py", title="Audit log", icon="📜", url_path="audit")
 pg = st.navigation([overview, client, analytics, batch_edit, admin, audit])
 
 # the root URL with ?client=ID opens that client's page

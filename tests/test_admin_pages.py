@@ -8,7 +8,7 @@ from tests.test_pages import app  # noqa: F401  (the AppTest factory fixture)
 
 
 def admin_page(app, small):
-    return app(small.store.path, "pages/admin.py")
+    return app(small.store.path, "app_pages/admin.py")
 
 
 def test_reset_one_client_asks_then_resets(app, small):
@@ -94,7 +94,7 @@ def test_audit_page_filters(app, small):
     small.set_service_level(ADMIN, "A", 2)
     small.reset(ADMIN, "B")
     small.set_tier_limit(ADMIN, 1, 120)
-    at = app(small.store.path, "pages/audit.py")
+    at = app(small.store.path, "app_pages/audit.py")
     assert len(at.dataframe[0].value) == 3
     at.multiselect(key="audit_client").select("A").run()
     assert list(at.dataframe[0].value["action"]) == ["service_level"]

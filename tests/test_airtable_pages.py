@@ -14,8 +14,8 @@ from tests.conftest import ADMIN
 from tests.test_airtable import env_for
 from tests.test_pages import run_app as run
 
-PAGES = ["pages/overview.py", "pages/client.py", "pages/analytics.py", "pages/admin.py",
-         "pages/audit.py"]
+PAGES = ["app_pages/overview.py", "app_pages/client.py", "app_pages/analytics.py", "app_pages/admin.py",
+         "app_pages/audit.py"]
 
 
 @pytest.fixture
@@ -76,7 +76,7 @@ def test_unknown_table_banner_names_it(base, monkeypatch):
 def test_failed_write_is_reported_and_not_shown_as_saved(base):
     import ui
     active = next(a for a in ui.service().attributes("C0003") if a.active)
-    at = run("pages/client.py", client="C0003")
+    at = run("app_pages/client.py", client="C0003")
     at.selectbox(key="edit_attr").select(active.id).run()
     at.toggle(key=f"active_{active.id}_{active.version}").set_value(False).run()
     base.fail(422, kind="update", error_type="INVALID_VALUE_FOR_COLUMN",

@@ -36,7 +36,7 @@ def test_every_chart_has_titles_units_and_a_csv(app, demo_copy):
     for day in range(3):  # a few snapshots so the time charts draw
         with_history_demo.clock = Clock(NOW + timedelta(days=day))
         with_history_demo.reset(ADMIN, "C0001")
-    at = app(demo_copy, "pages/analytics.py")
+    at = app(demo_copy, "app_pages/analytics.py")
     got = charts(at)
     assert set(got) == CHARTS
     for key, spec in got.items():
@@ -61,7 +61,7 @@ def test_every_chart_has_titles_units_and_a_csv(app, demo_copy):
 
 def test_figures_on_the_small_set(app, small):
     with_history(small)
-    at = app(small.store.path, "pages/analytics.py")
+    at = app(small.store.path, "app_pages/analytics.py")
     outlook = table(at, "trend").set_index("client_id")
     assert list(outlook.index) == ["A", "B"]  # headroom 20, then 50
     # 20 tokens left at 5 a day: 4 days from today (the page's now)
@@ -88,7 +88,7 @@ def test_apply_a_saving_from_the_analytics_page(app, small):
     dup = "Score leads from retail chains higher than average. " * 3
     small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": dup}}))
     before = small.client_usage("A").usage
-    at = app(small.store.path, "pages/analytics.py")
+    at = app(small.store.path, "app_pages/analytics.py")
     tips = [m.value for m in at.markdown if m.value.startswith("**saves")]
     assert "every fix together: 1 texts in 1 attributes" in tips[0]
     assert "duplicate" in tips[1] and tips[1].startswith(tips[0][:16])  # the same saving
@@ -105,7 +105,7 @@ def test_model_rewrite_from_the_page(app, small, monkeypatch, model_server):  # 
     monkeypatch.setenv("TOKENBUDGET_LLM_MODEL", "tiny")
     small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": words(40) + "  "}}))
     FakeModel.answer = words(12)
-    at = app(small.store.path, "pages/analytics.py")
+    at = app(small.store.path, "app_pages/analytics.py")
     at.selectbox(key="an_llm_attr").select("a1").run()
     at.button(key="an_llm_go").click().run()
     assert any("saves 29 tokens" in m.value for m in at.markdown), text_of(at)  # 41 -> 12
@@ -115,12 +115,12 @@ def test_model_rewrite_from_the_page(app, small, monkeypatch, model_server):  # 
 
 
 def test_no_model_configured_no_rewrite_section(app, small):
-    at = app(small.store.path, "pages/analytics.py")
+    at = app(small.store.path, "app_pages/analytics.py")
     assert not [b for b in at.button if b.key == "an_llm_go"]
 
 
 def batch_page(app, small):
-    at = app(small.store.path, "pages/batch_edit.py")
+    at = app(small.store.path, "app_pages/batch_edit.py")
     assert at.selectbox(key="be_group").value == "Size"  # a1 in A, b1 in B
     at.text_area(key="be_text_Size_Instructions").input(words(70)).run()
     return at
@@ -155,7 +155,7 @@ def test_batch_edit_cancel_and_target_choice(app, small):
 
 
 def test_filters_that_match_no_client(app, small):
-    at = app(small.store.path, "pages/analytics.py")
+    at = app(small.store.path, "app_pages/analytics.py")
     at.multiselect(key="an_status").select("exceeded").run()  # A warning, B ok
     assert not at.exception
     assert "0 of 2 clients match the filters." in text_of(at)
@@ -167,7 +167,7 @@ def test_analyst_reviews_but_cannot_apply(app, small, monkeypatch):
     from budget.model import Actor
     monkeypatch.setattr(ui, "actor", lambda: Actor("ann@example.com", "analyst"))
     small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": "Big.  Big."}}))
-    at = app(small.store.path, "pages/analytics.py")
+    at = app(small.store.path, "app_pages/analytics.py")
     assert "Only admins can apply suggestions; you can review them." in text_of(at)
     assert at.button(key="an_apply_0").disabled
     at = batch_page(app, small)

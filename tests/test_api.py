@@ -389,7 +389,7 @@ def test_the_dashboard_previews_the_same_numbers(api, small, monkeypatch):
                                ("a1", {"fields": {"Instructions": words(12)}})):
         st.cache_data.clear()
         st.cache_resource.clear()
-        at = run_app("pages/client.py", client="A")
+        at = run_app("app_pages/client.py", client="A")
         at.selectbox(key="edit_attr").select(attribute_id).run()
         if "active" in body:
             at.toggle[0].set_value(body["active"]).run()

@@ -316,7 +316,7 @@ def page_text(at) -> str:
 
 def test_admin_section_previews_then_runs_the_pass_after_confirmation(app, tmp_path):
     svc = page_data(tmp_path / "p.db")
-    at = app(svc.store.path, "pages/admin.py")
+    at = app(svc.store.path, "app_pages/admin.py")
     text = page_text(at)
     assert "- reset Gamma (C): due since 2020-01-01" in text
     assert "- email 100% alert for Gamma (C) to nobody" in text
@@ -334,7 +334,7 @@ def test_admin_section_previews_then_runs_the_pass_after_confirmation(app, tmp_p
 
 def test_admin_section_switches_policy_deactivates_and_restores(app, tmp_path):
     svc = page_data(tmp_path / "p.db")
-    at = app(svc.store.path, "pages/admin.py")
+    at = app(svc.store.path, "app_pages/admin.py")
     at.selectbox(key="admin_client").select("C").run()
     at.selectbox(key="auto_client_C").select(True).run()
     assert not at.exception and svc.auto_deactivate_flags() == {"C": True}
@@ -367,7 +367,7 @@ def test_admin_section_lists_sent_and_failed_notifications(app, tmp_path):
     svc.store.save_notification(Notification("C", 100, date(2026, 11, 1), "failed", at_time,
                                              ("ops@gamma.example",), "subject",
                                              "SMTP mail:587: 554 rejected"))
-    at = app(svc.store.path, "pages/admin.py")
+    at = app(svc.store.path, "app_pages/admin.py")
     (table,) = [d.value for d in at.dataframe if "attempts" in d.value.columns]
     rows = {(r.client, r.threshold, r.status, r.error) for r in table.itertuples()}
     assert rows == {("Alpha", "80%", "✅ sent", ""),
@@ -378,7 +378,7 @@ def test_admin_section_names_a_wrong_setting(app, tmp_path, monkeypatch):
     svc = page_data(tmp_path / "p.db")
     monkeypatch.setenv("SMTP_HOST", "mail.example")
     monkeypatch.setenv("SMTP_SECURITY", "ssl3")
-    at = app(svc.store.path, "pages/admin.py")
+    at = app(svc.store.path, "app_pages/admin.py")
     assert [e.value for e in at.error] == [
         "The scheduled pass cannot run: settings: SMTP_SECURITY: 'ssl3' is not one of "
         "starttls, tls, none"]

@@ -78,17 +78,15 @@ def server(demo_db, tmp_path_factory):
 
 
 def open_page(browser, server, path):  # noqa: F811
-    """Opens the app at its root first: a fresh server whose first visitor asks for
-    /analytics runs pages/analytics.py the pre-navigation way (file-name page list, no
-    app.py frame); once app.py has run, deep links work."""
+    """Opens the deep link straight away, as a bookmark would on a fresh server: the
+    page files live in app_pages/, which Streamlit does not pick up by itself, so even
+    the first visitor gets app.py's frame (its navigation lists "Audit log")."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    for url in (server, f"{server}/{path}"):
-        page.goto(url)
-        page.wait_for_selector("h1", timeout=90_000)
-        # app.py's navigation has replaced the file-name list ("audit"), and it is idle
-        page.locator("[data-testid='stSidebarNav']").get_by_text("Audit log").wait_for(
-            timeout=90_000)
-        page.wait_for_selector(IDLE, timeout=90_000)
+    page.goto(f"{server}/{path}")
+    page.wait_for_selector("h1", timeout=90_000)
+    page.locator("[data-testid='stSidebarNav']").get_by_text("Audit log").wait_for(
+        timeout=90_000)
+    page.wait_for_selector(IDLE, timeout=90_000)
     return page
 
 

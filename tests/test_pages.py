@@ -77,20 +77,20 @@ def test_deep_link_opens_client_page(app, small):
 
 def test_exceeded_client_shows_message_and_upgrade(app, small):
     small.set_budget_override(ADMIN, "A", 60)
-    at = app(small.store.path, "pages/client.py", client="A")
+    at = app(small.store.path, "app_pages/client.py", client="A")
     assert "Budget exceeded. Please deactivate attributes or upgrade plan." in text_of(at)
     assert "Token Usage: 80 / 60 tokens (133% used)" in text_of(at)
 
 
 def test_attribute_library_figures(app, small):
-    at = app(small.store.path, "pages/client.py", client="A")
+    at = app(small.store.path, "app_pages/client.py", client="A")
     lib = at.dataframe[0].value.set_index("attribute_id")
     assert lib.loc["a2", ["instructions", "examples", "signals", "tokens"]].tolist() == [30, 10, 0, 40]
     assert lib.loc["a1", "share"] == 50.0 and lib.loc["a3", "share"] == 0.0
 
 
 def test_toggle_refused_when_over_budget(app, small):
-    at = app(small.store.path, "pages/client.py", client="A")
+    at = app(small.store.path, "app_pages/client.py", client="A")
     at.selectbox(key="edit_attr").select("a3").run()
     at.toggle[0].set_value(True).run()
     assert "80 → 105 tokens (delta +25)" in text_of(at)
@@ -101,7 +101,7 @@ def test_toggle_refused_when_over_budget(app, small):
 
 def test_toggle_allowed_when_it_fits_and_figures_update(app, small):
     small.apply(ADMIN, Change("A", fields={"a3": {"Instructions": words(15)}}))
-    at = app(small.store.path, "pages/client.py", client="A")
+    at = app(small.store.path, "app_pages/client.py", client="A")
     at.selectbox(key="edit_attr").select("a3").run()
     at.toggle[0].set_value(True).run()
     assert "80 → 95 tokens (delta +15)" in text_of(at)
@@ -113,7 +113,7 @@ def test_toggle_allowed_when_it_fits_and_figures_update(app, small):
 
 
 def test_edit_preview_numbers_and_save(app, small):
-    at = app(small.store.path, "pages/client.py", client="A")
+    at = app(small.store.path, "app_pages/client.py", client="A")
     at.selectbox(key="edit_attr").select("a1").run()
     at.text_area[0].input(words(12)).run()  # Instructions: 40 -> 12 tokens
     assert "80 → 52 tokens (delta -28)" in text_of(at)
@@ -126,7 +126,7 @@ def test_edit_preview_numbers_and_save(app, small):
 
 def test_bulk_activation_checked_as_one(app, small):
     small.apply(ADMIN, Change("A", active={"a2": False}))  # 40 used
-    at = app(small.store.path, "pages/client.py", client="A")
+    at = app(small.store.path, "app_pages/client.py", client="A")
     at.multiselect(key="bulk_pick").select("a2").select("a3").run()  # +40 +25 = 105
     assert "Activating all 2 together: 40 → 105 of 100 tokens" in text_of(at)
     assert at.button(key="bulk_on").disabled
@@ -139,7 +139,7 @@ def test_bulk_activation_checked_as_one(app, small):
 def test_suggestions_show_savings(app, small):
     dup = "Score leads from retail chains higher than average. " * 3
     assert small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": dup}})).allowed
-    at = app(small.store.path, "pages/client.py", client="A")
+    at = app(small.store.path, "app_pages/client.py", client="A")
     tips = [m.value for m in at.markdown if "saves" in m.value]
     assert any("duplicate" in t for t in tips)
     assert any("costly" in t and "'Size'" in t for t in tips)
@@ -151,7 +151,7 @@ def test_unknown_client_deep_link(app, small):
 
 
 def test_analytics_and_admin_pages_render(app, demo_copy):
-    at = app(demo_copy, "pages/analytics.py")
+    at = app(demo_copy, "app_pages/analytics.py")
     assert len(at.get("plotly_chart")) >= 6  # the charts themselves: tests/test_analytics_pages.py
-    at = app(demo_copy, "pages/admin.py")
+    at = app(demo_copy, "app_pages/admin.py")
     assert len(at.dataframe[0].value) == 40

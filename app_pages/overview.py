@@ -54,4 +54,4 @@ st.download_button("Download CSV", shown.drop(columns=["open", "status_label"]).
 
 if event.selection.rows:
     chosen = shown.iloc[event.selection.rows[0]]["client_id"]
-    st.switch_page("pages/client.py", query_params={"client": chosen})
+    st.switch_page("app_pages/client.py", query_params={"client": chosen})
