@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,18 +28,25 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(demo_db, tmp_path_factory):
+def require_chromium() -> None:
     if not os.path.exists(CHROMIUM):
         if os.environ.get("CI"):
             pytest.fail(f"{CHROMIUM} is missing: .ci/run must install Debian's chromium")
         pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+
+
+@contextmanager
+def streamlit_server(db, work: Path, **env: str) -> Iterator[str]:
+    """`streamlit run app.py` on a free loopback port over the SQLite file `db`; yields
+    its URL once /_stcore/health answers. No file watcher: an edit to a page while a
+    test runs would make the browser re-read the page list mid-test."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    log = work / "server.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-         "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1"],
-        cwd=ROOT, env={**os.environ, "TOKENBUDGET_STORE": f"sqlite:///{demo_db}"},
+         "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
+         "--server.fileWatcherType=none"],
+        cwd=ROOT, env={**os.environ, "TOKENBUDGET_STORE": f"sqlite:///{db}", **env},
         stdout=open(log, "w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -54,6 +63,13 @@ def server(demo_db, tmp_path_factory):
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def server(demo_db, tmp_path_factory):
+    require_chromium()
+    with streamlit_server(demo_db, tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,7 @@
 
 import csv
 import io
-import os
 import sqlite3
-import subprocess
-import sys
-import time
-import urllib.request
 from datetime import timedelta
 
 import pytest
@@ -16,7 +11,7 @@ import pytest
 from budget.model import Change
 from tests.conftest import ADMIN, NOW, Clock, make_service
 from tests.test_analytics_pages import CHARTS
-from tests.test_browser import CHROMIUM, ROOT, SHOTS, _free_port, browser  # noqa: F401
+from tests.test_browser import SHOTS, browser, require_chromium, streamlit_server  # noqa: F401
 
 pytestmark = pytest.mark.browser
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
@@ -40,41 +35,14 @@ def grow_history(path) -> None:
 
 @pytest.fixture(scope="module")
 def server(demo_db, tmp_path_factory):
-    if not os.path.exists(CHROMIUM):
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing: .ci/run must install Debian's chromium")
-        pytest.skip("Debian's chromium is not installed (apt-get install -y chromium)")
+    require_chromium()
     work = tmp_path_factory.mktemp("analytics")
     db = work / "demo.db"
     with sqlite3.connect(demo_db) as src, sqlite3.connect(db) as dst:
         src.backup(dst)
     grow_history(db)
-    port = _free_port()
-    log = work / "server.log"
-    env = {**os.environ, "TOKENBUDGET_STORE": f"sqlite:///{db}",
-           "TOKENBUDGET_TIER_REVENUE": "1:99,2:299,3:999,4:2499"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
-         "--server.headless=true", f"--server.port={port}", "--server.address=127.0.0.1",
-         # no file watcher: an edit to any page while the test runs would make the
-         # browser re-read the page list mid-test ("Page not found")
-         "--server.fileWatcherType=none"],
-        cwd=ROOT, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                if time.time() > deadline or proc.poll() is not None:
-                    pytest.fail(f"streamlit did not start:\n{log.read_text()}")
-                time.sleep(0.5)
+    with streamlit_server(db, work, TOKENBUDGET_TIER_REVENUE="1:99,2:299,3:999,4:2499") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=20)
 
 
 def open_page(browser, server, path):  # noqa: F811
