@@ -481,12 +481,14 @@ WHY_MISSED = {
     "counting": (
         "Why: ours runs the same per-text encode_ordinary loop plus, per text, the cache key "
         "(a blake2b digest of the UTF-8 bytes: its own row, about 4 % of the encoding), "
-        "three dict operations and a method call: about 5 % in all. The rest is the shared "
-        "machine: in separate runs at 100,000 attributes the same two paths measured from "
-        "0.93x to 1.22x, in CPU time as well as in wall time (other processes share the "
-        "cores' caches and memory bandwidth). What would close it: measuring on a quiet "
-        "machine; in code (budget/tokens.py, not changed here), counting without the key "
-        "and cache when every text is new, which saves the 5 %."),
+        "three dict operations and a method call. Rounds of one path vary by up to a quarter "
+        "on this machine, but that does not explain all of it: at 20,000 attributes ours "
+        "was 1.16x to 1.33x in four of five full runs on a quiet machine, 1.10x in a run "
+        "of the counting section alone, and 0.98x in a standalone script, so the state of "
+        "the process (Streamlit loaded by the smaller size's page renders) weighs on ours "
+        "more than on the plain loop; the cause is not found yet. What would close it (in "
+        "budget/tokens.py, not changed here): counting without the key and cache when every "
+        "text is new (a full recount), and finding what the process state costs ours."),
     "incremental": (
         "Why: apply() is a whole write (the client's attributes read, one text counted, "
         "the attribute, Token Usage, a history row and an audit row written in one SQLite "
