@@ -11,17 +11,15 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
 from datetime import date, datetime, timezone
 
-from . import core
+from . import automation, core, llm, notify
+from .analytics import CostAssumptions
 from .model import (FIELDS, Actor, Attribute, AttributeCost, AuditEntry, BadInput, Change,
-                    Client, FieldTokens, NotAllowed, StaleWrite, Tier, Usage, Validation)
-from . import automation, notify  # issue 6: the scheduled pass
-from .model import Deactivation, Notification
+                    Client, Deactivation, FieldTokens, NotAllowed, Notification, StaleWrite,
+                    Tier, Usage, Validation)
+from .optimize import Suggestion
 from .settings import Settings
 from .stores import Store, open_store
 from .tokens import ENCODINGS, Counter, counter
-from . import llm
-from .analytics import CostAssumptions
-from .optimize import Suggestion
 
 _FIELD_ATTR = {"Instructions": "instructions", "Examples": "examples", "Signals": "signals"}
 
@@ -220,10 +218,17 @@ class BudgetService:
         return found
 
     def apply_together(self, actor: Actor, changes: Sequence[Change]) -> list[Validation]:
-        """Saves several changes (of one client or several) in one transaction, or
-        none of them: when any is refused, nothing is written and every result says
-        why. The checks and the writes see the same usage, as in `apply`."""
+        """Saves several changes, one per client, in one transaction, or none of them:
+        when any is refused, nothing is written and every result says why. The checks
+        and the writes see the same usage, as in `apply`. Two changes of one client
+        would each be checked against the usage before the other: merge them first."""
         self._require_admin(actor, "change attributes")
+        seen: set[str] = set()
+        for change in changes:
+            if change.client_id in seen:
+                raise BadInput(f"client {change.client_id}", "changes",
+                               "more than one change for this client; merge them into one")
+            seen.add(change.client_id)
         with self.store.transaction():
             results = [self.validate(change) for change in changes]
             if all(r.allowed for r in results):

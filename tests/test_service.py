@@ -225,3 +225,13 @@ def test_encoding_change_preview_then_recount(small, store_factory):
     assert small.audit()[-1].after == {"encoding": "chars4"}
     with pytest.raises(BadInput, match="encoding"):
         small.preview_encoding("gpt2")
+
+
+def test_changes_applied_together_are_one_per_client(small):
+    """Two changes of one client would each be checked against the usage before the
+    other: refused as bad input, nothing written."""
+    before = small.store.attributes("A")
+    with pytest.raises(BadInput, match="client A: changes: more than one change"):
+        small.apply_together(ADMIN, [Change("A", active={"a2": False}),
+                                     Change("A", active={"a3": True})])
+    assert small.store.attributes("A") == before and small.audit() == []
