@@ -381,6 +381,12 @@ def _whole(value: object) -> int | None:
     return None
 
 
+def _id_value(raw: object) -> str:
+    """The app's id from an id field's value (text or a number, e.g. an autonumber);
+    "" when the field is empty or holds something else."""
+    return str(raw).strip() if isinstance(raw, (str, int)) and not isinstance(raw, bool) else ""
+
+
 def _chunks(items: Sequence, n: int) -> Iterator[Sequence]:
     for i in range(0, len(items), n):
         yield items[i:i + n]
@@ -592,9 +598,7 @@ class AirtableStore:
 
         cid = rid
         if self.cf("id"):
-            raw = f.get(self.cf("id"))
-            cid = str(raw).strip() if isinstance(raw, (str, int)) and not isinstance(raw, bool) \
-                else ""
+            cid = _id_value(f.get(self.cf("id")))
             if not cid:
                 return skip(self.cf("id"), "missing")
         name = f.get(self.cf("name"))
@@ -665,9 +669,7 @@ class AirtableStore:
 
         aid = rid
         if self.af("id"):
-            raw = f.get(self.af("id"))
-            aid = str(raw).strip() if isinstance(raw, (str, int)) and not isinstance(raw, bool) \
-                else ""
+            aid = _id_value(f.get(self.af("id")))
             if not aid:
                 return skip(self.af("id"), "missing")
         links = f.get(self.af("client"))
@@ -709,9 +711,9 @@ class AirtableStore:
         unknown = [x for x in wanted if ("c", x) not in self._app_id]
         if unknown:
             for rec in self._by_record_ids("c", unknown):
-                raw = (rec.get("fields") or {}).get(self.cf("id"))
-                if isinstance(raw, (str, int)) and not isinstance(raw, bool) and str(raw).strip():
-                    self._app_id[("c", rec["id"])] = str(raw).strip()
+                cid = _id_value((rec.get("fields") or {}).get(self.cf("id")))
+                if cid:
+                    self._app_id[("c", rec["id"])] = cid
 
     # reads ------------------------------------------------------------------------------
     def tiers(self) -> dict[int, Tier]:
