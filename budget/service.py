@@ -283,9 +283,11 @@ class BudgetService:
         and a second run finishes the rest (clients already reset are no-ops)."""
         self._require_admin(actor, "reset budgets")
         with self.store.transaction():
-            ids = (list(client_ids) if client_ids is not None
-                   else [c.id for c in self.store.clients()])
-            self.costs()  # one read of every attribute, not one per client
+            if client_ids is None:
+                ids = [c.id for c in self.store.clients()]
+                self.costs()  # every client: one read of every attribute, not one each
+            else:
+                ids = list(client_ids)  # a selection: only its own attributes are read
             return [self.reset(actor, cid) for cid in ids]
 
     def set_service_level(self, actor: Actor, client_id: str, level: object,

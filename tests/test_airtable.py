@@ -346,3 +346,12 @@ def test_loading_a_data_set_clears_the_sidecar(base, tmp_path):
     assert svc.store.auto_deactivate_flags() and svc.audit() and svc.history()
     svc.load_data_set(ADMIN, [Tier(1, "Basic", 100)], [Client("y", "Y", 1)], [])
     assert svc.store.auto_deactivate_flags() == {} and svc.audit() == [] and svc.history() == []
+
+
+def test_resetting_a_selection_reads_only_its_attributes(base, tmp_path):
+    rids = fill(base, 250)
+    svc = service(base, tmp_path)
+    assert svc.reset_all(ADMIN, [rids[7]])[0].changed
+    # one request for the client's linked attributes, not the 3 pages of all 250
+    assert base.count("list", "Scoring Attributes") == 1
+    assert base.count("update", "Clients") == 1
