@@ -283,11 +283,10 @@ class BudgetService:
         and a second run finishes the rest (clients already reset are no-ops)."""
         self._require_admin(actor, "reset budgets")
         with self.store.transaction():
-            if client_ids is None:
-                ids = [c.id for c in self.store.clients()]
-                self.costs()  # every client: one read of every attribute, not one each
-            else:
-                ids = list(client_ids)  # a selection: only its own attributes are read
+            ids = (list(client_ids) if client_ids is not None
+                   else [c.id for c in self.store.clients()])
+            if len(ids) > 1:  # one read of every attribute, not one read per client;
+                self.costs()  # a single client (the admin page's Reset) reads only its own
             return [self.reset(actor, cid) for cid in ids]
 
     def set_service_level(self, actor: Actor, client_id: str, level: object,
