@@ -25,7 +25,7 @@ ui.begin_run()
 
 with st.sidebar:
     svc = ui.service()
-    st.caption(f"Store: **{svc.store.label}**")
+    st.caption(f"Store: **{svc.store_label}**")
     st.caption(f"Encoding: **{svc.encoding}**")
     me = ui.actor()
     if ui.auth_configured():

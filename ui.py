@@ -63,7 +63,7 @@ def data_version() -> str:
 def _usage_table(version: str) -> tuple[pd.DataFrame, float, tuple[str, ...]]:
     svc = service()
     frame = views.usage_frame(svc.usage_report(), svc.tiers())
-    return frame, time.time(), tuple(svc.store.warnings)
+    return frame, time.time(), tuple(svc.store_warnings)
 
 
 @st.cache_resource

@@ -199,7 +199,7 @@ def due_plan(store_label: str) -> automation.Plan:
     return svc.plan_due()
 
 
-plan = due_plan(svc.store.label)
+plan = due_plan(svc.store_label)
 st.markdown("**Due now**, what the pass would do:\n"
             + "\n".join(f"- {line}" for line in plan.lines(prefix="")))
 if "run_due_report" in st.session_state:

@@ -281,8 +281,8 @@ def airtable_base(clients: Sequence[Client], attrs: Sequence[Attribute], workdir
     """(fake, store): a loopback base holding the data set, and an AirtableStore on it
     configured as in the tests (no pacing wait: requests are counted, not waited for)."""
     from budget.stores.airtable import AirtableStore
-    from tests.airtable_server import FakeAirtable, standard_base
-    from tests.conftest import airtable_config
+    from tests.support.airtable_server import FakeAirtable, standard_base
+    from tests.support.factories import airtable_config
 
     fake = standard_base(FakeAirtable())
     seed_fake(fake, clients, attrs)

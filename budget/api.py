@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
-from .cli import usage_row
+from .views import usage_row
 from .model import FIELDS, Actor, Attribute, BadInput, Change, NotAllowed, StaleWrite
 from .service import BudgetService
 from .settings import Settings

@@ -11,23 +11,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import core, demo
-from .model import FIELDS, Actor, BadInput, Change, NotAllowed, StaleWrite, Usage
+from .model import FIELDS, Actor, BadInput, Change, NotAllowed, StaleWrite
 from .service import BudgetService
 from .settings import Settings
 from .stores import StoreError, airtable_schema
 from .tokens import ENCODINGS, UnknownEncoding, chars4, counter
+from .views import usage_row
 
 CLI_ACTOR = Actor("cli", "admin")  # the shell user owns the store file
 RUN_DUE_ACTOR = Actor("run-due", "admin")  # what the audit log says of the scheduled pass
-
-
-def usage_row(u: Usage) -> dict:
-    """The keys of `usage --json`, shared with the HTTP API."""
-    c = u.client
-    return {"client_id": c.id, "name": c.name, "service_level": c.service_level,
-            "budget": u.budget, "usage": u.usage, "remaining": u.remaining,
-            "percent_used": u.percent_used, "status": u.status,
-            "budget_reset_date": c.budget_reset_date.isoformat() if c.budget_reset_date else None}
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -71,6 +71,16 @@ class BudgetService:
         return cls(open_store(settings.store, settings.raw), settings)
 
     @property
+    def store_label(self) -> str:
+        """What the sidebar names the data by, e.g. "SQLite: data/tokenbudget.db"."""
+        return self.store.label
+
+    @property
+    def store_warnings(self) -> list[str]:
+        """The records skipped on the last load, each naming its record and field."""
+        return list(self.store.warnings)
+
+    @property
     def encoding(self) -> str:
         """The admin's choice kept with the data, else the setting's."""
         return self.store.setting("encoding") or self.settings.encoding

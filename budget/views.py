@@ -76,3 +76,12 @@ def status_message(u: Usage) -> str | None:
     if u.status == "exceeded":
         return "Budget exceeded. Please deactivate attributes or upgrade plan."
     return None
+
+
+def usage_row(u: Usage) -> dict:
+    """The keys of `usage --json`, shared with the HTTP API."""
+    c = u.client
+    return {"client_id": c.id, "name": c.name, "service_level": c.service_level,
+            "budget": u.budget, "usage": u.usage, "remaining": u.remaining,
+            "percent_used": u.percent_used, "status": u.status,
+            "budget_reset_date": c.budget_reset_date.isoformat() if c.budget_reset_date else None}

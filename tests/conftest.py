@@ -1,41 +1,28 @@
+"""The fixtures every test module shares; plain helpers live in tests/support/."""
+
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, datetime, timezone
+import threading
+from datetime import date
+from http.server import ThreadingHTTPServer
 
 import pytest
 
 from budget import demo
-from budget.model import Actor, Attribute, Client, Tier
-from budget.service import BudgetService
-from budget.settings import Settings
-from budget.stores import SQLiteStore
-from budget.stores.airtable import AirtableConfig, AirtableStore
-from tests.airtable_server import API_KEY, BASE_ID, FakeAirtable, standard_base
-
-TODAY = date(2026, 11, 25)
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
-ADMIN = Actor("alice", "admin")
-
-
-def words(n: int) -> str:
-    """Text of exactly n o200k_base tokens."""
-    return " ".join(["lead"] * n)
-
-
-class Clock:
-    """A settable clock, so period arithmetic is tested at fixed times."""
-
-    def __init__(self, now: datetime = NOW) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-def make_service(path, clock=None, **settings) -> BudgetService:
-    return BudgetService(SQLiteStore(str(path)), Settings(store=f"sqlite:///{path}", **settings),
-                         clock or Clock())
+from budget.model import Attribute, Client, Tier
+from tests.support.airtable_server import FakeAirtable, standard_base
+from tests.support.apptest import run_app
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.factories import (
+    ADMIN,
+    TODAY,
+    AirtableFactory,
+    SQLiteFactory,
+    make_service,
+    words,
+)
+from tests.support.model_server import FakeModel
 
 
 @pytest.fixture(scope="session")
@@ -55,61 +42,12 @@ def demo_copy(demo_db, tmp_path):
     return path
 
 
-class SQLiteFactory:
-    """Opens stores on one SQLite file."""
-
-    kind = "sqlite"
-
-    def __init__(self, path) -> None:
-        self.path = path
-
-    def open(self) -> SQLiteStore:
-        return SQLiteStore(str(self.path))
-
-    def service(self, clock=None, **settings) -> BudgetService:
-        return make_service(self.path, clock, **settings)
-
-
-def airtable_config(server: FakeAirtable, sidecar, **overrides) -> AirtableConfig:
-    """Settings for the loopback base: no pacing wait and a short 429 penalty, so
-    the tests run in seconds; everything else as in production."""
-    raw = {"AIRTABLE_API_KEY": API_KEY, "AIRTABLE_BASE_ID": BASE_ID,
-           "AIRTABLE_ENDPOINT_URL": server.url, "AIRTABLE_SIDECAR": str(sidecar),
-           "AIRTABLE_MIN_INTERVAL": "0", "AIRTABLE_RATE_LIMIT_PENALTY": "0.05",
-           "AIRTABLE_RETRY_BACKOFF": "0.01", "AIRTABLE_READ_TIMEOUT": "10"}
-    raw.update(overrides)
-    return AirtableConfig.from_settings(raw)
-
-
-class AirtableFactory:
-    """Opens stores on one loopback Airtable base (and one sidecar file). The base has
-    Client ID / Attribute ID fields, so the service tests can use their own ids."""
-
-    kind = "airtable"
-
-    def __init__(self, server: FakeAirtable, sidecar) -> None:
-        self.server, self.sidecar = server, sidecar
-        self.config = airtable_config(server, sidecar, AIRTABLE_CLIENT_ID_FIELD="Client ID",
-                                      AIRTABLE_ATTRIBUTE_ID_FIELD="Attribute ID",
-                                      AIRTABLE_ALLOW_REPLACE="1")
-
-    def open(self) -> AirtableStore:
-        return AirtableStore(self.config)
-
-    def service(self, clock=None, **settings) -> BudgetService:
-        return BudgetService(self.open(), Settings(store="airtable", **settings),
-                             clock or Clock())
-
-
 @pytest.fixture
 def airtable_server():
     server = FakeAirtable()
     server.start()
     yield server
     server.stop()
-
-
-STORES = ["sqlite", "airtable"]
 
 
 @pytest.fixture
@@ -140,3 +78,41 @@ def small(store_factory):
              Attribute("b1", "B", "Size", True, words(150), "", "")]
     svc.load_data_set(ADMIN, tiers, clients, attrs)
     return svc
+
+
+@pytest.fixture
+def app(monkeypatch):
+    """An AppTest factory on a given store file, with caches cleared between tests."""
+    import streamlit as st
+
+    def make(path, page=None, **params):
+        monkeypatch.setenv("TOKENBUDGET_STORE", f"sqlite:///{path}")
+        st.cache_data.clear()
+        st.cache_resource.clear()
+        at = run_app(page, **params)
+        assert not at.exception, at.exception
+        return at
+    return make
+
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Debian Chromium per module."""
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def model_server():
+    FakeModel.seen, FakeModel.status, FakeModel.answer = [], 200, "Prefer big firms."
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeModel)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+    server.server_close()
+
+

@@ -1,10 +1,8 @@
 """AppTest of each admin action, its confirmation, and the audit log page."""
 
-import pytest
 
 from budget.model import Actor
-from tests.conftest import ADMIN
-from tests.test_pages import app  # noqa: F401  (the AppTest factory fixture)
+from tests.support.factories import ADMIN
 
 
 def admin_page(app, small):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import time
 import traceback
-from datetime import date, datetime, timezone
 
 import pytest
 from pyairtable import Api
@@ -17,8 +16,8 @@ from budget.service import BudgetService
 from budget.settings import Settings
 from budget.stores.airtable import AirtableStore, PartialWrite
 from budget.stores.base import StoreError
-from tests.airtable_server import API_KEY, FakeAirtable, standard_base
-from tests.conftest import ADMIN, NOW, Clock, airtable_config
+from tests.support.airtable_server import API_KEY, FakeAirtable, standard_base
+from tests.support.factories import ADMIN, Clock, airtable_config, env_for
 
 FIELDS_OF_CLIENTS = {"Client Name", "Service Level", "Token Budget", "Token Usage",
                      "Budget Reset Date", "Last Token Update", "Email", "Account Manager",
@@ -254,16 +253,6 @@ def test_formula_text_is_escaped(base, tmp_path):
         assert store.client("nobody' OR '1'='1") is None
     finally:
         server.stop()
-
-
-def env_for(server: FakeAirtable, tmp_path, monkeypatch, **extra) -> None:
-    monkeypatch.chdir(tmp_path)  # no secrets.toml of the repo's
-    for k, v in {"TOKENBUDGET_STORE": "airtable", "AIRTABLE_API_KEY": API_KEY,
-                 "AIRTABLE_BASE_ID": server.base_id, "AIRTABLE_ENDPOINT_URL": server.url,
-                 "AIRTABLE_SIDECAR": str(tmp_path / "sidecar.db"),
-                 "AIRTABLE_MIN_INTERVAL": "0", "AIRTABLE_RATE_LIMIT_PENALTY": "0.05",
-                 "AIRTABLE_RETRY_BACKOFF": "0.01", **extra}.items():
-        monkeypatch.setenv(k, v)
 
 
 def test_check_and_migrate_through_the_cli(tmp_path, monkeypatch, capsys):

@@ -9,10 +9,9 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from budget import demo
-from tests.airtable_server import API_KEY, FakeAirtable, standard_base
-from tests.conftest import ADMIN
-from tests.test_airtable import env_for
-from tests.test_pages import run_app as run
+from tests.support.airtable_server import API_KEY, FakeAirtable, standard_base
+from tests.support.apptest import run_app as run
+from tests.support.factories import ADMIN, env_for
 
 PAGES = ["app_pages/overview.py", "app_pages/client.py", "app_pages/analytics.py", "app_pages/admin.py",
          "app_pages/audit.py"]

@@ -7,8 +7,16 @@ import pytest
 
 from budget import analytics, views
 from budget.analytics import CostAssumptions
-from budget.model import Actor, Attribute, AttributeCost, BadInput, Change, FieldTokens, NotAllowed
-from tests.conftest import ADMIN, NOW, Clock, words
+from budget.model import (
+    Actor,
+    Attribute,
+    AttributeCost,
+    BadInput,
+    Change,
+    FieldTokens,
+    NotAllowed,
+)
+from tests.support.factories import ADMIN, NOW, Clock, words
 
 DAY = timedelta(days=1)
 

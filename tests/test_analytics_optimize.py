@@ -1,9 +1,6 @@
 """The optimiser: never more tokens, every sentence that is not a repeat kept; suggestions
 applied through the service; the optional model rewrite against a loopback endpoint."""
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -14,7 +11,8 @@ from budget.llm import LLMConfig, RewriteFailed, rewrite
 from budget.model import Attribute, BadInput, Change
 from budget.settings import Settings
 from budget.tokens import counter
-from tests.conftest import ADMIN, words
+from tests.support.factories import ADMIN, words
+from tests.support.model_server import FakeModel
 
 COUNT = counter("o200k_base").count_many
 POOL = ["Score the lead higher when the company matches the profile.",
@@ -121,44 +119,6 @@ def test_suggestion_applied_through_the_service_is_validated_and_audited(small):
 
 
 # the optional model rewrite ---------------------------------------------------------------
-class FakeModel(BaseHTTPRequestHandler):
-    """Speaks POST /v1/chat/completions like an OpenAI-compatible server."""
-
-    answer = "Prefer big firms."
-    status = 200
-    seen: list = []
-
-    def do_POST(self):  # noqa: N802
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeModel.seen.append((self.path, self.headers.get("Authorization"), body))
-        if self.status != 200:
-            self.send_response(self.status)
-            self.end_headers()
-            self.wfile.write(b'{"error": {"message": "overloaded"}}')
-            return
-        out = json.dumps({"id": "x", "object": "chat.completion", "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": self.answer},
-             "finish_reason": "stop"}]}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(out)))
-        self.end_headers()
-        self.wfile.write(out)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.fixture
-def model_server():
-    FakeModel.seen, FakeModel.status, FakeModel.answer = [], 200, "Prefer big firms."
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeModel)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_port}/v1"
-    server.shutdown()
-    server.server_close()
-
-
 def test_llm_config_only_when_configured():
     assert LLMConfig.from_settings({}) is None
     cfg = LLMConfig.from_settings({"TOKENBUDGET_LLM_URL": "http://h/v1/",

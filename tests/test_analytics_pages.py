@@ -4,12 +4,9 @@ import json
 from datetime import datetime, timedelta, timezone
 
 from budget.model import Change
-from tests.conftest import ADMIN, NOW, Clock, words
-from tests.test_analytics_optimize import FakeModel, model_server  # noqa: F401 (fixture)
-from tests.test_pages import app, text_of  # noqa: F401 (the AppTest factory fixture)
-
-CHARTS = {"top_attributes", "headroom", "by_tier", "overall_over_time", "client_over_time",
-          "estimate_error", "prompt_cost", "savings"}
+from tests.support.apptest import CHARTS, text_of
+from tests.support.factories import ADMIN, NOW, Clock, words
+from tests.support.model_server import FakeModel
 
 
 def charts(at) -> dict[str, dict]:
@@ -31,7 +28,7 @@ def with_history(svc) -> None:
 
 
 def test_every_chart_has_titles_units_and_a_csv(app, demo_copy):
-    from tests.conftest import make_service
+    from tests.support.factories import make_service
     with_history_demo = make_service(demo_copy)
     for day in range(3):  # a few snapshots so the time charts draw
         with_history_demo.clock = Clock(NOW + timedelta(days=day))

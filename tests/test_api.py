@@ -2,61 +2,30 @@
 
 import json
 import logging
-import socket
 import sqlite3
 import threading
-import time
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from budget import cli
-from budget.api import create_app, from_settings
+from budget.api import from_settings
 from budget.model import Attribute, BadInput, Change, Client, Tier
 from budget.service import BudgetService
 from budget.settings import Settings
-from tests.conftest import ADMIN, STORES, words
+from tests.support.api_server import (
+    ADMIN_TOKEN,
+    AS_ADMIN,
+    AS_VIEWER,
+    TOKENS,
+    VIEWER_TOKEN,
+    serve,
+    serve_app,
+)
+from tests.support.factories import ADMIN, STORES, words
 
-ADMIN_TOKEN, VIEWER_TOKEN = "adm-5f0c9e2b71d4", "view-8a13d6c0e94f"
-TOKENS = {ADMIN_TOKEN: "admin", VIEWER_TOKEN: "viewer"}
-AS_ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-AS_VIEWER = {"Authorization": f"Bearer {VIEWER_TOKEN}"}
 VALIDATION_KEYS = {"allowed", "current", "projected", "budget", "delta", "over_by"}
-
-
-def serve(service: BudgetService, tokens: dict[str, str] = TOKENS
-          ) -> AbstractContextManager[httpx.Client]:
-    return serve_app(create_app(service, tokens))
-
-
-@contextmanager
-def serve_app(app: FastAPI) -> Iterator[httpx.Client]:
-    """uvicorn in a thread on a free loopback port; yields a client for its base URL."""
-    # proto IPPROTO_TCP, as uvicorn's own bind has it: asyncio then sets TCP_NODELAY on each
-    # connection; with proto 0 every answer waits ~40 ms for a delayed ACK
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_config=None))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{sock.getsockname()[1]}",
-                          timeout=60) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        sock.close()
 
 
 @pytest.fixture
@@ -382,7 +351,7 @@ def test_the_dashboard_previews_the_same_numbers(api, small, monkeypatch):
     """The client page's live preview of a change says what the API answers for it."""
     import streamlit as st
 
-    from tests.test_pages import run_app, text_of
+    from tests.support.apptest import run_app, text_of
 
     monkeypatch.setenv("TOKENBUDGET_STORE", f"sqlite:///{small.store.path}")
     for attribute_id, body in (("a3", {"active": True}),

@@ -14,8 +14,17 @@ from pathlib import Path
 import pytest
 
 from budget import automation, cli
-from budget.model import Actor, Attribute, AuditEntry, BadInput, Change, Client, NotAllowed, Tier
-from tests.conftest import ADMIN, STORES, Clock, make_service, words
+from budget.model import (
+    Actor,
+    Attribute,
+    AuditEntry,
+    BadInput,
+    Change,
+    Client,
+    NotAllowed,
+    Tier,
+)
+from tests.support.factories import ADMIN, STORES, Clock, make_service, words
 
 ROOT = Path(__file__).resolve().parent.parent
 both_stores = pytest.mark.parametrize("store_factory", STORES, indirect=True)
@@ -294,9 +303,6 @@ def test_every_budget_change_records_a_snapshot(store_factory, small):
 
 
 # the admin page's section ------------------------------------------------------------------
-from tests.test_pages import app  # noqa: E402,F401  (the AppTest factory fixture)
-
-
 def page_data(path):
     """C is months behind its reset date and over budget; A fits and is not due."""
     svc = make_service(path)

@@ -3,8 +3,7 @@ change made elsewhere (another process, the CLI) shows on the next run without R
 
 from budget.service import BudgetService
 from budget.stores import SQLiteStore
-from tests.conftest import ADMIN
-from tests.test_pages import app  # noqa: F401  (the AppTest factory fixture)
+from tests.support.factories import ADMIN
 
 
 def metrics(at) -> dict[str, str]:

@@ -9,9 +9,9 @@ from datetime import timedelta
 import pytest
 
 from budget.model import Change
-from tests.conftest import ADMIN, NOW, Clock, make_service
-from tests.test_analytics_pages import CHARTS
-from tests.test_browser import SHOTS, browser, require_chromium, streamlit_server  # noqa: F401
+from tests.support.apptest import CHARTS
+from tests.support.browser import SHOTS, require_chromium, streamlit_server
+from tests.support.factories import ADMIN, NOW, Clock, make_service
 
 pytestmark = pytest.mark.browser
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"

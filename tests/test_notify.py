@@ -17,7 +17,7 @@ from aiosmtpd.smtp import AuthResult
 from budget import notify
 from budget.model import Attribute, BadInput, Change, Client, Tier, Usage
 from budget.settings import Settings
-from tests.conftest import ADMIN, STORES, Clock, words
+from tests.support.factories import ADMIN, STORES, Clock, words
 
 both_stores = pytest.mark.parametrize("store_factory", STORES, indirect=True)
 

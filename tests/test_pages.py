@@ -1,45 +1,8 @@
 """AppTest of each page and interaction, on a copy of the demo data or the small set."""
 
-import pytest
-from pathlib import Path
-
-from streamlit.testing.v1 import AppTest
-
 from budget.model import Change
-from tests.conftest import ADMIN, words
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_app(page: str | None = None, **params: str) -> AppTest:
-    """The app from its entry file, with query parameters, switched to `page`."""
-    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.run()
-    if page:
-        at.switch_page(page).run()
-    return at
-
-
-@pytest.fixture
-def app(monkeypatch):
-    """An AppTest factory on a given store file, with caches cleared between tests."""
-    import streamlit as st
-
-    def make(path, page=None, **params):
-        monkeypatch.setenv("TOKENBUDGET_STORE", f"sqlite:///{path}")
-        st.cache_data.clear()
-        st.cache_resource.clear()
-        at = run_app(page, **params)
-        assert not at.exception, at.exception
-        return at
-    return make
-
-
-def text_of(at) -> str:
-    return "\n".join(str(e.value) for e in (*at.markdown, *at.subheader, *at.caption,
-                                            *at.warning, *at.error, *at.info, *at.title))
+from tests.support.apptest import text_of
+from tests.support.factories import ADMIN, words
 
 
 def test_overview_kpis_and_table(app, demo_copy):

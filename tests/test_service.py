@@ -4,7 +4,7 @@ from datetime import date, datetime, timezone
 import pytest
 
 from budget.model import Actor, BadInput, Change, NotAllowed, StaleWrite
-from tests.conftest import ADMIN, STORES, Clock, words
+from tests.support.factories import ADMIN, STORES, Clock, words
 
 # every test here runs against SQLite and against Airtable (loopback, real HTTP)
 pytestmark = pytest.mark.parametrize("store_factory", STORES, indirect=True)

@@ -1,0 +1,96 @@
+"""What the tests share: fixed times, a settable clock, texts of a known token count,
+and factories that open a service on SQLite or on the loopback Airtable base."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from budget.model import Actor
+from budget.service import BudgetService
+from budget.settings import Settings
+from budget.stores import SQLiteStore
+from budget.stores.airtable import AirtableConfig, AirtableStore
+from tests.support.airtable_server import API_KEY, BASE_ID, FakeAirtable
+
+TODAY = date(2026, 11, 25)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+ADMIN = Actor("alice", "admin")
+
+
+def words(n: int) -> str:
+    """Text of exactly n o200k_base tokens."""
+    return " ".join(["lead"] * n)
+
+
+class Clock:
+    """A settable clock, so period arithmetic is tested at fixed times."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def make_service(path, clock=None, **settings) -> BudgetService:
+    return BudgetService(SQLiteStore(str(path)), Settings(store=f"sqlite:///{path}", **settings),
+                         clock or Clock())
+
+
+class SQLiteFactory:
+    """Opens stores on one SQLite file."""
+
+    kind = "sqlite"
+
+    def __init__(self, path) -> None:
+        self.path = path
+
+    def open(self) -> SQLiteStore:
+        return SQLiteStore(str(self.path))
+
+    def service(self, clock=None, **settings) -> BudgetService:
+        return make_service(self.path, clock, **settings)
+
+
+def airtable_config(server: FakeAirtable, sidecar, **overrides) -> AirtableConfig:
+    """Settings for the loopback base: no pacing wait and a short 429 penalty, so
+    the tests run in seconds; everything else as in production."""
+    raw = {"AIRTABLE_API_KEY": API_KEY, "AIRTABLE_BASE_ID": BASE_ID,
+           "AIRTABLE_ENDPOINT_URL": server.url, "AIRTABLE_SIDECAR": str(sidecar),
+           "AIRTABLE_MIN_INTERVAL": "0", "AIRTABLE_RATE_LIMIT_PENALTY": "0.05",
+           "AIRTABLE_RETRY_BACKOFF": "0.01", "AIRTABLE_READ_TIMEOUT": "10"}
+    raw.update(overrides)
+    return AirtableConfig.from_settings(raw)
+
+
+class AirtableFactory:
+    """Opens stores on one loopback Airtable base (and one sidecar file). The base has
+    Client ID / Attribute ID fields, so the service tests can use their own ids."""
+
+    kind = "airtable"
+
+    def __init__(self, server: FakeAirtable, sidecar) -> None:
+        self.server, self.sidecar = server, sidecar
+        self.config = airtable_config(server, sidecar, AIRTABLE_CLIENT_ID_FIELD="Client ID",
+                                      AIRTABLE_ATTRIBUTE_ID_FIELD="Attribute ID",
+                                      AIRTABLE_ALLOW_REPLACE="1")
+
+    def open(self) -> AirtableStore:
+        return AirtableStore(self.config)
+
+    def service(self, clock=None, **settings) -> BudgetService:
+        return BudgetService(self.open(), Settings(store="airtable", **settings),
+                             clock or Clock())
+
+
+STORES = ["sqlite", "airtable"]
+
+
+def env_for(server: FakeAirtable, tmp_path, monkeypatch, **extra) -> None:
+    monkeypatch.chdir(tmp_path)  # no secrets.toml of the repo's
+    for k, v in {"TOKENBUDGET_STORE": "airtable", "AIRTABLE_API_KEY": API_KEY,
+                 "AIRTABLE_BASE_ID": server.base_id, "AIRTABLE_ENDPOINT_URL": server.url,
+                 "AIRTABLE_SIDECAR": str(tmp_path / "sidecar.db"),
+                 "AIRTABLE_MIN_INTERVAL": "0", "AIRTABLE_RATE_LIMIT_PENALTY": "0.05",
+                 "AIRTABLE_RETRY_BACKOFF": "0.01", **extra}.items():
+        monkeypatch.setenv(k, v)

@@ -1,0 +1,34 @@
+"""A loopback server that answers like an OpenAI-compatible chat endpoint."""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler
+
+
+class FakeModel(BaseHTTPRequestHandler):
+    """Speaks POST /v1/chat/completions like an OpenAI-compatible server."""
+
+    answer = "Prefer big firms."
+    status = 200
+    seen: list = []
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeModel.seen.append((self.path, self.headers.get("Authorization"), body))
+        if self.status != 200:
+            self.send_response(self.status)
+            self.end_headers()
+            self.wfile.write(b'{"error": {"message": "overloaded"}}')
+            return
+        out = json.dumps({"id": "x", "object": "chat.completion", "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": self.answer},
+             "finish_reason": "stop"}]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+
+    def log_message(self, *args):
+        pass
