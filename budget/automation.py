@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timezone
+from datetime import date, datetime
 
 from . import core, notify
 from .model import AttributeCost, AuditEntry, BadInput, Client, Tier, Usage
@@ -175,8 +175,7 @@ class RunReport:
 
 # the pure parts -----------------------------------------------------------------------
 def _utc_day(now: datetime) -> date:
-    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
-    return now.astimezone(timezone.utc).date()
+    return core.as_utc(now).date()
 
 
 def reset_due(client: Client, now: datetime) -> DueReset | None:

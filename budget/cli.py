@@ -7,7 +7,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import datetime
 from pathlib import Path
 
 from . import core, demo
@@ -263,7 +263,7 @@ def _run_due(service: BudgetService, args: argparse.Namespace) -> int:
             now = datetime.fromisoformat(args.now)
         except ValueError:
             raise BadInput("run-due", "--now", f"not an ISO time: {args.now!r}") from None
-        now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
+        now = core.as_utc(now)
         service.clock = lambda: now
     if args.dry_run:
         plan = service.plan_due()

@@ -93,6 +93,14 @@ def _add_months(d: date, months: int, day: int) -> date:
     return date(year, month, min(day, calendar.monthrange(year, month)[1]))
 
 
+def as_utc(moment: datetime) -> datetime:
+    """The same instant in UTC; a naive time is taken to be UTC already. Period
+    boundaries fall at 00:00 UTC, so a time given with another offset is converted,
+    never relabelled."""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return aware.astimezone(timezone.utc)
+
+
 def _anchor_day(anchor: date) -> int:
     month_end = anchor.day == calendar.monthrange(anchor.year, anchor.month)[1]
     return 31 if month_end else anchor.day
@@ -106,8 +114,7 @@ def next_boundary(anchor: date | None, now: datetime, months: int = 1) -> date:
     drift to the 30th for good."""
     if months < 1:
         raise BadInput("period", "months", f"must be at least 1, got {months}")
-    now = now if now.tzinfo else now.replace(tzinfo=timezone.utc)
-    today = now.astimezone(timezone.utc).date()
+    today = as_utc(now).date()
     anchor = anchor or date(today.year, today.month, 1)
     day = _anchor_day(anchor)
     # step from the anchor to the first boundary after today, in whole periods
