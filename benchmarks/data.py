@@ -17,13 +17,14 @@ import sqlite3
 from datetime import date, timedelta
 from pathlib import Path
 
-from budget import demo
+from budget import demo, tokens
 from budget.model import DEFAULT_TIERS, Actor, Attribute, Client, Tier
 from budget.service import BudgetService
 from budget.settings import Settings
 from budget.stores import SQLiteStore
 
 DATA_DIR = Path(__file__).resolve().parent / ".data"
+ENCODING = tokens.DEFAULT_ENCODING  # what the stored counts are counted with, the app's default
 TODAY = date(2026, 11, 25)
 LOADER = Actor("benchmark", "admin")
 
