@@ -34,7 +34,7 @@ WHY_MISSED = (
     "text is new (a full recount), and finding what the process state costs ours.")
 
 
-def ratio_rounds(attributes: int) -> int:
+def rounds_for_ratio(attributes: int) -> int:
     """Rounds of the loop and ours at a size (RATIO_ROUNDS)."""
     return next((v for k, v in RATIO_ROUNDS.items() if attributes <= k),
                 min(RATIO_ROUNDS.values()))
@@ -68,7 +68,7 @@ def rows(run: SizeRun) -> list[Row]:
     """Every path's time and speed, the cache keys' share, and ours against the fastest
     raw path, in wall and in CPU time; leaves ours for the incremental section."""
     texts, n = run.texts, run.attributes
-    timings = measure(texts, repeats(n), ratio_rounds(n))
+    timings = measure(texts, repeats(n), rounds_for_ratio(n))
     times, cpu = timings.wall, timings.cpu
     raw = {k: v for k, v in times.items() if k.startswith("tiktoken")}
     fastest = min(raw, key=raw.__getitem__)

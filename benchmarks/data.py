@@ -60,7 +60,8 @@ def generate(clients: int, per_client: int, seed: int = 1
     (Instructions ~780, Examples ~520, Signals ~230); the same seed gives the same data."""
     rng = random.Random(seed)
     tiers = [Tier(k, *v) for k, v in DEFAULT_TIERS.items()]
-    out_clients, out_attrs = [], []
+    out_clients: list[Client] = []
+    out_attrs: list[Attribute] = []
     for n in range(1, clients + 1):
         cid = f"C{n:05d}"
         company = f"{demo.COMPANIES[(n - 1) % len(demo.COMPANIES)]} " \

@@ -84,7 +84,8 @@ def peak_rss_mib() -> float:
 
 
 def in_child(fn: Callable[[str], dict[str, float]], path: Path) -> dict[str, float]:
-    """`fn(path)` in a fresh Python process, as a server would run it: the benchmark's
+    """`fn(path)`, a module-level function, in a fresh Python process (benchmarks.child)
+    as a server would run it, its figures read back as JSON: the benchmark's
     own process holds every text and attribute of the data set, and a garbage
     collection walking those would be charged to whatever runs when it falls."""
     out = subprocess.run([sys.executable, "-m", "benchmarks.child",

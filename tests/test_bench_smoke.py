@@ -10,6 +10,7 @@ import pytest
 
 from benchmarks import airtable_requests, bench, store_load
 from benchmarks.data import cached_db, generate
+from benchmarks.harness import interleaved
 from benchmarks.report import render_table, write_results
 from benchmarks.row import Row
 from budget.stores import SQLiteStore
@@ -83,3 +84,12 @@ def test_a_missed_target_says_by_how_much_and_why(tmp_path):
     assert "| usage of every client | 2,000 x 50 | 1.250 s | < 1.000 s | **MISSED** |" in text
     assert "1.250 s against < 1.000 s, 0.250 s over (+25%). Why:" in text
     assert store_load.WHY_MISSED in text
+
+
+def test_rounds_alternate_the_order_and_stop_each_path_at_its_count():
+    calls: list[str] = []
+    paths = {name: (lambda name=name: calls.append(name) or name) for name in "abc"}
+    timings = interleaved(paths, {"a": 3, "b": 1, "c": 3})
+    assert calls == ["a", "b", "c", "c", "a", "a", "c"]  # no path always first
+    assert timings.results == {"a": "a", "b": "b", "c": "c"}
+    assert set(timings.wall) == set(timings.cpu) == set(paths)
