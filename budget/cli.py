@@ -143,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
         data = demo.generate(service.counter.count_many, args.clients,
                              args.attributes_per_client, args.seed)
         n = service.load_data_set(CLI_ACTOR, *data)
-        print(f"loaded {len(data[1])} clients and {n} attributes into {service.store.label}")
+        print(f"loaded {len(data[1])} clients and {n} attributes into {service.store_label}")
         return 0
 
     if args.command == "usage":
@@ -282,7 +282,8 @@ def _count(args: argparse.Namespace) -> int:
         try:
             text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise BadInput(path, "file", f"cannot read: {getattr(e, 'strerror', None) or e}") from None
+            reason = getattr(e, "strerror", None) or e
+            raise BadInput(path, "file", f"cannot read: {reason}") from None
         rows.append({"path": path, "tokens": tok.count(text), "chars4": chars4(text)})
     _emit(rows, args.json, [f"{r['tokens']} {r['path']}" for r in rows])
     return 0
