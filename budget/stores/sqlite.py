@@ -358,7 +358,7 @@ class SQLiteStore:
                 [(a.id, a.client_id, a.name, int(a.active), a.instructions, a.examples,
                   a.signals, a.version) for a in attributes])
 
-    # automation (issue 6): the tables are in automation_sql, shared with the Airtable
+    # automation: the tables are in automation_sql, shared with the Airtable
     # store's sidecar --------------------------------------------------------------
     def _run(self, statements: Iterable[tuple[str, tuple]]) -> None:
         with self.transaction():
