@@ -6,6 +6,7 @@ from budget import optimize, views
 from budget.model import FIELDS, Change
 
 svc = ui.service()
+me = ui.actor()
 frame, _ = ui.usage_table()
 if frame.empty:
     st.info("No clients yet. Run `make run` (or `tokenbudget demo-data`) to load the demo data.")
@@ -69,14 +70,6 @@ if not top.empty:
     st.plotly_chart(fig, key="top_attributes")
 
 
-def save(change: Change, versions: dict[str, int], done: str) -> None:
-    result = ui.attempt(lambda: svc.apply(ui.actor(), change, versions))
-    if result is not None and result.allowed:
-        ui.after_write(f"{done}. Token Usage: {result.projected:,} / {result.budget:,} tokens")
-    elif result is not None:
-        st.error(f"Refused: {result.reason}")
-
-
 def preview(result) -> None:
     c1, c2, c3 = st.columns(3)
     c1.metric("Usage", f"{result.projected:,}", f"{result.delta:+,} tokens",
@@ -108,7 +101,7 @@ else:
             st.error(f"Cannot save: {result.reason}. Trim the text or deactivate another "
                      "attribute first.", icon="⛔")
         if st.button("Save change", type="primary", disabled=not result.allowed, key="save"):
-            save(change, {aid: seen[aid]}, f"Saved '{a.name}'")
+            ui.apply_change(me, change, {aid: seen[aid]}, f"Saved '{a.name}'")
     else:
         st.caption("Change the toggle or a text to see its impact before saving.")
 
@@ -125,21 +118,16 @@ else:
         b1, b2 = st.columns(2)
         versions = {i: seen[i] for i in chosen}
         if b1.button("Activate selected", disabled=not check.allowed, key="bulk_on"):
-            save(on, versions, f"Activated {len(chosen)} attributes")
+            ui.apply_change(me, on, versions, f"Activated {len(chosen)} attributes")
         if b2.button("Deactivate selected", key="bulk_off"):
-            save(Change(client_id, active={i: False for i in chosen}), versions,
-                 f"Deactivated {len(chosen)} attributes")
+            ui.apply_change(me, Change(client_id, active={i: False for i in chosen}), versions,
+                            f"Deactivated {len(chosen)} attributes")
 
 st.header("Suggestions for reducing usage")
 tips = optimize.suggest(attrs, svc.counter.count_many)
 if not tips:
     st.caption("Nothing to suggest: no active attribute repeats itself.")
 for i, tip in enumerate(tips[:12]):
-    with st.container(border=True):
-        st.markdown(f"**saves {tip.saves:,} tokens** · {tip.kind} · {tip.message}")
-        if tip.edits:
-            with st.expander("What changes"):
-                st.code(tip.diff(), language="diff")
-            if st.button("Apply", key=f"tip_{i}"):
-                save(tip.change(client_id), {aid: seen[aid] for aid in tip.edits},
-                     f"Applied: {tip.message}")
+    ui.suggestion_card(tip, f"tip_{i}", lambda tip=tip: ui.apply_change(
+        me, tip.change(client_id), {aid: seen[aid] for aid in tip.edits},
+        f"Applied: {tip.message}"))
