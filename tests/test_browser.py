@@ -7,7 +7,14 @@ import pytest
 from playwright.sync_api import expect
 
 from budget import views
-from tests.support.browser import SHOTS, grid_rows, open_page, require_chromium, streamlit_server
+from tests.support.browser import (
+    IDLE,
+    grid_rows,
+    open_page,
+    require_chromium,
+    screenshot,
+    streamlit_server,
+)
 from tests.support.factories import make_service
 
 PAGES = {"overview": "", "client": "client?client=C0004", "analytics": "analytics",
@@ -34,11 +41,6 @@ def svc(demo_db):
     return make_service(demo_db)
 
 
-def shot(page, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
 @pytest.mark.parametrize("name", list(PAGES))
 def test_page_renders_without_exception(server, browser, svc, name):
     page = open_page(browser, server, PAGES[name])
@@ -47,10 +49,10 @@ def test_page_renders_without_exception(server, browser, svc, name):
     # a client page's heading is its client's name (the root deep link switches page first)
     expect(heading).to_have_text(svc.client(client_id).name if client_id else HEADINGS[name],
                                  timeout=30_000)
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
+    page.wait_for_selector(IDLE)
     if page.locator("[data-testid='stDataFrame']").count():
         page.wait_for_selector("[data-testid='stDataFrame'] canvas", timeout=30_000)
-    shot(page, name)
+    screenshot(page, name)
     errors = page.locator("[data-testid='stException']")
     assert errors.count() == 0, errors.first.inner_text()
     page.close()

@@ -10,7 +10,13 @@ import pytest
 
 from budget.model import Change
 from tests.support.apptest import CHARTS
-from tests.support.browser import SHOTS, open_page, require_chromium, streamlit_server
+from tests.support.browser import (
+    SHOTS,
+    open_page,
+    require_chromium,
+    screenshot,
+    streamlit_server,
+)
 from tests.support.factories import ADMIN, NOW, Clock, make_service
 
 pytestmark = pytest.mark.browser
@@ -74,6 +80,20 @@ def test_batch_edit_page_renders(server, browser):  # noqa: F811
     page.wait_for_timeout(1000)  # a wrong URL path shows its dialog after the first run
     assert page.get_by_text("Page not found").count() == 0
     page.wait_for_selector("[data-testid='stDataFrame'] canvas", timeout=30_000)
-    page.screenshot(path=str(SHOTS / "batch-edit.png"), full_page=True)
+    screenshot(page, "batch-edit-page")
     assert page.locator("[data-testid='stException']").count() == 0
+    page.close()
+
+
+def test_savings_page_chart_and_suggestions(server, browser):  # noqa: F811
+    page = open_page(browser, server, "savings")
+    assert page.locator("h1").first.inner_text() == "Savings that keep the meaning"
+    box = page.locator(".st-key-savings")
+    box.locator(".main-svg").first.wait_for(timeout=30_000)
+    assert box.locator(".gtitle").first.text_content().startswith("Tokens saved")
+    page.wait_for_timeout(300)
+    box.screenshot(path=str(SHOTS / "savings-chart.png"))
+    assert page.get_by_text("saves", exact=False).count() > 0  # the cards under the chart
+    assert page.locator("[data-testid='stException']").count() == 0
+    screenshot(page, "savings-page")
     page.close()

@@ -87,3 +87,16 @@ def grid_rows(page, key: str) -> list[dict[str, str]]:
     return [dict(zip(headers, row.locator("[role=gridcell]").all_inner_texts(), strict=False))
             for row in grid.locator("[role=row]").all()
             if row.locator("[role=gridcell]").count()]
+
+
+def screenshot(page, name: str) -> None:
+    """The whole page as test-output/screenshots/`name`.png. The app scrolls inside its
+    main area, not the document, so the window is first made as tall as that content."""
+    from playwright.sync_api import expect  # like the browser fixture: only browser suites
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    height = page.evaluate("document.querySelector(\"[data-testid='stMain']\").scrollHeight")
+    page.set_viewport_size({"width": page.viewport_size["width"], "height": max(1000, height)})
+    page.wait_for_timeout(500)  # the grid and charts redraw at the new size
+    # an element whose code is still loading shows a grey skeleton: wait until none does
+    expect(page.locator("[data-testid='stSkeleton']")).to_have_count(0, timeout=30_000)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
