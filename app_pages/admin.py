@@ -22,7 +22,8 @@ def describe_reset(ids: list[str]) -> None:
     if len(chosen) == 1:
         row = chosen.iloc[0]
         st.markdown(f"Reset **{row['client']}**?")
-        st.markdown(f"- usage recomputed from its attributes: **{format_usage(row['usage'], row['budget'])}**"
+        st.markdown("- usage recomputed from its attributes: "
+                    f"**{format_usage(row['usage'], row['budget'])}**"
                     f" (stored copy: {row['stored_usage']:,})\n"
                     f"- any temporary top-up and this period's alerts are cleared\n"
                     f"- next reset date moves to the first period boundary after now\n"
@@ -66,7 +67,7 @@ if b2.button(f"Reset all ({len(frame)})", key="reset_all"):
 ui.confirm("reset", "Confirm reset", "Reset", describe_reset, reset)
 
 st.header("One client")
-names = dict(zip(frame["client_id"], frame["client"]))
+names = dict(zip(frame["client_id"], frame["client"], strict=True))
 cid = st.selectbox("Client", list(names), format_func=lambda c: f"{names[c]} ({c})",
                    key="admin_client")
 client = svc.client(cid)
@@ -120,7 +121,8 @@ tier_frame = pd.DataFrame([{"level": t.level, "name": t.name, "tokens": t.tokens
                            for t in tiers.values()])
 edited = st.data_editor(
     tier_frame, key="tiers_editor", num_rows="dynamic", hide_index=True,
-    column_config={"level": st.column_config.NumberColumn("Level", min_value=1, step=1, required=True),
+    column_config={"level": st.column_config.NumberColumn("Level", min_value=1, step=1,
+                                                          required=True),
                    "name": st.column_config.TextColumn("Name", required=True),
                    "tokens": st.column_config.NumberColumn("Token Budget", min_value=0, step=500,
                                                            required=True, format="localized")})

@@ -10,9 +10,9 @@ from ui import csv_download as csv
 svc = ui.service()
 version = ui.data_version()  # cached figures last until the data changes
 st.title("Analytics")
-st.caption("Where the tokens go, where usage is heading and what the prompts cost; "
-           "what could be saved is on the Savings page. Figures are for active attributes, counted with "
-           f"**{svc.encoding}**.")
+st.caption("Where the tokens go, where usage is heading and what the prompts cost; what "
+           "could be saved is on the Savings page. Figures are for active attributes, counted "
+           f"with **{svc.encoding}**.")
 frame, _ = ui.usage_table()
 if frame.empty:
     st.info("No clients yet. Run `make run` (or `tokenbudget demo-data`) to load the demo data.")
@@ -24,7 +24,7 @@ tiers = f1.multiselect("Tier", list(frame.sort_values("service_level")["tier"].u
 statuses = f2.multiselect("Status", list(views.STATUS_LABELS), key="an_status",
                           format_func=views.STATUS_LABELS.get)
 shown = views.filter_usage(frame, tiers=tiers, statuses=statuses)
-names = dict(zip(frame["client_id"], frame["client"]))
+names = dict(zip(frame["client_id"], frame["client"], strict=True))
 st.caption(f"{len(shown):,} of {len(frame):,} clients match the filters.")
 hover = {"status": False, "client": True, "tier": True}
 
@@ -52,8 +52,8 @@ closest = outlook.head(15)
 # bars within budget say when they reach it; over budget, the red says it already
 closest = closest.assign(note=closest["trend"].where(closest["status"] != "exceeded", ""))
 fig = px.bar(closest, labels=LABELS, x="headroom", y="client", color="status", orientation="h",
-             text="note", color_discrete_map=COLOURS, title="Headroom left in the budget, least first "
-             "(below zero: over budget)",
+             text="note", color_discrete_map=COLOURS,
+             title="Headroom left in the budget, least first (below zero: over budget)",
              hover_data={**hover, "usage": ":,", "budget": ":,", "percent_used": ":.1f",
                          "tokens_per_day": ":,.1f", "trend": True, "note": False})
 fig.update_traces(textposition="outside", cliponaxis=False, textfont_size=11)
@@ -124,7 +124,8 @@ else:
 
 # 5. chars4 against tiktoken ---------------------------------------------------------------
 st.header("The old chars4 estimate against real token counts")
-per_attr, per_client = analytics.estimate_error(ui.costs(version), ui.costs(version, "chars4"), names)
+per_attr, per_client = analytics.estimate_error(ui.costs(version), ui.costs(version, "chars4"),
+                                                names)
 per_client = per_client[per_client["client_id"].isin(set(shown["client_id"]))]
 per_attr = per_attr[per_attr["client_id"].isin(set(shown["client_id"]))]
 real, est = int(per_client["tokens"].sum()), int(per_client["chars4"].sum())
@@ -157,7 +158,7 @@ leads = c1.number_input("Scored leads per client per month", 0, 100_000_000,
 price = c2.number_input(f"Price per million input tokens ({assume.currency})", 0.0, 1_000.0,
                         float(assume.price_per_mtok), 0.05, key="an_price", format="%.2f")
 revenue = {}
-for col, lvl in zip(st.columns(len(order)), sorted(svc.tiers())):
+for col, lvl in zip(st.columns(len(order)), sorted(svc.tiers()), strict=False):
     revenue[lvl] = col.number_input(
         f"{svc.tiers()[lvl].name}: revenue per client per month ({assume.currency})", 0.0,
         1e9, float(assume.revenue_by_level.get(lvl, 0.0)), 10.0, key=f"an_rev_{lvl}")

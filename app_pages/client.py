@@ -12,7 +12,8 @@ if frame.empty:
     st.info("No clients yet. Run `make run` (or `tokenbudget demo-data`) to load the demo data.")
     st.stop()
 
-labels = dict(zip(frame["client_id"], frame["client"] + " (" + frame["client_id"] + ")"))
+labels = dict(zip(frame["client_id"], frame["client"] + " (" + frame["client_id"] + ")",
+                  strict=True))
 wanted = st.query_params.get("client")
 if wanted is not None and wanted not in labels:
     st.error(f"No client with id {wanted!r}. Choose one below.")
@@ -65,7 +66,8 @@ if not top.empty:
     fig = px.bar(top, x="field_tokens", y="name", color="field", orientation="h",
                  title="Which active attributes use the most tokens",
                  labels={"field_tokens": "Tokens", "name": "Attribute", "field": "Field"})
-    fig.update_layout(yaxis={"categoryorder": "total ascending"}, height=120 + 28 * top["name"].nunique())
+    fig.update_layout(yaxis={"categoryorder": "total ascending"},
+                      height=120 + 28 * top["name"].nunique())
     fig.update_xaxes(tickformat=",")
     st.plotly_chart(fig, key="top_attributes")
 
@@ -85,7 +87,8 @@ if not attrs:
     st.info("This client has no attributes.")
 else:
     aid = st.selectbox("Attribute", list(library["attribute_id"]), key="edit_attr",
-                       format_func=lambda i: f"{by_id[i].name} ({'active' if by_id[i].active else 'inactive'})")
+                       format_func=lambda i: f"{by_id[i].name} "
+                                             f"({'active' if by_id[i].active else 'inactive'})")
     a = by_id[aid]
     seen = {i: ui.seen_version(f"attribute:{i}", x.version) for i, x in by_id.items()}
     active = st.toggle("Active", value=a.active, key=f"active_{aid}_{a.version}")

@@ -1,7 +1,7 @@
 """AppTest of the analytics page (figures, charts), the savings page and the batch edit page."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from budget.model import Change
 from tests.support.apptest import CHARTS, signed_in, text_of
@@ -64,7 +64,7 @@ def test_figures_on_the_small_set(app, small):
     outlook = table(at, "trend").set_index("client_id")
     assert list(outlook.index) == ["A", "B"]  # headroom 20, then 50
     # 20 tokens left at 5 a day: 4 days from today (the page's now)
-    when = datetime.now(timezone.utc).date() + timedelta(days=4)
+    when = datetime.now(UTC).date() + timedelta(days=4)
     assert outlook.loc["A", "trend"] == f"reaches budget {when:%Y-%m-%d}"
     assert outlook.loc["B", "trend"] == "no trend"
     metrics = {m.label: m.value for m in at.metric}

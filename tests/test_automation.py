@@ -8,7 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 from pathlib import Path
 
 import pytest
@@ -145,7 +145,7 @@ def test_dry_run_leaves_the_database_file_byte_identical(tmp_path):
 
 
 # automatic deactivation ------------------------------------------------------------------
-T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 def over_budget(store_factory, **raw):
@@ -234,7 +234,7 @@ def test_dry_run_on_airtable_only_reads(store_factory):
     """The Airtable store's dry run: no write request reaches the base, no sidecar row
     changes; the real pass then writes what the dry run listed."""
     svc = over_budget(store_factory, TOKENBUDGET_AUTO_DEACTIVATE="on")
-    svc.clock.now = datetime(2027, 3, 5, tzinfo=timezone.utc)  # every reset overdue
+    svc.clock.now = datetime(2027, 3, 5, tzinfo=UTC)  # every reset overdue
     sidecar = dump(store_factory.sidecar)
     store_factory.server.reset_log()
     plan = svc.plan_due()
@@ -274,7 +274,7 @@ def test_viewers_cannot_run_the_pass_or_restore(tmp_path):
 
 
 def test_activation_times_from_the_audit_log():
-    at = [datetime(2026, 11, d, tzinfo=timezone.utc) for d in (1, 2, 3)]
+    at = [datetime(2026, 11, d, tzinfo=UTC) for d in (1, 2, 3)]
     entries = [
         AuditEntry(at[0], "a", "attribute.update", "C", {"x": {"active": False}},
                    {"x": {"active": True}}),
@@ -370,7 +370,7 @@ def test_pass_page_switches_policy_deactivates_and_restores(app, tmp_path):
 def test_pass_page_lists_sent_and_failed_notifications(app, tmp_path):
     from budget.model import Notification
     svc = page_data(tmp_path / "p.db")
-    at_time = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
+    at_time = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
     svc.store.save_notification(Notification("A", 80, date(2026, 11, 1), "sent", at_time,
                                              ("ops@alpha.example",), "subject"))
     svc.store.save_notification(Notification("C", 100, date(2026, 11, 1), "failed", at_time,

@@ -57,7 +57,8 @@ def test_exceeded_client_shows_message_and_upgrade(app, small):
 def test_attribute_library_figures(app, small):
     at = app(small.store.path, "app_pages/client.py", client="A")
     lib = at.dataframe[0].value.set_index("attribute_id")
-    assert lib.loc["a2", ["instructions", "examples", "signals", "tokens"]].tolist() == [30, 10, 0, 40]
+    fields = ["instructions", "examples", "signals", "tokens"]
+    assert lib.loc["a2", fields].tolist() == [30, 10, 0, 40]
     assert lib.loc["a1", "share"] == 50.0 and lib.loc["a3", "share"] == 0.0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from typing import TypeVar
 
 import pandas as pd
@@ -92,8 +92,8 @@ def usage_table() -> tuple[pd.DataFrame, float]:
 
 def freshness() -> str:
     """When the figures on screen were loaded, for the sidebar."""
-    loaded = datetime.fromtimestamp(usage_table()[1], timezone.utc)
-    minutes = max(0, int((datetime.now(timezone.utc) - loaded).total_seconds() // 60))
+    loaded = datetime.fromtimestamp(usage_table()[1], UTC)
+    minutes = max(0, int((datetime.now(UTC) - loaded).total_seconds() // 60))
     return f"Data loaded {loaded:%H:%M:%S} UTC ({minutes} min ago)"
 
 
