@@ -1,6 +1,5 @@
-"""Entry point: page config, sidebar and navigation. Pages draw; budget/ computes."""
-
-from datetime import datetime, timezone
+"""Entry point: page config, the pages each role may open, the sidebar, then the page.
+Pages draw; ui/ holds the Streamlit glue; budget/ computes."""
 
 import streamlit as st
 
@@ -8,14 +7,41 @@ import ui
 from budget.stores import StoreError
 
 st.set_page_config(page_title="Token budgets", page_icon="🪙", layout="wide")
+me = ui.actor()  # nobody signed in: the login screen, and nothing else runs
 
-overview = st.Page("app_pages/overview.py", title="Overview", icon="📊", default=True)
-client = st.Page("app_pages/client.py", title="Client", icon="🧾", url_path="client")
-analytics = st.Page("app_pages/analytics.py", title="Analytics", icon="📈", url_path="analytics")
-batch_edit = st.Page("app_pages/batch_edit.py", title="Batch edit", icon="🧩", url_path="batch_edit")
-admin = st.Page("app_pages/admin.py", title="Admin", icon="🛠️", url_path="admin")
-audit = st.Page("app_pages/audit.py", title="Audit log", icon="📜", url_path="audit")
-pg = st.navigation([overview, client, analytics, batch_edit, admin, audit])
+overview = st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:",
+                   default=True, help="Every client's usage against its budget; filter, "
+                   "download, select a row to open the client.")
+client = st.Page("app_pages/client.py", title="Client", icon=":material/person:",
+                 url_path="client", help="One client: its headline figure, attribute "
+                 "library, edits checked against the budget, and suggestions.")
+analytics = st.Page("app_pages/analytics.py", title="Analytics", icon=":material/bar_chart:",
+                    url_path="analytics", help="Where the tokens go, where usage is heading, "
+                    "the chars4 estimate against real counts, what the prompts cost.")
+audit = st.Page("app_pages/audit.py", title="Audit log", icon=":material/history:",
+                url_path="audit", help="Who changed what, when, before and after.")
+savings = st.Page("app_pages/savings.py", title="Savings", icon=":material/savings:",
+                  url_path="savings", help="Fixes that keep a text's meaning and save "
+                  "tokens, per client; admins apply them.")
+batch_edit = st.Page("app_pages/batch_edit.py", title="Batch edit", icon=":material/edit_note:",
+                     url_path="batch_edit", help="One template copied into several clients: "
+                     "edit it once, each copy checked against its own client's budget.")
+admin = st.Page("app_pages/admin.py", title="Admin", icon=":material/admin_panel_settings:",
+                url_path="admin", help="Resets, service levels, budget overrides, top-ups, "
+                "tier limits and the tokenizer.")
+scheduled_pass = st.Page("app_pages/scheduled_pass.py", title="Scheduled pass",
+                         icon=":material/schedule:", url_path="scheduled_pass",
+                         help="What is due (resets, alerts, automatic deactivation), run it "
+                         "now, restore a deactivation run, the email alerts sent.")
+
+# what each role may open: viewers read; analysts also review savings and batch edits
+# (admins apply them); admins also change budgets and run the scheduled pass
+nav = {"Budgets": [overview, client, analytics, audit]}
+if me.role in ("analyst", "admin"):
+    nav["Savings"] = [savings, batch_edit]
+if me.role == "admin":
+    nav["Administration"] = [admin, scheduled_pass]
+pg = st.navigation(nav)
 
 # the root URL with ?client=ID opens that client's page
 if pg is overview and "client" in st.query_params:
@@ -27,16 +53,13 @@ with st.sidebar:
     svc = ui.service()
     st.caption(f"Store: **{svc.store_label}**")
     st.caption(f"Encoding: **{svc.encoding}**")
-    me = ui.actor()
     if ui.auth_configured():
         st.caption(f"Signed in as **{me.name}** ({me.role})")
         st.button("Log out", on_click=st.logout, key="logout")
     else:
         st.caption(f"**Local mode**: no login configured, you are the local **{me.role}**; "
                    "the server listens on 127.0.0.1 only")
-    loaded = ui.loaded_at()
-    minutes = max(0, int((datetime.now(timezone.utc) - loaded).total_seconds() // 60))
-    st.caption(f"Data loaded {loaded:%H:%M:%S} UTC ({minutes} min ago)")
+    st.caption(ui.freshness())
     if st.button("Refresh", icon="🔄", key="refresh"):
         ui.refresh()
         st.rerun()

@@ -1,84 +1,18 @@
-import pandas as pd
 import plotly.express as px
 import streamlit as st
 
 import ui
-from budget import analytics, optimize, views
-from budget.llm import RewriteFailed
-from budget.model import FIELDS, BadInput
-
-COLOURS = views.STATUS_COLOURS  # the app's one status palette
-DIRECTION_COLOURS = {"over-counted": "#1565c0", "under-counted": COLOURS["warning"],
-                     "exact": COLOURS["ok"]}
-LABELS = {  # hover and legend names for the frames' columns
-    "tokens": "Tokens", "client": "Client", "tier": "Tier", "attribute": "Attribute",
-    "instructions": "Instructions (tokens)", "examples": "Examples (tokens)",
-    "signals": "Signals (tokens)", "usage": "Usage (tokens)", "budget": "Budget (tokens)",
-    "percent_used": "Budget used (%)", "tokens_per_day": "Trend (tokens/day)",
-    "trend": "At this trend", "headroom": "Headroom (tokens)", "at": "Time (UTC)",
-    "clients": "Clients with history", "chars4": "chars4 estimate", "error": "Difference",
-    "error_percent": "Difference (%)", "tokens_per_lead": "Tokens per lead",
-    "leads_per_month": "Leads per month", "monthly_tokens": "Tokens per month",
-    "monthly_cost": "Cost per month", "monthly_revenue": "Revenue per month",
-    "cost_percent_of_revenue": "Cost / revenue (%)",
-    "tokens_per_revenue_unit": "Tokens per unit of revenue", "saves": "Tokens saved",
-    "kind": "Fix", "status": "Status", "direction": "chars4 was"}
-# lines of several clients: no red, orange or green, which mean a status here
-SERIES = ["#1565c0", "#6a1b9a", "#00838f", "#5d4037", "#ad1457", "#283593", "#00695c",
-          "#455a64", "#8e24aa", "#0277bd"]
-
-
-# every loader takes the data version (`ui.data_version`) as its cache key: figures are
-# reused until the data changes, wherever it was changed from
-@st.cache_data(ttl=300, max_entries=8, show_spinner="Counting tokens…")
-def costs(version: str, encoding: str | None = None):
-    return ui.service().costs(encoding=encoding)
-
-
-@st.cache_data(ttl=300, max_entries=4, show_spinner=False)
-def history(version: str):
-    return ui.service().history()
-
-
-@st.cache_data(ttl=300, max_entries=4, show_spinner="Looking for savings…")
-def savings(version: str) -> tuple[list, dict]:
-    """(every client's suggestions, each client's all-fixes-together one first; attribute
-    versions as loaded, so an Apply is based on what the user saw)."""
-    svc = ui.service()
-    by_client: dict[str, list] = {}
-    for a in svc.all_attributes():
-        by_client.setdefault(a.client_id, []).append(a)
-    count = svc.counter.count_many
-    tips = [(cid, t) for cid, attrs in by_client.items()
-            for t in [optimize.tidy_all(attrs, count), *optimize.suggest(attrs, count)]
-            if t is not None and t.edits]
-    versions = {a.id: a.version for attrs in by_client.values() for a in attrs}
-    return tips, versions
-
-
-def chart(fig, key: str, x_title: str, y_title: str, height: int | None = None,
-          x_is_time: bool = False) -> None:
-    """Every chart the same way: axis titles with units, thousands separators (12,000,
-    not 12k), hover."""
-    fig.update_layout(hovermode="closest", legend_title_text="", margin={"t": 60},
-                      **({"height": height} if height else {}))
-    fig.update_xaxes(title_text=x_title, separatethousands=True,
-                     **({} if x_is_time else {"tickformat": ","}))
-    fig.update_yaxes(title_text=y_title, separatethousands=True, tickformat=",")
-    st.plotly_chart(fig, key=key, width="stretch")
-
-
-def csv(frame: pd.DataFrame, name: str) -> None:
-    st.download_button(f"Download {name}.csv", frame.to_csv(index=False), file_name=f"{name}.csv",
-                       mime="text/csv", icon="⬇️", key=f"csv_{name}")
+from budget import analytics, views
+from ui import COLOURS, DIRECTION_COLOURS, LABELS, SERIES, chart
+from ui import csv_download as csv
 
 
 svc = ui.service()
 version = ui.data_version()  # cached figures last until the data changes
 st.title("Analytics")
-st.caption("Where the tokens go, where usage is heading, what the prompts cost and what "
-           "could be saved. Figures are for active attributes, counted with "
-           f"**{svc.encoding}**.")
+st.caption("Where the tokens go, where usage is heading and what the prompts cost; what "
+           "could be saved is on the Savings page. Figures are for active attributes, counted "
+           f"with **{svc.encoding}**.")
 frame, _ = ui.usage_table()
 if frame.empty:
     st.info("No clients yet. Run `make run` (or `tokenbudget demo-data`) to load the demo data.")
@@ -90,14 +24,14 @@ tiers = f1.multiselect("Tier", list(frame.sort_values("service_level")["tier"].u
 statuses = f2.multiselect("Status", list(views.STATUS_LABELS), key="an_status",
                           format_func=views.STATUS_LABELS.get)
 shown = views.filter_usage(frame, tiers=tiers, statuses=statuses)
-names = dict(zip(frame["client_id"], frame["client"]))
+names = dict(zip(frame["client_id"], frame["client"], strict=True))
 st.caption(f"{len(shown):,} of {len(frame):,} clients match the filters.")
 hover = {"status": False, "client": True, "tier": True}
 
 # 1. top attributes ------------------------------------------------------------------------
 st.header("Top attributes by tokens")
 n = st.slider("How many", 5, 50, 20, key="an_top_n")
-top = analytics.top_attributes(costs(version), frame, n, tiers, statuses)
+top = analytics.top_attributes(ui.costs(version), frame, n, tiers, statuses)
 if top.empty:
     st.caption("No active attribute matches the filters.")
 else:
@@ -113,13 +47,13 @@ else:
 # 2. approaching limits --------------------------------------------------------------------
 st.header("Clients approaching their limits")
 now = svc.clock()
-outlook = analytics.forecast(shown, history(version), now)
+outlook = analytics.forecast(shown, ui.history(version), now)
 closest = outlook.head(15)
 # bars within budget say when they reach it; over budget, the red says it already
 closest = closest.assign(note=closest["trend"].where(closest["status"] != "exceeded", ""))
 fig = px.bar(closest, labels=LABELS, x="headroom", y="client", color="status", orientation="h",
-             text="note", color_discrete_map=COLOURS, title="Headroom left in the budget, least first "
-             "(below zero: over budget)",
+             text="note", color_discrete_map=COLOURS,
+             title="Headroom left in the budget, least first (below zero: over budget)",
              hover_data={**hover, "usage": ":,", "budget": ":,", "percent_used": ":.1f",
                          "tokens_per_day": ":,.1f", "trend": True, "note": False})
 fig.update_traces(textposition="outside", cliponaxis=False, textfont_size=11)
@@ -168,7 +102,7 @@ csv(by_tier, "usage-by-tier")
 # 4. usage over time -----------------------------------------------------------------------
 st.header("Usage over time")
 per, overall = analytics.usage_over_time(
-    [h for h in history(version) if h[0] in set(shown["client_id"])], names)
+    [h for h in ui.history(version) if h[0] in set(shown["client_id"])], names)
 if per.empty:
     st.info("No usage history yet: a snapshot is taken at every change and every reset, "
             "so the lines appear as soon as clients' attributes are edited or reset.")
@@ -190,7 +124,8 @@ else:
 
 # 5. chars4 against tiktoken ---------------------------------------------------------------
 st.header("The old chars4 estimate against real token counts")
-per_attr, per_client = analytics.estimate_error(costs(version), costs(version, "chars4"), names)
+per_attr, per_client = analytics.estimate_error(ui.costs(version), ui.costs(version, "chars4"),
+                                                names)
 per_client = per_client[per_client["client_id"].isin(set(shown["client_id"]))]
 per_attr = per_attr[per_attr["client_id"].isin(set(shown["client_id"]))]
 real, est = int(per_client["tokens"].sum()), int(per_client["chars4"].sum())
@@ -223,7 +158,7 @@ leads = c1.number_input("Scored leads per client per month", 0, 100_000_000,
 price = c2.number_input(f"Price per million input tokens ({assume.currency})", 0.0, 1_000.0,
                         float(assume.price_per_mtok), 0.05, key="an_price", format="%.2f")
 revenue = {}
-for col, lvl in zip(st.columns(len(order)), sorted(svc.tiers())):
+for col, lvl in zip(st.columns(len(order)), sorted(svc.tiers()), strict=False):
     revenue[lvl] = col.number_input(
         f"{svc.tiers()[lvl].name}: revenue per client per month ({assume.currency})", 0.0,
         1e9, float(assume.revenue_by_level.get(lvl, 0.0)), 10.0, key=f"an_rev_{lvl}")
@@ -261,85 +196,3 @@ else:
     fig.update_layout(yaxis={"categoryorder": "total ascending"})
     chart(fig, "roi", "Prompt cost / revenue (%)", "Client", 600)
 csv(cost, "prompt-cost")
-
-# 7. savings -------------------------------------------------------------------------------
-st.header("Savings that keep the meaning")
-tips, versions = savings(version)
-visible = set(shown["client_id"])
-table = pd.DataFrame([{"client_id": cid, "client": names.get(cid, cid), "kind": t.kind,
-                       "attribute": t.attribute, "field": t.field, "saves": t.saves,
-                       "suggestion": t.message} for cid, t in tips if cid in visible],
-                     columns=["client_id", "client", "kind", "attribute", "field", "saves",
-                              "suggestion"])
-if table.empty:
-    st.caption("Nothing to suggest: no active attribute repeats itself or another.")
-else:
-    together = table[table["kind"] == "all"].join(
-        shown.set_index("client_id")[["usage", "status"]], on="client_id")
-    together = together.assign(percent_saved=(100.0 * together["saves"]
-                                              / together["usage"]).round(1))
-    leaders = together.nlargest(20, "saves")
-    fig = px.bar(leaders, labels={**LABELS, "percent_saved": "Share of usage (%)"},
-                 x="saves", y="client", color="status", orientation="h",
-                 color_discrete_map=COLOURS,
-                 title="Tokens saved by applying every fix, the 20 clients with most to gain",
-                 hover_data={"saves": ":,", "usage": ":,", "percent_saved": ":.1f",
-                             "status": False})
-    fig.update_layout(yaxis={"categoryorder": "total ascending"})
-    chart(fig, "savings", "Tokens saved per prompt", "Client", 600)
-    st.caption("Collapsing whitespace, dropping repeated or near-identical sentences and "
-               "examples, and keeping a sentence copied across a client's attributes in the "
-               "first one only. The figure is measured on the result of all fixes together; "
-               "single fixes overlap, and the list is measured again after each one.")
-    csv(table, "savings")
-
-    pick = st.selectbox("Client", list(dict.fromkeys(table["client_id"])), key="an_save_client",
-                        format_func=lambda cid: f"{names[cid]} ({cid})")
-    mine = [t for cid, t in tips if cid == pick]
-    can_write = ui.actor().role == "admin"
-    if not can_write:
-        st.caption("Only admins can apply suggestions; you can review them.")
-    for i, tip in enumerate(mine[:15]):
-        with st.container(border=True):
-            st.markdown(f"**saves {tip.saves:,} tokens** · {tip.kind} · {tip.message}")
-            with st.expander("What changes"):
-                st.code(tip.diff(), language="diff")
-            if st.button("Apply", key=f"an_apply_{i}", disabled=not can_write):
-                done = ui.attempt(lambda: svc.apply(ui.actor(), tip.change(pick),
-                                                    {aid: versions[aid] for aid in tip.edits}))
-                if done is not None and done.allowed:
-                    ui.after_write(f"Saved {tip.saves:,} tokens for {names[pick]}: usage now "
-                                   f"{done.projected:,} / {done.budget:,} tokens")
-                elif done is not None:
-                    st.error(f"Refused: {done.reason}")
-
-    if svc.llm_config() is not None:
-        st.subheader("Rewrite with a language model")
-        st.caption("Optional: sends one text to the configured endpoint and shows the answer "
-                   "as a suggestion; nothing is saved until you apply it.")
-        attrs = [a for a in svc.attributes(pick) if a.active]
-        r1, r2 = st.columns(2)
-        aid = r1.selectbox("Attribute", [a.id for a in attrs], key="an_llm_attr",
-                           format_func={a.id: a.name for a in attrs}.get)
-        fld = r2.selectbox("Field", FIELDS, key="an_llm_field")
-        if st.button("Ask the model", key="an_llm_go"):
-            try:
-                st.session_state["an_rewrite"] = (pick, aid, fld,
-                                                  svc.rewrite_suggestion(pick, aid, fld))
-            except (RewriteFailed, BadInput) as e:
-                st.error(f"No rewrite: {e}", icon="⛔")
-        *asked, got = st.session_state.get("an_rewrite", (None, None, None, None))
-        if asked == [pick, aid, fld] and got is None:
-            st.caption("The model's version saves no tokens; nothing to apply.")
-        elif asked == [pick, aid, fld]:
-            st.markdown(f"**saves {got.saves:,} tokens** · {got.message}")
-            st.code(got.diff(), language="diff")
-            if st.button("Apply the rewrite", key="an_llm_apply", disabled=not can_write):
-                done = ui.attempt(lambda: svc.apply(ui.actor(), got.change(pick),
-                                                    {aid: versions[aid]}))
-                if done is not None and done.allowed:
-                    del st.session_state["an_rewrite"]
-                    ui.after_write(f"Rewrite saved: usage {done.projected:,} / "
-                                   f"{done.budget:,} tokens")
-                elif done is not None:
-                    st.error(f"Refused: {done.reason}")

@@ -7,20 +7,14 @@ from budget.core import format_usage
 from budget.model import FIELDS
 
 
-@st.cache_data(ttl=300, max_entries=4, show_spinner="Finding copies of the same template…")
-def templates(version: str):
-    """(groups of similar attributes, every attribute by id) as of data `version`."""
-    attrs = ui.service().all_attributes()
-    return analytics.similar_groups(attrs), {a.id: a for a in attrs}
-
-
 svc = ui.service()
+me = ui.actor()
 st.title("Batch edit")
 st.caption("Attributes copied from one template into several clients: edit the text once and "
            "apply it to the copies you choose. Each copy is checked against its own client's "
            "budget and saved as its own audited change; a refused one does not stop the others.")
 
-groups, by_id = templates(ui.data_version())
+groups, by_id = ui.templates(ui.data_version())
 frame, _ = ui.usage_table()
 clients = frame.set_index("client_id")
 if not groups:
@@ -50,9 +44,9 @@ st.dataframe(table, key="be_members", hide_index=True, width="stretch",
 start = analytics.template_text(members, field)
 text = st.text_area(f"New {field}", value=start, height=160, key=f"be_text_{label}_{field}",
                     help="Starts from the text most of the copies have.")
-describe = {a.id: f"{clients.loc[a.client_id, 'client']} — {a.name}" for a in members}
+target_names = {a.id: f"{clients.loc[a.client_id, 'client']} — {a.name}" for a in members}
 targets = st.multiselect("Apply to", list(group.attribute_ids), default=list(group.attribute_ids),
-                         key=f"be_targets_{label}", format_func=describe.get)
+                         key=f"be_targets_{label}", format_func=target_names.get)
 pairs = [(by_id[aid].client_id, aid) for aid in targets if by_id[aid].text(field) != text]
 fields = {field: text}
 if len(pairs) < len(targets):
@@ -63,7 +57,7 @@ if pairs:
     preview = svc.preview_batch(pairs, fields)
     allowed = [r for r in preview if r.allowed]
     st.dataframe(pd.DataFrame([{
-        "target": describe[r.attribute_id], "allowed": "✅ fits" if r.allowed else "⛔ refused",
+        "target": target_names[r.attribute_id], "allowed": "✅ fits" if r.allowed else "⛔ refused",
         "delta": r.validation.delta if r.validation else None, "detail": r.reason}
         for r in preview]), key="be_preview", hide_index=True, width="stretch",
         column_config={"target": "Client — attribute", "allowed": "Check",
@@ -71,36 +65,32 @@ if pairs:
                        "detail": "Usage after / reason"})
     st.caption(f"{len(allowed):,} of {len(preview):,} would be saved; "
                f"{len(preview) - len(allowed):,} refused.")
-    can_write = ui.actor().role == "admin"
+    can_write = me.role == "admin"
     if not can_write:
         st.caption("Only admins can apply a batch edit; you can preview it.")
     if st.button(f"Apply to {len(allowed):,} attributes", type="primary", key="be_apply",
                  disabled=not (allowed and can_write)):
-        st.session_state["be_confirm"] = True
+        ui.ask("batch")
 
 
-@st.dialog("Apply the batch edit?")
-def confirm() -> None:
+def describe(_: object) -> None:
     st.markdown(f"Set **{field}** of **{len(pairs):,}** attributes in "
                 f"**{len({c for c, _ in pairs}):,}** clients to the new text. Each is checked "
                 "against its client's budget once more as it is saved.")
-    c1, c2 = st.columns(2)
-    if c1.button("Apply", type="primary", key="be_confirm_yes"):
-        del st.session_state["be_confirm"]
-        results = ui.attempt(lambda: svc.apply_batch(
-            ui.actor(), pairs, fields, {aid: by_id[aid].version for _, aid in pairs}))
-        if results is not None:
-            st.session_state["be_results"] = [(describe[r.attribute_id], r.allowed, r.reason)
-                                              for r in results]
-            done = sum(r.allowed for r in results)
-            ui.after_write(f"Applied to {done:,} of {len(results):,} attributes")
-    if c2.button("Cancel", key="be_confirm_no"):
-        del st.session_state["be_confirm"]
-        st.rerun()
 
 
-if st.session_state.get("be_confirm") and pairs:
-    confirm()
+def apply(_: object) -> None:
+    results = ui.attempt(lambda: svc.apply_batch(
+        me, pairs, fields, {aid: by_id[aid].version for _, aid in pairs}))
+    if results is not None:
+        st.session_state["be_results"] = [(target_names[r.attribute_id], r.allowed, r.reason)
+                                          for r in results]
+        done = sum(r.allowed for r in results)
+        ui.after_write(f"Applied to {done:,} of {len(results):,} attributes")
+
+
+if pairs:
+    ui.confirm("batch", "Apply the batch edit?", "Apply", describe, apply)
 
 if "be_results" in st.session_state:
     st.subheader("Last batch edit")

@@ -6,12 +6,14 @@ from budget import optimize, views
 from budget.model import FIELDS, Change
 
 svc = ui.service()
+me = ui.actor()
 frame, _ = ui.usage_table()
 if frame.empty:
     st.info("No clients yet. Run `make run` (or `tokenbudget demo-data`) to load the demo data.")
     st.stop()
 
-labels = dict(zip(frame["client_id"], frame["client"] + " (" + frame["client_id"] + ")"))
+labels = dict(zip(frame["client_id"], frame["client"] + " (" + frame["client_id"] + ")",
+                  strict=True))
 wanted = st.query_params.get("client")
 if wanted is not None and wanted not in labels:
     st.error(f"No client with id {wanted!r}. Choose one below.")
@@ -64,17 +66,10 @@ if not top.empty:
     fig = px.bar(top, x="field_tokens", y="name", color="field", orientation="h",
                  title="Which active attributes use the most tokens",
                  labels={"field_tokens": "Tokens", "name": "Attribute", "field": "Field"})
-    fig.update_layout(yaxis={"categoryorder": "total ascending"}, height=120 + 28 * top["name"].nunique())
+    fig.update_layout(yaxis={"categoryorder": "total ascending"},
+                      height=120 + 28 * top["name"].nunique())
     fig.update_xaxes(tickformat=",")
     st.plotly_chart(fig, key="top_attributes")
-
-
-def save(change: Change, versions: dict[str, int], done: str) -> None:
-    result = ui.attempt(lambda: svc.apply(ui.actor(), change, versions))
-    if result is not None and result.allowed:
-        ui.after_write(f"{done}. Token Usage: {result.projected:,} / {result.budget:,} tokens")
-    elif result is not None:
-        st.error(f"Refused: {result.reason}")
 
 
 def preview(result) -> None:
@@ -92,7 +87,8 @@ if not attrs:
     st.info("This client has no attributes.")
 else:
     aid = st.selectbox("Attribute", list(library["attribute_id"]), key="edit_attr",
-                       format_func=lambda i: f"{by_id[i].name} ({'active' if by_id[i].active else 'inactive'})")
+                       format_func=lambda i: f"{by_id[i].name} "
+                                             f"({'active' if by_id[i].active else 'inactive'})")
     a = by_id[aid]
     seen = {i: ui.seen_version(f"attribute:{i}", x.version) for i, x in by_id.items()}
     active = st.toggle("Active", value=a.active, key=f"active_{aid}_{a.version}")
@@ -108,7 +104,7 @@ else:
             st.error(f"Cannot save: {result.reason}. Trim the text or deactivate another "
                      "attribute first.", icon="⛔")
         if st.button("Save change", type="primary", disabled=not result.allowed, key="save"):
-            save(change, {aid: seen[aid]}, f"Saved '{a.name}'")
+            ui.apply_change(me, change, {aid: seen[aid]}, f"Saved '{a.name}'")
     else:
         st.caption("Change the toggle or a text to see its impact before saving.")
 
@@ -125,21 +121,16 @@ else:
         b1, b2 = st.columns(2)
         versions = {i: seen[i] for i in chosen}
         if b1.button("Activate selected", disabled=not check.allowed, key="bulk_on"):
-            save(on, versions, f"Activated {len(chosen)} attributes")
+            ui.apply_change(me, on, versions, f"Activated {len(chosen)} attributes")
         if b2.button("Deactivate selected", key="bulk_off"):
-            save(Change(client_id, active={i: False for i in chosen}), versions,
-                 f"Deactivated {len(chosen)} attributes")
+            ui.apply_change(me, Change(client_id, active={i: False for i in chosen}), versions,
+                            f"Deactivated {len(chosen)} attributes")
 
 st.header("Suggestions for reducing usage")
 tips = optimize.suggest(attrs, svc.counter.count_many)
 if not tips:
     st.caption("Nothing to suggest: no active attribute repeats itself.")
 for i, tip in enumerate(tips[:12]):
-    with st.container(border=True):
-        st.markdown(f"**saves {tip.saves:,} tokens** · {tip.kind} · {tip.message}")
-        if tip.edits:
-            with st.expander("What changes"):
-                st.code(tip.diff(), language="diff")
-            if st.button("Apply", key=f"tip_{i}"):
-                save(tip.change(client_id), {aid: seen[aid] for aid in tip.edits},
-                     f"Applied: {tip.message}")
+    ui.suggestion_card(tip, f"tip_{i}", lambda tip=tip: ui.apply_change(
+        me, tip.change(client_id), {aid: seen[aid] for aid in tip.edits},
+        f"Applied: {tip.message}"))

@@ -17,13 +17,14 @@ import sqlite3
 from datetime import date, timedelta
 from pathlib import Path
 
-from budget import demo
+from budget import demo, tokens
 from budget.model import DEFAULT_TIERS, Actor, Attribute, Client, Tier
 from budget.service import BudgetService
 from budget.settings import Settings
 from budget.stores import SQLiteStore
 
 DATA_DIR = Path(__file__).resolve().parent / ".data"
+ENCODING = tokens.DEFAULT_ENCODING  # what the stored counts are counted with, the app's default
 TODAY = date(2026, 11, 25)
 LOADER = Actor("benchmark", "admin")
 
@@ -59,7 +60,8 @@ def generate(clients: int, per_client: int, seed: int = 1
     (Instructions ~780, Examples ~520, Signals ~230); the same seed gives the same data."""
     rng = random.Random(seed)
     tiers = [Tier(k, *v) for k, v in DEFAULT_TIERS.items()]
-    out_clients, out_attrs = [], []
+    out_clients: list[Client] = []
+    out_attrs: list[Attribute] = []
     for n in range(1, clients + 1):
         cid = f"C{n:05d}"
         company = f"{demo.COMPANIES[(n - 1) % len(demo.COMPANIES)]} " \

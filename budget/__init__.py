@@ -1,8 +1,4 @@
-"""tokenbudget: prompt-token budgets for a lead-scoring service's clients."""
+"""tokenbudget: prompt-token budgets for a lead-scoring service's clients.
 
-from .model import Actor, Attribute, BadInput, Change, Client, Tier, Usage, Validation
-from .service import BudgetService
-from .settings import Settings
-
-__all__ = ["Actor", "Attribute", "BadInput", "BudgetService", "Change", "Client", "Settings",
-           "Tier", "Usage", "Validation"]
+Importing a module of the package loads only what that module needs: `budget.core`
+stays pure (no store, no SMTP, no pandas) and the service is `budget.service`."""

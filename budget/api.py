@@ -149,7 +149,7 @@ def _change_bodies(max_chars: int) -> tuple[type[BaseModel], type[BaseModel]]:
     change = create_model(
         "ChangeBody", __config__=_STRICT, __doc__="Give `active`, `fields` or both.",
         active=(bool | None, Field(None, description="the attribute's new Active flag")),
-        fields=(texts | None, None))  # type: ignore[call-overload]
+        fields=(texts | None, None))
     patch = create_model(
         "PatchBody", __base__=change,
         version=(int | None, Field(None, ge=0, description="refuse (409) if the attribute "
@@ -167,6 +167,11 @@ def _change(attr: Attribute, body: Any) -> Change:
                   {} if body.active is None else {attr.id: body.active})
 
 
+def _expected_versions(attr: Attribute, body: Any) -> dict[str, int] | None:
+    """A PATCH body's `version` as the service's expected versions; None: not checked."""
+    return None if body.version is None else {attr.id: body.version}
+
+
 # errors ------------------------------------------------------------------------------------
 class Unauthorized(Exception):
     """No token, or one that is not configured; the message never repeats it."""
@@ -178,7 +183,8 @@ def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
 
 
 def _loc_field(loc: tuple) -> str:
-    """('body', 'fields', 'Instructions') -> 'fields.Instructions'; ('body', 'ids', 2) -> 'ids[2]'."""
+    """('body', 'fields', 'Instructions') -> 'fields.Instructions';
+    ('body', 'ids', 2) -> 'ids[2]'."""
     parts = [f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:]]
     return "".join(parts).lstrip(".") or str(loc[0])
 
@@ -297,8 +303,7 @@ def create_app(service: BudgetService, tokens: Mapping[str, str] | None = None) 
     def patch_attribute(actor: Admin, attribute_id: str, body: PatchBody) -> Any:  # type: ignore[valid-type]
         """Saves the change only if the budget allows it; 409 with the numbers if not."""
         attr = service.attributes_by_id([attribute_id])[attribute_id]
-        expected = None if body.version is None else {attr.id: body.version}
-        result = service.apply(actor, _change(attr, body), expected)
+        result = service.apply(actor, _change(attr, body), _expected_versions(attr, body))
         if not result.allowed:
             return JSONResponse({"error": "over_budget", "message": f"refused, nothing "
                                  f"saved: client {attr.client_id} {result.reason}",
@@ -321,11 +326,11 @@ def create_app(service: BudgetService, tokens: Mapping[str, str] | None = None) 
         results = service.apply_together(actor, changes)
         out = {"allowed": all(r.allowed for r in results),
                "clients": [{"client_id": c.client_id, **r.as_dict()}
-                           for c, r in zip(changes, results)]}
+                           for c, r in zip(changes, results, strict=True)]}
         if out["allowed"]:
             return out
         refused = "; ".join(f"client {c.client_id} {r.reason}"
-                            for c, r in zip(changes, results) if not r.allowed)
+                            for c, r in zip(changes, results, strict=True) if not r.allowed)
         return JSONResponse({"error": "over_budget",
                              "message": f"refused, nothing saved: {refused}", **out}, 409)
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
-from . import core, notify
+from . import alerts, core
 from .model import AttributeCost, AuditEntry, BadInput, Client, Tier, Usage
 
 DEFAULT_THRESHOLDS: tuple[int, ...] = (80, 90, 100)
@@ -75,9 +75,9 @@ class Policy:
     def from_settings(cls, raw: Mapping[str, object],
                       stored: Callable[[str], str | None] = lambda key: None) -> Policy:
         recipients = str(raw.get("TOKENBUDGET_ALERT_RECIPIENTS", "both")).strip().lower()
-        if recipients not in notify.RECIPIENT_POLICIES:
+        if recipients not in alerts.RECIPIENT_POLICIES:
             raise BadInput("settings", "TOKENBUDGET_ALERT_RECIPIENTS",
-                           f"{recipients!r} is not one of {', '.join(notify.RECIPIENT_POLICIES)}")
+                           f"{recipients!r} is not one of {', '.join(alerts.RECIPIENT_POLICIES)}")
         switch = stored("auto_deactivate")
         enabled = _flag("settings", "TOKENBUDGET_AUTO_DEACTIVATE",
                         raw.get("TOKENBUDGET_AUTO_DEACTIVATE", "off")
@@ -88,7 +88,7 @@ class Policy:
             raise BadInput("settings", "TOKENBUDGET_AUTO_DEACTIVATE_ORDER",
                            f"{order!r} is not one of {', '.join(ORDERS)}")
         return cls(parse_thresholds(raw.get("TOKENBUDGET_ALERT_THRESHOLDS", "80,90,100")),
-                   recipients, notify.manager_emails(raw), enabled, order)
+                   recipients, alerts.manager_emails(raw), enabled, order)
 
 
 # the plan ---------------------------------------------------------------------------
@@ -116,7 +116,7 @@ class DueAlert:
     thresholds: tuple[int, ...]  # newly reached; the email names the highest
     usage: int
     budget: int
-    email: notify.Email
+    email: alerts.Email
 
     def line(self) -> str:
         to = ", ".join(self.email.to) or "nobody (no contact or manager address)"
@@ -245,7 +245,7 @@ def plan(now: datetime, clients: Sequence[Client], costs: Sequence[AttributeCost
          email_on: bool, warning: float = core.DEFAULT_WARNING) -> Plan:
     """Everything due at `now`: resets first, then alerts and deactivations on the
     clients as the resets leave them (a reset clears its period's alert state)."""
-    resets, alerts, offs = [], [], []
+    resets, emails, offs = [], [], []
     settled = []
     for client in clients:
         due = reset_due(client, now)
@@ -266,10 +266,10 @@ def plan(now: datetime, clients: Sequence[Client], costs: Sequence[AttributeCost
         new = tuple(t for t in reached(u.usage, u.budget, policy.thresholds)
                     if t not in already)
         if new:
-            to = notify.recipients(client, policy.recipients, policy.managers)
+            to = alerts.recipients(client, policy.recipients, policy.managers)
             end = core.next_boundary(client.budget_reset_date, now, client.period_months)
-            email = notify.compose(u, max(new), period, end, by_client.get(client.id, []), to)
-            alerts.append(DueAlert(client.id, client.name, period, new, u.usage, u.budget, email))
+            email = alerts.compose(u, max(new), period, end, by_client.get(client.id, []), to)
+            emails.append(DueAlert(client.id, client.name, period, new, u.usage, u.budget, email))
         if flags.get(client.id, policy.auto_deactivate) and u.usage > u.budget:
             chosen = choose_deactivations(by_client.get(client.id, []), u.usage, u.budget,
                                           policy.order, activated(client.id))
@@ -277,7 +277,7 @@ def plan(now: datetime, clients: Sequence[Client], costs: Sequence[AttributeCost
                 offs.append(DueDeactivation(client.id, client.name, u.usage, u.budget,
                                             policy.order, chosen))
     notes = []
-    if alerts and not email_on:
-        notes.append(f"email is off (SMTP_HOST is not set): {len(alerts)} alert(s) due are "
+    if emails and not email_on:
+        notes.append(f"email is off (SMTP_HOST is not set): {len(emails)} alert(s) due are "
                      "not sent and stay due")
-    return Plan(now, tuple(resets), tuple(alerts), tuple(offs), tuple(notes))
+    return Plan(now, tuple(resets), tuple(emails), tuple(offs), tuple(notes))

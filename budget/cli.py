@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -14,7 +14,7 @@ from . import core, demo
 from .model import FIELDS, Actor, BadInput, Change, NotAllowed, StaleWrite
 from .service import BudgetService
 from .settings import Settings
-from .stores import StoreError, airtable_schema
+from .stores import StoreError
 from .tokens import ENCODINGS, UnknownEncoding, chars4, counter
 from .views import usage_row
 
@@ -98,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     ad.add_argument("--client", help="one client instead of everyone")
     ad.add_argument("--order", choices=["newest", "largest"])
 
-    airtable_schema.add_parser(sub)
+    at = sub.add_parser("airtable", help="check or prepare your Airtable base")
+    at.add_argument("action", choices=["check", "migrate"],
+                    help="check: report tables and fields; migrate: add the token fields")
     return p
 
 
@@ -132,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         return _count(args)
     settings = Settings.load(store=args.store)
     if args.command == "airtable":  # works on the base's schema, whatever the store setting
-        return airtable_schema.run(args, settings.raw)
+        return _airtable(args, settings.raw)
     service = BudgetService.from_settings(settings)
 
     if args.command == "demo-data":
@@ -143,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
         data = demo.generate(service.counter.count_many, args.clients,
                              args.attributes_per_client, args.seed)
         n = service.load_data_set(CLI_ACTOR, *data)
-        print(f"loaded {len(data[1])} clients and {n} attributes into {service.store.label}")
+        print(f"loaded {len(data[1])} clients and {n} attributes into {service.store_label}")
         return 0
 
     if args.command == "usage":
@@ -275,6 +277,21 @@ def _run_due(service: BudgetService, args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def _airtable(args: argparse.Namespace, raw_settings: Mapping[str, object]) -> int:
+    """Exit 0 when the base has every table and field the settings name, else 1."""
+    from .stores.airtable import (AirtableConfig, AirtableFailure,  # pyairtable only when used
+                                  AirtableStore, check, migrate)
+    store = AirtableStore(AirtableConfig.from_settings(raw_settings))
+    try:
+        report = check(store) if args.action == "check" else migrate(store)
+    except AirtableFailure as e:  # pragma: no cover - the store converts these
+        raise StoreError(str(e)) from None
+    print("\n".join(report.lines()))
+    if args.action == "migrate" and not report.created:
+        print("nothing to change")
+    return 0 if report.ok else 1
+
+
 def _count(args: argparse.Namespace) -> int:
     tok = counter(args.encoding or Settings.load().encoding)
     rows = []
@@ -282,7 +299,8 @@ def _count(args: argparse.Namespace) -> int:
         try:
             text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
-            raise BadInput(path, "file", f"cannot read: {getattr(e, 'strerror', None) or e}") from None
+            reason = getattr(e, "strerror", None) or e
+            raise BadInput(path, "file", f"cannot read: {reason}") from None
         rows.append({"path": path, "tokens": tok.count(text), "chars4": chars4(text)})
     _emit(rows, args.json, [f"{r['tokens']} {r['path']}" for r in rows])
     return 0

@@ -1,7 +1,7 @@
 """AppTest of each admin action, its confirmation, and the audit log page."""
 
 
-from budget.model import Actor
+from tests.support.apptest import text_of
 from tests.support.factories import ADMIN
 
 
@@ -80,12 +80,23 @@ def test_stale_admin_write_refused_with_reload(app, small):
     assert small.client("A").token_budget == 95
 
 
-def test_viewer_sees_no_buttons(app, small, monkeypatch):
-    import ui
-    monkeypatch.setattr(ui, "actor", lambda: Actor("vera@example.com", "viewer"))
+def test_tier_limit_edit_previews_then_saves_and_is_audited(app, small):
     at = admin_page(app, small)
-    assert not [b for b in at.button if b.key in ("reset_all", "set_level", "reset_one")]
-    assert any("only admins change anything" in i.value for i in at.info)
+    assert not [b for b in at.button if b.key == "save_tiers"]  # nothing changed yet
+    at.session_state["tiers_editor"] = {"edited_rows": {0: {"tokens": 70}}, "added_rows": [],
+                                        "deleted_rows": []}
+    at.run()
+    assert "**Level 1 (Basic)**: 100 → 70 tokens" in text_of(at)
+    assert any("1 client(s) would go over budget: Alpha (80 / 70 tokens (114% used))" in w.value
+               for w in at.warning)
+    assert small.tiers()[1].tokens == 100  # nothing before Save
+    at.button(key="save_tiers").click().run()
+    assert not at.exception
+    assert small.tiers()[1].tokens == 70 and small.client_usage("A").status == "exceeded"
+    (entry,) = small.audit()
+    assert entry.action == "tier_limit" and entry.actor == "local admin"
+    assert (entry.before, entry.after) == ({"level": 1, "name": "Basic", "tokens": 100},
+                                           {"level": 1, "name": "Basic", "tokens": 70})
 
 
 def test_audit_page_filters(app, small):

@@ -1,12 +1,15 @@
-"""AppTest of the analytics page (figures, charts, savings) and the batch edit page."""
+"""AppTest of the analytics page (figures, charts), the savings page and the batch edit page."""
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, UTC
 
 from budget.model import Change
-from tests.support.apptest import CHARTS, text_of
+from tests.support.apptest import CHARTS, signed_in, text_of
 from tests.support.factories import ADMIN, NOW, Clock, words
 from tests.support.model_server import FakeModel
+
+
+SAVINGS = "app_pages/savings.py"
 
 
 def charts(at) -> dict[str, dict]:
@@ -49,8 +52,7 @@ def test_every_chart_has_titles_units_and_a_csv(app, demo_copy):
     assert {"Download top-attributes.csv", "Download headroom-forecast.csv",
             "Download usage-by-tier.csv", "Download usage-history.csv",
             "Download chars4-vs-real.csv", "Download chars4-vs-real-by-client.csv",
-            "Download usage-overall.csv", "Download prompt-cost.csv",
-            "Download savings.csv"} <= set(labels)
+            "Download usage-overall.csv", "Download prompt-cost.csv"} <= set(labels)
     # revenue per tier turns on the ROI chart
     at.number_input(key="an_rev_1").set_value(99.0).run()
     assert "roi" in charts(at) and not at.exception
@@ -62,7 +64,7 @@ def test_figures_on_the_small_set(app, small):
     outlook = table(at, "trend").set_index("client_id")
     assert list(outlook.index) == ["A", "B"]  # headroom 20, then 50
     # 20 tokens left at 5 a day: 4 days from today (the page's now)
-    when = datetime.now(timezone.utc).date() + timedelta(days=4)
+    when = datetime.now(UTC).date() + timedelta(days=4)
     assert outlook.loc["A", "trend"] == f"reaches budget {when:%Y-%m-%d}"
     assert outlook.loc["B", "trend"] == "no trend"
     metrics = {m.label: m.value for m in at.metric}
@@ -81,19 +83,22 @@ def test_figures_on_the_small_set(app, small):
     assert not at.exception
 
 
-def test_apply_a_saving_from_the_analytics_page(app, small):
+def test_apply_a_saving_from_the_savings_page(app, small):
     dup = "Score leads from retail chains higher than average. " * 3
     small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": dup}}))
     before = small.client_usage("A").usage
-    at = app(small.store.path, "app_pages/analytics.py")
+    at = app(small.store.path, SAVINGS)
+    assert set(charts(at)) == {"savings"}
+    assert "Download savings.csv" in [b.proto.label for b in at.get("download_button")]
     tips = [m.value for m in at.markdown if m.value.startswith("**saves")]
     assert "every fix together: 1 texts in 1 attributes" in tips[0]
     assert "duplicate" in tips[1] and tips[1].startswith(tips[0][:16])  # the same saving
     saves = int(tips[1].split("saves ")[1].split(" tokens")[0])
     assert "-Score leads from retail chains higher than average." in at.code[1].value
-    at.button(key="an_apply_1").click().run()
+    at.button(key="sv_apply_1").click().run()
     assert not at.exception
     assert small.client_usage("A").usage == before - saves
+    assert f"Token Usage: {before - saves:,} / 100 tokens" in at.toast[0].value
     assert small.audit()[-1].action == "attribute.update"
 
 
@@ -102,18 +107,21 @@ def test_model_rewrite_from_the_page(app, small, monkeypatch, model_server):  # 
     monkeypatch.setenv("TOKENBUDGET_LLM_MODEL", "tiny")
     small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": words(40) + "  "}}))
     FakeModel.answer = words(12)
-    at = app(small.store.path, "app_pages/analytics.py")
-    at.selectbox(key="an_llm_attr").select("a1").run()
-    at.button(key="an_llm_go").click().run()
+    at = app(small.store.path, SAVINGS)
+    at.selectbox(key="sv_llm_attr").select("a1").run()
+    at.button(key="sv_llm_go").click().run()
     assert any("saves 29 tokens" in m.value for m in at.markdown), text_of(at)  # 41 -> 12
-    at.button(key="an_llm_apply").click().run()
+    at.button(key="sv_llm_apply").click().run()
     assert not at.exception
     assert small.client_usage("A").usage == 52
+    assert "sv_rewrite" not in at.session_state  # applied: no longer offered
 
 
 def test_no_model_configured_no_rewrite_section(app, small):
-    at = app(small.store.path, "app_pages/analytics.py")
-    assert not [b for b in at.button if b.key == "an_llm_go"]
+    small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": words(40) + "  "}}))
+    at = app(small.store.path, SAVINGS)
+    assert at.button(key="sv_apply_0")  # the page has suggestions, but no model to ask
+    assert not [b for b in at.button if b.key == "sv_llm_go"]
 
 
 def batch_page(app, small):
@@ -133,7 +141,7 @@ def test_batch_edit_page_applies_where_allowed_after_confirmation(app, small):
     assert any("Set **Instructions** of **2** attributes in **2** clients" in m.value
                for m in at.markdown)
     assert small.audit() == []  # nothing before the confirmation
-    at.button(key="be_confirm_yes").click().run()
+    at.button(key="batch_confirm").click().run()
     assert not at.exception
     results = table(at, "applied")
     assert list(results["applied"]) == ["⛔ refused", "✅ saved"]
@@ -147,8 +155,8 @@ def test_batch_edit_cancel_and_target_choice(app, small):
     at.multiselect(key="be_targets_Size").unselect("a1").run()
     assert list(table(at, "allowed")["allowed"]) == ["✅ fits"]
     at.button(key="be_apply").click().run()
-    at.button(key="be_confirm_no").click().run()
-    assert small.audit() == [] and "be_confirm" not in at.session_state
+    at.button(key="batch_cancel").click().run()
+    assert small.audit() == [] and "confirm_batch" not in at.session_state
 
 
 def test_filters_that_match_no_client(app, small):
@@ -160,13 +168,12 @@ def test_filters_that_match_no_client(app, small):
 
 
 def test_analyst_reviews_but_cannot_apply(app, small, monkeypatch):
-    import ui
-    from budget.model import Actor
-    monkeypatch.setattr(ui, "actor", lambda: Actor("ann@example.com", "analyst"))
+    monkeypatch.setenv("TOKENBUDGET_ROLES", "ann@example.com:analyst")
     small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": "Big.  Big."}}))
-    at = app(small.store.path, "app_pages/analytics.py")
+    at = app(small.store.path, SAVINGS, **signed_in("ann@example.com"))
     assert "Only admins can apply suggestions; you can review them." in text_of(at)
-    assert at.button(key="an_apply_0").disabled
-    at = batch_page(app, small)
+    assert at.button(key="sv_apply_0").disabled
+    at.switch_page("app_pages/batch_edit.py").run()
+    at.text_area(key="be_text_Size_Instructions").input(words(70)).run()
     assert at.button(key="be_apply").disabled
     assert "Only admins can apply a batch edit; you can preview it." in text_of(at)

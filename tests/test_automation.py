@@ -8,7 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 from pathlib import Path
 
 import pytest
@@ -145,7 +145,7 @@ def test_dry_run_leaves_the_database_file_byte_identical(tmp_path):
 
 
 # automatic deactivation ------------------------------------------------------------------
-T0 = datetime(2026, 11, 2, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 def over_budget(store_factory, **raw):
@@ -234,7 +234,7 @@ def test_dry_run_on_airtable_only_reads(store_factory):
     """The Airtable store's dry run: no write request reaches the base, no sidecar row
     changes; the real pass then writes what the dry run listed."""
     svc = over_budget(store_factory, TOKENBUDGET_AUTO_DEACTIVATE="on")
-    svc.clock.now = datetime(2027, 3, 5, tzinfo=timezone.utc)  # every reset overdue
+    svc.clock.now = datetime(2027, 3, 5, tzinfo=UTC)  # every reset overdue
     sidecar = dump(store_factory.sidecar)
     store_factory.server.reset_log()
     plan = svc.plan_due()
@@ -274,7 +274,7 @@ def test_viewers_cannot_run_the_pass_or_restore(tmp_path):
 
 
 def test_activation_times_from_the_audit_log():
-    at = [datetime(2026, 11, d, tzinfo=timezone.utc) for d in (1, 2, 3)]
+    at = [datetime(2026, 11, d, tzinfo=UTC) for d in (1, 2, 3)]
     entries = [
         AuditEntry(at[0], "a", "attribute.update", "C", {"x": {"active": False}},
                    {"x": {"active": True}}),
@@ -302,7 +302,10 @@ def test_every_budget_change_records_a_snapshot(store_factory, small):
         "A": (small.client_usage("A").usage, 150), "B": (small.client_usage("B").usage, 300)}
 
 
-# the admin page's section ------------------------------------------------------------------
+# the Scheduled pass page -----------------------------------------------------------------
+PASS_PAGE = "app_pages/scheduled_pass.py"
+
+
 def page_data(path):
     """C is months behind its reset date and over budget; A fits and is not due."""
     svc = make_service(path)
@@ -320,9 +323,9 @@ def page_text(at) -> str:
     return "\n".join(str(m.value) for m in (*at.markdown, *at.caption))
 
 
-def test_admin_section_previews_then_runs_the_pass_after_confirmation(app, tmp_path):
+def test_pass_page_previews_then_runs_the_pass_after_confirmation(app, tmp_path):
     svc = page_data(tmp_path / "p.db")
-    at = app(svc.store.path, "app_pages/admin.py")
+    at = app(svc.store.path, PASS_PAGE)
     text = page_text(at)
     assert "- reset Gamma (C): due since 2020-01-01" in text
     assert "- email 100% alert for Gamma (C) to nobody" in text
@@ -338,10 +341,10 @@ def test_admin_section_previews_then_runs_the_pass_after_confirmation(app, tmp_p
     assert "- reset Gamma" not in page_text(at)  # no longer due
 
 
-def test_admin_section_switches_policy_deactivates_and_restores(app, tmp_path):
+def test_pass_page_switches_policy_deactivates_and_restores(app, tmp_path):
     svc = page_data(tmp_path / "p.db")
-    at = app(svc.store.path, "app_pages/admin.py")
-    at.selectbox(key="admin_client").select("C").run()
+    at = app(svc.store.path, PASS_PAGE)
+    at.selectbox(key="pass_client").select("C").run()
     at.selectbox(key="auto_client_C").select(True).run()
     assert not at.exception and svc.auto_deactivate_flags() == {"C": True}
     at.radio(key="auto_order").set_value("largest").run()
@@ -364,31 +367,32 @@ def test_admin_section_switches_policy_deactivates_and_restores(app, tmp_path):
     assert [e.action for e in svc.audit()][-1] == "auto_restore"
 
 
-def test_admin_section_lists_sent_and_failed_notifications(app, tmp_path):
+def test_pass_page_lists_sent_and_failed_notifications(app, tmp_path):
     from budget.model import Notification
     svc = page_data(tmp_path / "p.db")
-    at_time = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
+    at_time = datetime(2026, 11, 20, 6, 0, tzinfo=UTC)
     svc.store.save_notification(Notification("A", 80, date(2026, 11, 1), "sent", at_time,
                                              ("ops@alpha.example",), "subject"))
     svc.store.save_notification(Notification("C", 100, date(2026, 11, 1), "failed", at_time,
                                              ("ops@gamma.example",), "subject",
                                              "SMTP mail:587: 554 rejected"))
-    at = app(svc.store.path, "app_pages/admin.py")
+    at = app(svc.store.path, PASS_PAGE)
     (table,) = [d.value for d in at.dataframe if "attempts" in d.value.columns]
     rows = {(r.client, r.threshold, r.status, r.error) for r in table.itertuples()}
     assert rows == {("Alpha", "80%", "✅ sent", ""),
                     ("Gamma", "100%", "❌ failed", "SMTP mail:587: 554 rejected")}
 
 
-def test_admin_section_names_a_wrong_setting(app, tmp_path, monkeypatch):
+def test_pass_page_names_a_wrong_setting(app, tmp_path, monkeypatch):
     svc = page_data(tmp_path / "p.db")
     monkeypatch.setenv("SMTP_HOST", "mail.example")
     monkeypatch.setenv("SMTP_SECURITY", "ssl3")
-    at = app(svc.store.path, "app_pages/admin.py")
+    at = app(svc.store.path, PASS_PAGE)
     assert [e.value for e in at.error] == [
         "The scheduled pass cannot run: settings: SMTP_SECURITY: 'ssl3' is not one of "
         "starttls, tls, none"]
-    assert any(h.value == "Tokenizer" for h in at.header)  # the rest of the page is there
+    at.switch_page("app_pages/admin.py").run()  # the rest of the app still works
+    assert not at.exception and any(h.value == "Tokenizer" for h in at.header)
 
 
 def test_cli_policy_runs_and_restore(tmp_path):

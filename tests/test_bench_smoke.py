@@ -3,11 +3,16 @@ store's requests match Airtable's limits (100 records a page, 10 a write). No ti
 are asserted: speed is what `make bench` prints."""
 
 import math
+import os
+from datetime import UTC, datetime
 
 import pytest
 
-from benchmarks import bench
+from benchmarks import airtable_requests, bench, store_load
 from benchmarks.data import cached_db, generate
+from benchmarks.harness import interleaved
+from benchmarks.report import render_table, write_results
+from benchmarks.row import Row
 from budget.stores import SQLiteStore
 
 CLIENTS, PER_CLIENT = 3, 70  # 210 attributes: three pages of attributes
@@ -25,13 +30,12 @@ def test_every_section_reports_every_row(rows, tmp_path):
     counts = {s: sum(1 for r in rows if r.section == s) for s in bench.SECTIONS}
     assert counts == {"counting": 8, "incremental": 3, "load": 4, "airtable": 7, "pages": 4}
     assert all(r.size == "3 x 70" and r.attributes == 210 for r in rows)
-    table = bench.render_table(rows)
+    table = render_table(rows)
     assert len(table.splitlines()) == len(rows) + 2
     out = tmp_path / "results.md"
-    bench.write_results(rows, bench.datetime.now(bench.timezone.utc), "0.1", "0.2", "notes",
-                        out)
+    write_results(rows, datetime.now(UTC), "0.1", "0.2", "notes", bench.WHY_MISSED, out)
     text = out.read_text()
-    assert f"**{bench.os.cpu_count()} cores**" in text
+    assert f"**{os.cpu_count()} cores**" in text
     assert all(f"| {r.measure} | {r.figure} |" in text for r in rows)
 
 
@@ -48,10 +52,10 @@ def test_airtable_requests_equal_the_formula(rows):
 
 
 def test_writes_on_a_base_of_the_written_records_count_the_same(tmp_path, monkeypatch):
-    """The path the 20,000 and 100,000 sizes take for writes (see bench_airtable)."""
-    monkeypatch.setattr(bench, "FULL_BASE_WRITES", 0)
+    """The path the 20,000 and 100,000 sizes take for writes (see airtable_requests)."""
+    monkeypatch.setattr(airtable_requests, "FULL_BASE_WRITES", 0)
     _, clients, attrs = generate(CLIENTS, PER_CLIENT, seed=5)
-    out = bench.bench_airtable(clients, attrs, 25, tmp_path)
+    out = airtable_requests.measure(clients, attrs, 25, tmp_path)
     assert out["write_base_records"] == 25
     assert out["write_update_requests"] == math.ceil(25 / 10)
     assert out["load_attributes_requests"] == math.ceil(210 / 100)
@@ -70,13 +74,22 @@ def test_generated_data_is_deterministic_and_distinct(tmp_path):
 
 
 def test_a_missed_target_says_by_how_much_and_why(tmp_path):
-    row = bench.Row("2,000 x 50", 100_000, "load", "usage of every client", 1.25, "s", 1.0)
+    row = Row("2,000 x 50", 100_000, "load", "usage of every client", 1.25, "s", 1.0)
     assert (row.met, row.verdict, row.target) == (False, "**MISSED**", "< 1.000 s")
     assert row.shortfall == "0.250 s over (+25%)"
     out = tmp_path / "results.md"
-    bench.write_results([row], bench.datetime.now(bench.timezone.utc), "0", "0", "", out)
+    write_results([row], datetime.now(UTC), "0", "0", "", bench.WHY_MISSED, out)
     text = out.read_text()
     assert "## Targets (some missed: see below)" in text and "## Targets missed" in text
     assert "| usage of every client | 2,000 x 50 | 1.250 s | < 1.000 s | **MISSED** |" in text
     assert "1.250 s against < 1.000 s, 0.250 s over (+25%). Why:" in text
-    assert bench.WHY_MISSED["load"] in text
+    assert store_load.WHY_MISSED in text
+
+
+def test_rounds_alternate_the_order_and_stop_each_path_at_its_count():
+    calls: list[str] = []
+    paths = {name: (lambda name=name: calls.append(name) or name) for name in "abc"}
+    timings = interleaved(paths, {"a": 3, "b": 1, "c": 3})
+    assert calls == ["a", "b", "c", "c", "a", "a", "c"]  # no path always first
+    assert timings.results == {"a": "a", "b": "b", "c": "c"}
+    assert set(timings.wall) == set(timings.cpu) == set(paths)

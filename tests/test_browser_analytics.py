@@ -10,11 +10,16 @@ import pytest
 
 from budget.model import Change
 from tests.support.apptest import CHARTS
-from tests.support.browser import SHOTS, require_chromium, streamlit_server
+from tests.support.browser import (
+    SHOTS,
+    open_page,
+    require_chromium,
+    screenshot,
+    streamlit_server,
+)
 from tests.support.factories import ADMIN, NOW, Clock, make_service
 
 pytestmark = pytest.mark.browser
-IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
 
 
 def grow_history(path) -> None:
@@ -43,19 +48,6 @@ def server(demo_db, tmp_path_factory):
     grow_history(db)
     with streamlit_server(db, work, TOKENBUDGET_TIER_REVENUE="1:99,2:299,3:999,4:2499") as url:
         yield url
-
-
-def open_page(browser, server, path):  # noqa: F811
-    """Opens the deep link straight away, as a bookmark would on a fresh server: the
-    page files live in app_pages/, which Streamlit does not pick up by itself, so even
-    the first visitor gets app.py's frame (its navigation lists "Audit log")."""
-    page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    page.goto(f"{server}/{path}")
-    page.wait_for_selector("h1", timeout=90_000)
-    page.locator("[data-testid='stSidebarNav']").get_by_text("Audit log").wait_for(
-        timeout=90_000)
-    page.wait_for_selector(IDLE, timeout=90_000)
-    return page
 
 
 def test_every_analytics_chart_renders_with_its_title(server, browser):  # noqa: F811
@@ -88,6 +80,20 @@ def test_batch_edit_page_renders(server, browser):  # noqa: F811
     page.wait_for_timeout(1000)  # a wrong URL path shows its dialog after the first run
     assert page.get_by_text("Page not found").count() == 0
     page.wait_for_selector("[data-testid='stDataFrame'] canvas", timeout=30_000)
-    page.screenshot(path=str(SHOTS / "batch-edit.png"), full_page=True)
+    screenshot(page, "batch-edit-page")
     assert page.locator("[data-testid='stException']").count() == 0
+    page.close()
+
+
+def test_savings_page_chart_and_suggestions(server, browser):  # noqa: F811
+    page = open_page(browser, server, "savings")
+    assert page.locator("h1").first.inner_text() == "Savings that keep the meaning"
+    box = page.locator(".st-key-savings")
+    box.locator(".main-svg").first.wait_for(timeout=30_000)
+    assert box.locator(".gtitle").first.text_content().startswith("Tokens saved")
+    page.wait_for_timeout(300)
+    box.screenshot(path=str(SHOTS / "savings-chart.png"))
+    assert page.get_by_text("saves", exact=False).count() > 0  # the cards under the chart
+    assert page.locator("[data-testid='stException']").count() == 0
+    screenshot(page, "savings-page")
     page.close()

@@ -8,13 +8,13 @@ import email
 import shutil
 import socket
 import subprocess
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from budget import notify
+from budget import alerts, smtp
 from budget.model import Attribute, BadInput, Change, Client, Tier, Usage
 from budget.settings import Settings
 from tests.support.factories import ADMIN, STORES, Clock, words
@@ -96,7 +96,7 @@ def test_compose_uses_dashboard_wording_and_costliest_attributes():
     costs = [AttributeCost("a1", "A", "Size", True, FieldTokens(2_000, 500, 0)),
              AttributeCost("a2", "A", "Industry", True, FieldTokens(1_200, 0, 0)),
              AttributeCost("a3", "A", "Off", False, FieldTokens(9_000, 0, 0))]
-    mail = notify.compose(Usage(client, 3_000, 3_700, "exceeded"), 100, date(2026, 11, 1),
+    mail = alerts.compose(Usage(client, 3_000, 3_700, "exceeded"), 100, date(2026, 11, 1),
                           date(2026, 12, 1), costs, ["ops@alpha.example"])
     assert mail.subject == "[tokenbudget] Alpha reached 100% of its token budget"
     assert "Usage: 3,700 / 3,000 tokens (123% used)" in mail.body
@@ -109,11 +109,11 @@ def test_compose_uses_dashboard_wording_and_costliest_attributes():
 
 def test_recipients_policy():
     c = Client("A", "Alpha", 1, email="ops@alpha.example", account_manager="Ana Souza")
-    managers = notify.manager_emails({"TOKENBUDGET_MANAGER_EMAILS": "Ana Souza=ana@agency.example"})
-    assert notify.recipients(c, "contact", managers) == ("ops@alpha.example",)
-    assert notify.recipients(c, "manager", managers) == ("ana@agency.example",)
-    assert notify.recipients(c, "both", managers) == ("ops@alpha.example", "ana@agency.example")
-    assert notify.recipients(c, "manager", {}) == ()  # a name with no address: nobody
+    managers = alerts.manager_emails({"TOKENBUDGET_MANAGER_EMAILS": "Ana Souza=ana@agency.example"})
+    assert alerts.recipients(c, "contact", managers) == ("ops@alpha.example",)
+    assert alerts.recipients(c, "manager", managers) == ("ana@agency.example",)
+    assert alerts.recipients(c, "both", managers) == ("ops@alpha.example", "ana@agency.example")
+    assert alerts.recipients(c, "manager", {}) == ()  # a name with no address: nobody
 
 
 def test_bad_smtp_settings_name_the_field():
@@ -121,11 +121,11 @@ def test_bad_smtp_settings_name_the_field():
                       ({"SMTP_HOST": "h", "SMTP_PORT": "eighty"}, "SMTP_PORT"),
                       ({"SMTP_HOST": "h", "SMTP_SENDER": "nobody"}, "SMTP_SENDER")]:
         with pytest.raises(BadInput, match=f"settings: {name}"):
-            notify.SmtpConfig.from_settings(raw)
+            smtp.SmtpConfig.from_settings(raw)
     with pytest.raises(BadInput, match="settings: TOKENBUDGET_MANAGER_EMAILS: .*'Ana'"):
-        notify.manager_emails({"TOKENBUDGET_MANAGER_EMAILS": "Ana"})
-    assert notify.SmtpConfig.from_settings({}) is None  # no host: email is off
-    secret = notify.SmtpConfig.from_settings({"SMTP_HOST": "h", "SMTP_USER": "u@x.example",
+        alerts.manager_emails({"TOKENBUDGET_MANAGER_EMAILS": "Ana"})
+    assert smtp.SmtpConfig.from_settings({}) is None  # no host: email is off
+    secret = smtp.SmtpConfig.from_settings({"SMTP_HOST": "h", "SMTP_USER": "u@x.example",
                                               "SMTP_PASSWORD": "hunter2-secret"})
     assert "hunter2-secret" not in repr(secret) and secret.port == 587
 
@@ -133,7 +133,7 @@ def test_bad_smtp_settings_name_the_field():
 # through the real server ---------------------------------------------------------------
 @both_stores
 def test_one_email_per_threshold_per_period_then_new_after_reset(store_factory, smtp_server):
-    clock = Clock(datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc))
+    clock = Clock(datetime(2026, 11, 20, 6, 0, tzinfo=UTC))
     svc = alert_service(store_factory, smtp_server, clock,
                         TOKENBUDGET_MANAGER_EMAILS="Ana Souza=ana@agency.example")
     report = svc.run_due(ADMIN)
@@ -161,7 +161,7 @@ def test_one_email_per_threshold_per_period_then_new_after_reset(store_factory, 
     assert "Usage: 100 / 100 tokens (100% used)" in smtp_server.inbox.bodies()[1]
     assert {n.threshold for n in svc.notifications() if n.status == "sent"} == {80, 90, 100}
 
-    clock.now = datetime(2026, 12, 1, 6, 0, tzinfo=timezone.utc)  # A's period ends
+    clock.now = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)  # A's period ends
     report = svc.run_due(ADMIN)
     assert any(line.startswith("Alpha reset") for line in report.lines)
     assert len(smtp_server.inbox.messages) == 3  # the new period's alert
@@ -278,5 +278,5 @@ def test_settings_load_reads_smtp_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SMTP_HOST", "mail.example")
     monkeypatch.setenv("SMTP_SECURITY", "tls")
     monkeypatch.setenv("SMTP_SENDER", "budgets@example.com")
-    config = notify.SmtpConfig.from_settings(Settings.load(tmp_path / "none.toml").raw)
+    config = smtp.SmtpConfig.from_settings(Settings.load(tmp_path / "none.toml").raw)
     assert (config.host, config.port, config.security) == ("mail.example", 465, "tls")

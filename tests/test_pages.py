@@ -1,8 +1,17 @@
 """AppTest of each page and interaction, on a copy of the demo data or the small set."""
 
-from budget.model import Change
-from tests.support.apptest import text_of
+import pytest
+
+from budget.model import BadInput, Change
+from budget.settings import parse_roles
+from tests.support.apptest import signed_in, text_of
 from tests.support.factories import ADMIN, words
+
+ROLES = "Vera@Example.com:viewer, ann@example.com:analyst, ada@example.com:admin"
+READ_ONLY = ["app_pages/overview.py", "app_pages/client.py", "app_pages/analytics.py",
+             "app_pages/audit.py"]
+REVIEW = ["app_pages/savings.py", "app_pages/batch_edit.py"]
+ADMIN_ONLY = ["app_pages/admin.py", "app_pages/scheduled_pass.py"]
 
 
 def test_overview_kpis_and_table(app, demo_copy):
@@ -48,7 +57,8 @@ def test_exceeded_client_shows_message_and_upgrade(app, small):
 def test_attribute_library_figures(app, small):
     at = app(small.store.path, "app_pages/client.py", client="A")
     lib = at.dataframe[0].value.set_index("attribute_id")
-    assert lib.loc["a2", ["instructions", "examples", "signals", "tokens"]].tolist() == [30, 10, 0, 40]
+    fields = ["instructions", "examples", "signals", "tokens"]
+    assert lib.loc["a2", fields].tolist() == [30, 10, 0, 40]
     assert lib.loc["a1", "share"] == 50.0 and lib.loc["a3", "share"] == 0.0
 
 
@@ -115,6 +125,54 @@ def test_unknown_client_deep_link(app, small):
 
 def test_analytics_and_admin_pages_render(app, demo_copy):
     at = app(demo_copy, "app_pages/analytics.py")
-    assert len(at.get("plotly_chart")) >= 6  # the charts themselves: tests/test_analytics_pages.py
+    assert len(at.get("plotly_chart")) >= 5  # the charts themselves: tests/test_analytics_pages.py
+    assert [b.key for b in at.button] == ["refresh"]  # read-only: the sidebar's Refresh only
     at = app(demo_copy, "app_pages/admin.py")
     assert len(at.dataframe[0].value) == 40
+
+
+def test_roles_from_settings():
+    assert parse_roles(ROLES) == {"vera@example.com": "viewer", "ann@example.com": "analyst",
+                                  "ada@example.com": "admin"}
+    assert parse_roles({"Ada@Example.com": "admin"}) == {"ada@example.com": "admin"}
+    assert parse_roles("") == {}
+    with pytest.raises(BadInput, match="ann@example.com: unknown role 'owner'"):
+        parse_roles("ann@example.com:owner")
+
+
+def opens(at, page: str) -> bool:
+    """Whether `page` is in the navigation this run built (AppTest refuses the others)."""
+    try:
+        at.switch_page(page)
+    except ValueError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("email, role, pages", [
+    ("vera@example.com", "viewer", READ_ONLY),
+    ("ann@example.com", "analyst", READ_ONLY + REVIEW),
+    ("ada@example.com", "admin", READ_ONLY + REVIEW + ADMIN_ONLY),
+    ("someone@else.example", "viewer", READ_ONLY),  # not in the settings: a viewer
+])
+def test_navigation_by_role_after_login(app, small, monkeypatch, email, role, pages):
+    monkeypatch.setenv("TOKENBUDGET_ROLES", ROLES)
+    at = app(small.store.path, **signed_in(email.upper() if role == "admin" else email))
+    assert f"Signed in as **{email}** ({role})" in text_of(at.sidebar)
+    assert [p for p in READ_ONLY + REVIEW + ADMIN_ONLY if opens(at, p)] == pages
+    at.switch_page(pages[-1]).run()
+    assert not at.exception
+
+
+def test_nobody_signed_in_sees_only_the_login(app, small, monkeypatch):
+    monkeypatch.setenv("TOKENBUDGET_ROLES", ROLES)
+    at = app(small.store.path, **{**signed_in("ada@example.com"), "user": {"is_logged_in": False}})
+    assert [b.key for b in at.button] == ["login"]
+    assert at.title[0].value == "Token budgets"
+    assert not at.dataframe and not at.sidebar.caption  # no figures, not even the store
+
+
+def test_local_mode_is_the_local_admin(app, small):
+    at = app(small.store.path)
+    assert "you are the local **admin**" in text_of(at.sidebar)
+    assert opens(at, "app_pages/scheduled_pass.py")

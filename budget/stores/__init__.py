@@ -1,5 +1,5 @@
 """Store selection by URL: `sqlite:///PATH` (embedded default) or `airtable` (settings
-from the environment / secrets, see budget/stores/airtable.py)."""
+from the environment / secrets, see the package budget/stores/airtable)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 SQL shared by the SQLite store and the Airtable store's SQLite sidecar, so the two
 cannot drift apart. Functions either read from a connection or return the statements
 a write needs; each store runs them inside its own transaction (the Airtable store
-defers the ones tied to a client's Airtable writes, see `AirtableStore._op`).
+defers the ones tied to a client's Airtable writes, see `UnitOfWork.defer`).
 
 The alert state that decides "already sent" is the existing `alerts_sent` table (a
 reset clears its period); `notifications` keeps the last attempt per key, sent or

@@ -26,7 +26,10 @@ class PartialWrite(StoreError):
 
 class Store(Protocol):
     label: str  # what the sidebar shows, e.g. "SQLite: data/tokenbudget.db"
-    warnings: list[str]  # records skipped on the last load, each naming record and field
+
+    @property
+    def warnings(self) -> list[str]:
+        """Records skipped on the last load, each naming record and field."""
 
     def transaction(self) -> AbstractContextManager[None]:
         """Reads and writes inside run as one unit that no other writer interleaves."""
@@ -60,7 +63,7 @@ class Store(Protocol):
                     attributes: Iterable[Attribute]) -> None:
         """Loads a whole data set (demo data), replacing what was there."""
 
-    # automation (issue 6): alert state, notifications, deactivation policy and runs
+    # automation: alert state, notifications, deactivation policy and runs
     def sent_alerts(self) -> set[tuple[str, int, date]]:
         """(client id, threshold, period start) of every alert sent and not cleared."""
     def notifications(self, client_id: str | None = None) -> list[Notification]:

@@ -15,6 +15,7 @@ from ..model import (Attribute, AttributeCost, AuditEntry, Client, Deactivation,
                      Notification, StaleWrite, Tier)
 from . import automation_sql
 from .base import StoreError
+from .sqlite_connection import connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tiers (
@@ -142,12 +143,7 @@ class SQLiteStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None,
-                                   check_same_thread=False)
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._local.conn = conn
+            conn = self._local.conn = connect(self.path, timeout=30, foreign_keys=True)
             self._local.depth = 0
         return conn
 
@@ -362,7 +358,7 @@ class SQLiteStore:
                 [(a.id, a.client_id, a.name, int(a.active), a.instructions, a.examples,
                   a.signals, a.version) for a in attributes])
 
-    # automation (issue 6): the tables are in automation_sql, shared with the Airtable
+    # automation: the tables are in automation_sql, shared with the Airtable
     # store's sidecar --------------------------------------------------------------
     def _run(self, statements: Iterable[tuple[str, tuple]]) -> None:
         with self.transaction():

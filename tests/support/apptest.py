@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from streamlit.testing.v1 import AppTest
 
 ROOT = Path(__file__).resolve().parents[2]
 
+# an `[auth]` section turns the login on; AppTest never talks to the provider
+AUTH_SECRETS = {"auth": {"redirect_uri": "http://localhost:8501/oauth2callback",
+                         "cookie_secret": "not-a-secret", "client_id": "tokenbudget",
+                         "client_secret": "not-a-secret",
+                         "server_metadata_url": "https://id.example/.well-known/openid-configuration"}}
 
-def run_app(page: str | None = None, **params: str) -> AppTest:
-    """The app from its entry file, with query parameters, switched to `page`."""
+
+def run_app(page: str | None = None, *, user: dict[str, Any] | None = None,
+            secrets: dict[str, Any] | None = None, **params: str) -> AppTest:
+    """The app from its entry file, with query parameters, switched to `page`; `user`
+    (st.user's claims) and `secrets` seed a login."""
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     for k, v in params.items():
         at.query_params[k] = v
+    if secrets is not None:
+        at.secrets = secrets
+    if user is not None:
+        at.user = user
     at.run()
     if page:
         at.switch_page(page).run()
     return at
+
+
+def signed_in(email: str) -> dict[str, Any]:
+    """What `run_app` needs to run the app as `email`, logged in through `[auth]`."""
+    return {"secrets": AUTH_SECRETS, "user": {"is_logged_in": True, "email": email}}
 
 
 def text_of(at) -> str:
@@ -27,4 +45,4 @@ def text_of(at) -> str:
 
 # the keys of the Analytics charts, one per section
 CHARTS = {"top_attributes", "headroom", "by_tier", "overall_over_time", "client_over_time",
-          "estimate_error", "prompt_cost", "savings"}
+          "estimate_error", "prompt_cost"}

@@ -1,4 +1,4 @@
-"""`tokenbudget airtable check` and `tokenbudget airtable migrate`.
+"""What `tokenbudget airtable check` and `tokenbudget airtable migrate` do.
 
 check: which tables and fields the settings name exist in the base, which are
 missing and which have a type the store cannot read. One metadata request.
@@ -6,20 +6,20 @@ missing and which have a type the store cannot read. One metadata request.
 migrate: adds the four token fields (Token Budget, Token Usage, Budget Reset Date,
 Last Token Update) to the clients table through Airtable's metadata API, and creates
 the local sidecar file that holds the tier table, audit log, usage history, token
-counts and alert state (see budget/stores/airtable.py for why they live there). It
-never creates or changes the user's own tables or fields beyond those four, and a
-second run changes nothing. Both go through the store's paced, retrying client.
+counts and alert state (the package docstring says why they live there). It never
+creates or changes the user's own tables or fields beyond those four, and a second
+run changes nothing. Both go through the store's paced, retrying client.
 """
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from .airtable import (TOKEN_FIELDS, AirtableConfig, AirtableFailure, AirtableStore,
-                       _Sidecar)
-from .base import StoreError
+from ..base import StoreError
+from .config import TOKEN_FIELDS
+from .sidecar import Sidecar
+from .store import AirtableStore
 
 TEXT = {"singleLineText", "multilineText", "richText"}
 NUMBER = {"number", "currency", "percent", "rating"}
@@ -104,10 +104,10 @@ def table_role(f: FieldCheck) -> str:
     return f.role if f.table and f.role in TOKEN_FIELDS else ""
 
 
-def _schema(store: AirtableStore) -> dict[str, dict]:
+def _schema(store: AirtableStore) -> dict[str, dict[str, Any]]:
     """Tables by name, from one metadata request, as plain JSON."""
     url = store.api.build_url("meta/bases", store.config.base_id, "tables")
-    data = store._call(None, "read the base schema", store.api.get, url)
+    data = store.tables.call(None, "read the base schema", store.api.get, url)
     return {t["name"]: t for t in (data or {}).get("tables", [])}
 
 
@@ -157,27 +157,9 @@ def migrate(store: AirtableStore) -> SchemaReport:
             body = {"name": f.field, "type": CLIENT_TYPES[f.role][1],
                     "options": NEW_FIELD_OPTIONS[f.role],
                     "description": "written by tokenbudget"}
-            store._call("c", f"create field {f.field!r}", store.api.post, url, json=body)
+            store.tables.call("c", f"create field {f.field!r}", store.api.post, url, json=body)
             created.append(f"field {cfg.clients_table}.{f.field}")
-    _Sidecar(cfg.sidecar)  # creates the local tables if they are not there yet
+    Sidecar(cfg.sidecar)  # creates the local tables if they are not there yet
     after = check(store)
     after.created = created
     return after
-
-
-def add_parser(sub: argparse._SubParsersAction) -> None:
-    at = sub.add_parser("airtable", help="check or prepare your Airtable base")
-    at.add_argument("action", choices=["check", "migrate"],
-                    help="check: report tables and fields; migrate: add the token fields")
-
-
-def run(args: argparse.Namespace, raw_settings: Mapping[str, object]) -> int:
-    store = AirtableStore(AirtableConfig.from_settings(raw_settings))
-    try:
-        report = check(store) if args.action == "check" else migrate(store)
-    except AirtableFailure as e:  # pragma: no cover - _call converts these
-        raise StoreError(str(e)) from None
-    print("\n".join(report.lines()))
-    if args.action == "migrate" and not report.created:
-        print("nothing to change")
-    return 0 if report.ok else 1

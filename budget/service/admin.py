@@ -1,0 +1,172 @@
+"""Admin actions on budgets and their inputs: service level, budget override, top-up,
+tier limits, the tokenizer, loading a data set; each with the preview an admin sees
+before taking it. Every budget move leaves an audit entry and a history snapshot."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, replace
+
+from .. import core
+from ..model import Actor, Attribute, AttributeCost, BadInput, Client, StaleWrite, Tier, Usage
+from ..tokens import ENCODINGS
+from .base import ServiceBase
+
+
+def _int_tokens(record: str, field_name: str, value: object) -> int:
+    """A whole, non-negative number of tokens from an int or its decimal text."""
+    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInput(record, field_name, f"must be a whole number, got {value!r}")
+    if value < 0:
+        raise BadInput(record, field_name, f"must not be negative, got {value}")
+    return value
+
+
+class Admin(ServiceBase):
+    # one client's budget ------------------------------------------------------------
+    def set_service_level(self, actor: Actor, client_id: str, level: object,
+                          expected_version: int | None = None) -> Client:
+        self._require_admin(actor, "change service levels")
+        tiers = self.store.tiers()
+        lvl = _int_tokens(f"client {client_id}", "Service Level", level)
+        if lvl not in tiers:
+            raise BadInput(f"client {client_id}", "Service Level",
+                           f"level {lvl} is not in the tier table ({', '.join(map(str, tiers))})")
+        return self._update_client(actor, "service_level", client_id, expected_version,
+                                   service_level=lvl)
+
+    def set_budget_override(self, actor: Actor, client_id: str, tokens: object | None,
+                            expected_version: int | None = None) -> Client:
+        self._require_admin(actor, "change budgets")
+        value = None if tokens is None else _int_tokens(f"client {client_id}", "Token Budget",
+                                                        tokens)
+        return self._update_client(actor, "budget_override", client_id, expected_version,
+                                   token_budget=value)
+
+    def grant_topup(self, actor: Actor, client_id: str, tokens: object,
+                    expected_version: int | None = None) -> Client:
+        """Extra tokens on top of the budget until the next reset clears them."""
+        self._require_admin(actor, "grant top-ups")
+        value = _int_tokens(f"client {client_id}", "Top-up", tokens)
+        return self._update_client(actor, "topup", client_id, expected_version, topup=value)
+
+    def preview_client(self, client_id: str, **changes: object) -> Usage:
+        """The client's usage against the budget it would have after `changes`
+        (service_level, token_budget, topup)."""
+        client = replace(self.client(client_id), **changes)  # type: ignore[arg-type]
+        return core.summarize([client], self.costs(client_id), self.store.tiers(),
+                              self.settings.warning)[0]
+
+    def _update_client(self, actor: Actor, action: str, client_id: str,
+                       expected_version: int | None, **changes: object) -> Client:
+        with self.store.transaction():
+            client = self.client(client_id)
+            if expected_version is not None and client.version != expected_version:
+                raise StaleWrite(f"client {client_id} changed since it was read; reload")
+            tiers = self.store.tiers()
+            after = replace(client, **changes)  # type: ignore[arg-type]
+            before_state = {**self._client_state(client, changes),
+                            "budget": core.budget(client, tiers)}
+            after_state = {**self._client_state(after, changes),
+                           "budget": core.budget(after, tiers)}
+            saved = self.store.save_client(after)
+            self._audit(actor, action, client_id, before_state, after_state)
+            # the budget moved: a history snapshot, so trend charts show the step
+            self.store.add_history(client_id, self.clock(),
+                                   core.usage(self.costs(client_id), client_id),
+                                   after_state["budget"])
+        return saved
+
+    # tier limits -----------------------------------------------------------------
+    def preview_tier_limit(self, level: object, tokens: object) -> list[Usage]:
+        """Clients that the new limit would put over budget (they are not over now)."""
+        lvl = _int_tokens(f"tier {level}", "level", level)
+        limit = _int_tokens(f"tier {lvl}", "Token Budget", tokens)
+        tiers = dict(self.store.tiers())
+        now = {u.client.id: u for u in self.usage_report()}
+        tiers[lvl] = Tier(lvl, tiers[lvl].name if lvl in tiers else f"Tier {lvl}", limit)
+        after = core.summarize([u.client for u in now.values()], self.costs(), tiers,
+                               self.settings.warning)
+        return [u for u in after
+                if u.status == "exceeded" and now[u.client.id].status != "exceeded"]
+
+    def set_tier_limit(self, actor: Actor, level: object, tokens: object,
+                       name: str | None = None) -> Tier:
+        self._require_admin(actor, "change tier limits")
+        lvl = _int_tokens(f"tier {level}", "level", level)
+        if lvl < 1:
+            raise BadInput(f"tier {level}", "level", "must be 1 or more")
+        limit = _int_tokens(f"tier {lvl}", "Token Budget", tokens)
+        with self.store.transaction():
+            tiers = self.store.tiers()
+            old = tiers.get(lvl)
+            tier = Tier(lvl, name or (old.name if old else f"Tier {lvl}"), limit)
+            self.store.save_tier(tier)
+            self._audit(actor, "tier_limit", None, asdict(old) if old else {}, asdict(tier))
+            # a snapshot for each client whose budget is this tier's limit
+            used = core.usage_by_client(self.costs())
+            tiers[lvl] = tier
+            for c in self.store.clients():
+                if c.service_level == lvl and c.token_budget is None:
+                    self.store.add_history(c.id, self.clock(), used.get(c.id, (0, 0, 0))[0],
+                                           core.budget(c, tiers))
+        return tier
+
+    # the tokenizer -------------------------------------------------------------------
+    def preview_encoding(self, encoding: str) -> list[tuple[Usage, Usage]]:
+        """(now, after) for each client whose status would change under `encoding`:
+        those that cross the warning threshold or the budget, either way."""
+        if encoding not in ENCODINGS:
+            raise BadInput("settings", "encoding",
+                           f"unknown encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
+        now = self.usage_report()
+        after = {u.client.id: u for u in core.summarize(
+            [u.client for u in now], self.costs(encoding=encoding), self.store.tiers(),
+            self.settings.warning)}
+        return [(u, after[u.client.id]) for u in now if after[u.client.id].status != u.status]
+
+    def set_encoding(self, actor: Actor, encoding: str) -> int:
+        """Switches the tokenizer for everyone and recounts every attribute with it."""
+        self._require_admin(actor, "change the tokenizer")
+        changed = len(self.preview_encoding(encoding))
+        before = self.encoding
+        with self.store.transaction():
+            self.store.save_setting("encoding", encoding)
+            self._audit(actor, "encoding", None, {"encoding": before}, {"encoding": encoding})
+        self.costs()  # recount now, not on the next page load
+        with self.store.transaction():  # every client's usage moved: a history snapshot each
+            for u in self.usage_report():
+                self.store.add_history(u.client.id, self.clock(), u.usage, u.budget)
+        return changed
+
+    # data sets ---------------------------------------------------------------
+    def load_data_set(self, actor: Actor, tiers: Iterable[Tier], clients: Iterable[Client],
+                      attributes: Iterable[Attribute]) -> int:
+        """Replaces everything (the demo data); the stored usage starts correct."""
+        self._require_admin(actor, "load data sets")
+        tiers, clients, attributes = list(tiers), list(clients), list(attributes)
+        seen: set[str] = set()
+        for c in clients:
+            if c.id in seen:
+                raise BadInput(f"client {c.id}", "id", "duplicate id")
+            seen.add(c.id)
+        client_ids, seen = seen, set()
+        for a in attributes:
+            if a.id in seen:
+                raise BadInput(f"attribute {a.id}", "id", "duplicate id")
+            if a.client_id not in client_ids:
+                raise BadInput(f"attribute {a.id}", "Client", f"no such client {a.client_id}")
+            seen.add(a.id)
+        counts = self._count(attributes)
+        per_client = core.usage_by_client(
+            AttributeCost(a.id, a.client_id, a.name, a.active, counts[a.id]) for a in attributes)
+        now = self.clock()
+        clients = [replace(c, token_usage=per_client.get(c.id, (0, 0, 0))[0],
+                           last_token_update=now) for c in clients]
+        with self.store.transaction():
+            self.store.replace_all(tiers, clients, attributes)
+            self.store.save_counts(self.encoding, counts)
+        return len(attributes)

@@ -1,0 +1,128 @@
+"""What every capability of the service stands on: the store, the settings, the clock,
+the reads they all need, and the three things every write does (role check, stored
+Token Usage with its history snapshot, audit entry), so no capability does them its
+own way."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from .. import core
+from ..model import (Actor, Attribute, AttributeCost, AuditEntry, BadInput, Client,
+                     FieldTokens, NotAllowed, Tier, Usage)
+from ..settings import Settings
+from ..stores import Store
+from ..tokens import Counter, counter
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+class ServiceBase:
+    def __init__(self, store: Store, settings: Settings | None = None,
+                 clock: Callable[[], datetime] = _now) -> None:
+        self.store = store
+        self.settings = settings or Settings()
+        self.clock = clock
+
+    @property
+    def store_label(self) -> str:
+        """What the sidebar names the data by, e.g. "SQLite: data/tokenbudget.db"."""
+        return self.store.label
+
+    @property
+    def store_warnings(self) -> list[str]:
+        """The records skipped on the last load, each naming its record and field."""
+        return list(self.store.warnings)
+
+    @property
+    def encoding(self) -> str:
+        """The admin's choice kept with the data, else the setting's."""
+        return self.store.setting("encoding") or self.settings.encoding
+
+    @property
+    def counter(self) -> Counter:
+        return counter(self.encoding)
+
+    # reads -------------------------------------------------------------------
+    def tiers(self) -> dict[int, Tier]:
+        return self.store.tiers()
+
+    def costs(self, client_id: str | None = None,
+              encoding: str | None = None, save: bool = True) -> list[AttributeCost]:
+        """Token counts of attributes; texts not yet counted with the encoding are
+        counted now and saved (unless `save` is false: a dry run writes nothing), so
+        the next load needs no tokenizer at all."""
+        encoding = encoding or self.encoding
+        counted, uncounted = self.store.costs(encoding, client_id)
+        if uncounted:
+            fresh = self._count(uncounted, counter(encoding))
+            if save:
+                self.store.save_counts(encoding, fresh)
+            counted += [AttributeCost(a.id, a.client_id, a.name, a.active, fresh[a.id])
+                        for a in uncounted]
+        return counted
+
+    def _count(self, attributes: Iterable[Attribute],
+               using: Counter | None = None) -> dict[str, FieldTokens]:
+        attributes = list(attributes)
+        texts = [t for a in attributes for t in (a.instructions, a.examples, a.signals)]
+        n = (using or self.counter).count_many(texts)
+        return {a.id: FieldTokens(*n[3 * i:3 * i + 3]) for i, a in enumerate(attributes)}
+
+    def usage_report(self) -> list[Usage]:
+        return core.summarize(self.store.clients(), self.costs(), self.store.tiers(),
+                              self.settings.warning)
+
+    def client(self, client_id: str) -> Client:
+        client = self.store.client(client_id)
+        if client is None:
+            raise BadInput(f"client {client_id}", "id", "no such client")
+        return client
+
+    def client_usage(self, client_id: str) -> Usage:
+        client = self.client(client_id)
+        return core.summarize([client], self.costs(client_id), self.store.tiers(),
+                              self.settings.warning)[0]
+
+    def attributes(self, client_id: str) -> list[Attribute]:
+        self.client(client_id)
+        return self.store.attributes(client_id)
+
+    def audit(self, client_id: str | None = None) -> list[AuditEntry]:
+        return self.store.audit(client_id)
+
+    def history(self, client_id: str | None = None) -> list[tuple[str, datetime, int, int]]:
+        return self.store.history(client_id)
+
+    def data_version(self) -> str | None:
+        """A token that changes whenever the stored data may have, so the pages reuse
+        cached figures until then; None for a store with no cheap way to tell (asking
+        Airtable would cost a request), and callers fall back to a time limit."""
+        version = getattr(self.store, "data_version", None)
+        return version() if callable(version) else None
+
+    # what every write does ----------------------------------------------------------
+    def _require_admin(self, actor: Actor, what: str) -> None:
+        if actor.role != "admin":
+            raise NotAllowed(f"{actor.name} ({actor.role}) may not {what}; only admins may")
+
+    def _audit(self, actor: Actor, action: str, client_id: str | None, before: dict,
+               after: dict) -> None:
+        self.store.add_audit(AuditEntry(self.clock(), actor.name, action, client_id,
+                                        before, after))
+
+    def _record_usage(self, client: Client, used: int, limit: int) -> Client:
+        """Writes the stored Token Usage copy and a history snapshot together."""
+        now = self.clock()
+        saved = self.store.save_client(replace(client, token_usage=used, last_token_update=now))
+        self.store.add_history(client.id, now, used, limit)
+        return saved
+
+    @staticmethod
+    def _client_state(client: Client, keys: Iterable[str]) -> dict:
+        """The audited fields of a client, for an audit entry's before and after."""
+        return {k: getattr(client, k) for k in keys}

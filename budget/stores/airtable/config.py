@@ -1,0 +1,132 @@
+"""Which base, tables and fields the Airtable store uses, and how hard it may push the
+API: every name is a setting, so the store fits a base whose fields are named otherwise."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ...model import BadInput
+
+# role -> (setting, default field name); "" means: not used
+CLIENT_FIELDS: dict[str, tuple[str, str]] = {
+    "id": ("AIRTABLE_CLIENT_ID_FIELD", ""),
+    "name": ("AIRTABLE_CLIENT_NAME_FIELD", "Client Name"),
+    "service_level": ("AIRTABLE_SERVICE_LEVEL_FIELD", "Service Level"),
+    "token_budget": ("AIRTABLE_TOKEN_BUDGET_FIELD", "Token Budget"),
+    "token_usage": ("AIRTABLE_TOKEN_USAGE_FIELD", "Token Usage"),
+    "budget_reset_date": ("AIRTABLE_BUDGET_RESET_DATE_FIELD", "Budget Reset Date"),
+    "last_token_update": ("AIRTABLE_LAST_TOKEN_UPDATE_FIELD", "Last Token Update"),
+    "email": ("AIRTABLE_EMAIL_FIELD", "Email"),
+    "account_manager": ("AIRTABLE_ACCOUNT_MANAGER_FIELD", "Account Manager"),
+    # the inverse of the attributes' Client link, which Airtable adds by itself
+    "attributes": ("AIRTABLE_CLIENT_ATTRIBUTES_FIELD", "Scoring Attributes"),
+}
+ATTRIBUTE_FIELDS: dict[str, tuple[str, str]] = {
+    "id": ("AIRTABLE_ATTRIBUTE_ID_FIELD", ""),
+    "name": ("AIRTABLE_ATTRIBUTE_NAME_FIELD", "Name"),
+    "client": ("AIRTABLE_ATTRIBUTE_CLIENT_FIELD", "Client"),
+    "active": ("AIRTABLE_ACTIVE_FIELD", "Active"),
+    "instructions": ("AIRTABLE_INSTRUCTIONS_FIELD", "Instructions"),
+    "examples": ("AIRTABLE_EXAMPLES_FIELD", "Examples"),
+    "signals": ("AIRTABLE_SIGNALS_FIELD", "Signals"),
+}
+# the fields the app adds to the user's clients table (`tokenbudget airtable migrate`)
+TOKEN_FIELDS = ("token_budget", "token_usage", "budget_reset_date", "last_token_update")
+
+
+def _truthy(v: object) -> bool:
+    return str(v).strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class AirtableConfig:
+    """The store's settings. Tables are named by kind: "c" the clients, "a" the
+    attributes; fields by role (the keys of CLIENT_FIELDS and ATTRIBUTE_FIELDS)."""
+
+    api_key: str = field(repr=False)
+    base_id: str
+    endpoint_url: str = "https://api.airtable.com"
+    clients_table: str = "Clients"
+    attributes_table: str = "Scoring Attributes"
+    client_fields: Mapping[str, str] = field(
+        default_factory=lambda: {k: v[1] for k, v in CLIENT_FIELDS.items()})
+    attribute_fields: Mapping[str, str] = field(
+        default_factory=lambda: {k: v[1] for k, v in ATTRIBUTE_FIELDS.items()})
+    sidecar: str = "data/airtable-sidecar.db"
+    min_interval: float = 0.22  # seconds between requests: 4.5 per second, under 5
+    penalty: float = 30.0  # Airtable's wait after a 429
+    retries: int = 5
+    backoff: float = 1.0  # first wait before retrying a 5xx / dropped connection
+    timeout: tuple[float, float] = (10.0, 60.0)
+    allow_replace: bool = False  # demo-data wipes both tables: only on a test base
+
+    @classmethod
+    def from_settings(cls, raw: Mapping[str, object] | None) -> AirtableConfig:
+        raw = dict(raw or {})
+        nested = raw.get("airtable")  # a [airtable] table in secrets.toml
+        if isinstance(nested, Mapping):
+            raw = {**{f"AIRTABLE_{k}".upper(): v for k, v in nested.items()}, **raw}
+
+        def get(key: str, default: str = "") -> str:
+            v = raw.get(key)
+            return default if v is None else str(v).strip()
+
+        key = get("AIRTABLE_API_KEY")
+        if not key:
+            raise BadInput("settings", "AIRTABLE_API_KEY",
+                           "not set; put it in the environment or .streamlit/secrets.toml")
+        base = get("AIRTABLE_BASE_ID")
+        if not re.fullmatch(r"app[A-Za-z0-9]{14}", base):
+            raise BadInput("settings", "AIRTABLE_BASE_ID",
+                           "not set or not a base id (app followed by 14 letters and digits)")
+
+        def number(name: str, default: float) -> float:
+            try:
+                value = float(get(name, str(default)))
+            except ValueError:
+                raise BadInput("settings", name, f"must be a number, got {get(name)!r}") from None
+            if value < 0:
+                raise BadInput("settings", name, f"must not be negative, got {value}")
+            return value
+
+        timeout = (number("AIRTABLE_CONNECT_TIMEOUT", 10.0), number("AIRTABLE_READ_TIMEOUT", 60.0))
+        return cls(
+            api_key=key, base_id=base,
+            endpoint_url=get("AIRTABLE_ENDPOINT_URL", cls.endpoint_url).rstrip("/"),
+            clients_table=get("AIRTABLE_CLIENTS_TABLE", cls.clients_table),
+            attributes_table=get("AIRTABLE_ATTRIBUTES_TABLE", cls.attributes_table),
+            client_fields={k: get(s, d) for k, (s, d) in CLIENT_FIELDS.items()},
+            attribute_fields={k: get(s, d) for k, (s, d) in ATTRIBUTE_FIELDS.items()},
+            sidecar=get("AIRTABLE_SIDECAR", cls.sidecar),
+            min_interval=number("AIRTABLE_MIN_INTERVAL", cls.min_interval),
+            penalty=number("AIRTABLE_RATE_LIMIT_PENALTY", cls.penalty),
+            retries=int(number("AIRTABLE_RETRIES", cls.retries)),
+            backoff=number("AIRTABLE_RETRY_BACKOFF", cls.backoff),
+            timeout=timeout,
+            allow_replace=_truthy(get("AIRTABLE_ALLOW_REPLACE", "0")))
+
+    def missing_names(self) -> list[str]:
+        """Required field roles that are set to nothing."""
+        return [f"{CLIENT_FIELDS[r][0]}" for r in ("name", "service_level", *TOKEN_FIELDS)
+                if not self.client_fields.get(r)] + \
+               [f"{ATTRIBUTE_FIELDS[r][0]}" for r in ("client", "active", "instructions",
+                                                       "examples", "signals")
+                if not self.attribute_fields.get(r)]
+
+    def cf(self, role: str) -> str:
+        """The clients table's field for `role`; "" when the role is not used."""
+        return self.client_fields.get(role, "")
+
+    def af(self, role: str) -> str:
+        """The attributes table's field for `role`; "" when the role is not used."""
+        return self.attribute_fields.get(role, "")
+
+    def fields(self, kind: str) -> list[str]:
+        """Every field of a table the store uses: what a listing asks for."""
+        names = self.client_fields if kind == "c" else self.attribute_fields
+        return [v for v in names.values() if v]
+
+    def table(self, kind: str) -> str:
+        return self.clients_table if kind == "c" else self.attributes_table

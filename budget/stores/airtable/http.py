@@ -1,0 +1,135 @@
+"""Requests to Airtable within its limits, and their failures in words.
+
+Paced under Airtable's 5 requests per second per base (`AIRTABLE_MIN_INTERVAL`); a 429
+waits out Airtable's penalty (`AIRTABLE_RATE_LIMIT_PENALTY`, 30 s) and is retried;
+idempotent requests (GET, PATCH with absolute values, DELETE, list) are retried on 5xx
+and dropped connections with backoff. pyairtable's own retry (429 only, about 3 s) is
+switched off. Error messages name the table and never contain the API key."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import requests
+from pyairtable import Api
+
+from ...redact import scrub
+from ..base import StoreError
+from .config import AirtableConfig
+
+_IDEMPOTENT = {"GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+
+
+class Pacer:
+    """Spaces requests to one base at least `interval` seconds apart, across threads."""
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            at = max(now, self._next)
+            self._next = at + self.interval
+        if at > now:
+            time.sleep(at - now)
+
+    def penalise(self, seconds: float) -> None:
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + seconds)
+
+
+class AirtableFailure(Exception):
+    """One failed request, reduced to plain strings: no response, request or headers,
+    so nothing that carries the API key travels with it."""
+
+    def __init__(self, status: int, error_type: str, message: str, method: str) -> None:
+        self.status, self.error_type, self.message, self.method = (status, error_type,
+                                                                   message, method)
+        super().__init__(f"{status or 'network'} {error_type}: {message}")
+
+
+class PacedApi(Api):
+    """pyairtable's Api with Airtable's limits respected: every request (records and
+    metadata alike) goes through `request`, so pacing and retries cover them all."""
+
+    def __init__(self, config: AirtableConfig, pacer: Pacer) -> None:
+        super().__init__(config.api_key, endpoint_url=config.endpoint_url, retry_strategy=None,
+                         timeout=config.timeout)  # type: ignore[arg-type]
+        self._config, self._pacer = config, pacer
+        self.sent = 0  # requests sent, retries included
+
+    def request(self, method: str, url: str, fallback: tuple[str, str] | None = None,
+                options: dict[str, Any] | None = None, params: dict[str, Any] | None = None,
+                json: dict[str, Any] | None = None) -> Any:
+        idempotent = method.upper() in _IDEMPOTENT or str(url).endswith("/listRecords")
+        attempt = 0
+        while True:
+            self._pacer.wait()
+            self.sent += 1
+            try:
+                return super().request(method, url, fallback=fallback, options=options,
+                                       params=params, json=json)
+            except requests.HTTPError as e:
+                failure = self._failure(e.response, method)
+            except (requests.ConnectionError, requests.Timeout) as e:
+                failure = AirtableFailure(0, "NETWORK", f"no answer from "
+                                          f"{self._config.endpoint_url} ({type(e).__name__})",
+                                          method)
+            except AirtableFailure:
+                raise  # from a nested fallback request
+            # decided outside the except blocks: no exception context to leak
+            if attempt >= self._config.retries:
+                raise failure
+            if failure.status == 429:
+                self._pacer.penalise(self._config.penalty)
+            elif idempotent and (failure.status >= 500 or failure.status == 0):
+                time.sleep(self._config.backoff * 2 ** attempt)
+            else:
+                raise failure
+            attempt += 1
+
+    def _failure(self, response: requests.Response | None, method: str) -> AirtableFailure:
+        status = response.status_code if response is not None else 0
+        error_type, message = "", ""
+        try:
+            err = response.json().get("error") if response is not None else None
+        except ValueError:
+            err = None
+        if isinstance(err, dict):
+            error_type, message = str(err.get("type", "")), str(err.get("message", ""))
+        elif isinstance(err, str):
+            error_type = err
+        key = self._config.api_key
+        return AirtableFailure(status, scrub(error_type, key), scrub(message, key), method)
+
+
+def store_error(f: AirtableFailure, config: AirtableConfig, kind: str | None,
+                action: str) -> StoreError:
+    """What a failure means for the user, naming the table of `kind` (or the base) and
+    the setting to check."""
+    where = f"Airtable table {config.table(kind)!r}" if kind else \
+        f"Airtable base {config.base_id}"
+    if f.status == 401:
+        detail = "the API key was refused (401); check AIRTABLE_API_KEY"
+    elif f.status == 403:
+        detail = ("no access (403 " + (f.error_type or "forbidden") + "); check that "
+                  "AIRTABLE_BASE_ID is right and the token may read and write this base")
+    elif f.status == 404:
+        detail = (f"not found (404 {f.error_type}: {f.message}); check AIRTABLE_BASE_ID "
+                  "and the table names (AIRTABLE_CLIENTS_TABLE, AIRTABLE_ATTRIBUTES_TABLE)")
+    elif f.status == 422:
+        detail = f"refused (422 {f.error_type}): {f.message}"
+        if "field" in f.error_type.lower() or "field" in f.message.lower():
+            detail += "; run `tokenbudget airtable check`"
+    elif f.status == 429:
+        detail = f"rate limited (429) after {config.retries} retries"
+    elif f.status == 0:
+        detail = f"network failure: {f.message}"
+    else:
+        detail = f"Airtable answered {f.status} {f.error_type}: {f.message}".rstrip(": ")
+    return StoreError(scrub(f"{where}: {action}: {detail}", config.api_key))

@@ -1,0 +1,481 @@
+"""AirtableStore: the Store protocol over an Airtable base, its reads and writes.
+
+`transaction()` takes a lock shared by every store of the same base in the process and
+the sidecar's SQLite write lock (BEGIN IMMEDIATE), so writers on one machine are
+serialised, across processes too; inside it, writes are buffered in a UnitOfWork."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import date, datetime
+
+from pyairtable.utils import chunked, datetime_to_iso_str
+
+from ...core import as_utc
+from ...model import (Attribute, AttributeCost, AuditEntry, BadInput, Client, Deactivation,
+                      FieldTokens, Notification, StaleWrite, Tier)
+from .. import automation_sql
+from ..base import StoreError
+from .config import AirtableConfig
+from .http import AirtableFailure, Pacer
+from .records import Record, RecordReader, clean, id_value, is_record_id
+from .sidecar import Extras, Sidecar
+from .tables import Tables
+from .unit_of_work import BATCH, UnitOfWork, WriteReport
+from .versions import text_hash
+
+_SHARED: dict[str, tuple[Pacer, threading.RLock]] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def _shared(config: AirtableConfig) -> tuple[Pacer, threading.RLock]:
+    """The request pacer and the writer lock of the config's base, shared by every store
+    of that base in the process: the rate limit and the writes are the base's."""
+    key = f"{config.endpoint_url}|{config.base_id}"
+    with _SHARED_LOCK:
+        pacer, lock = _SHARED.setdefault(key, (Pacer(config.min_interval), threading.RLock()))
+        pacer.interval = config.min_interval
+    return pacer, lock
+
+
+class AirtableStore:
+    """The Store protocol over an Airtable base (see the package docstring)."""
+
+    def __init__(self, config: AirtableConfig) -> None:
+        missing = config.missing_names()
+        if missing:
+            raise BadInput("settings", ", ".join(missing), "field name must not be empty")
+        self.config = config
+        self.label = f"Airtable: base {config.base_id}"
+        self.sidecar_path = config.sidecar
+        pacer, self._lock = _shared(config)
+        self.tables = Tables(config, pacer)
+        self.api = self.tables.api
+        self._side = Sidecar(config.sidecar)
+        self._read = RecordReader(config)
+        self._tx: UnitOfWork | None = None
+        self._tx_owner: int | None = None
+        self.last_write: WriteReport | None = None
+
+    def __repr__(self) -> str:
+        return f"<AirtableStore base={self.config.base_id}>"
+
+    @property
+    def warnings(self) -> list[str]:
+        return self._read.warnings["c"] + self._read.warnings["a"]
+
+    @property
+    def requests_sent(self) -> int:
+        return self.api.sent
+
+    # transactions ---------------------------------------------------------------
+    def _current(self) -> UnitOfWork | None:
+        return self._tx if self._tx_owner == threading.get_ident() else None
+
+    def _unit(self) -> UnitOfWork:
+        """The unit of work of the transaction a write runs in."""
+        tx = self._current()
+        assert tx is not None
+        return tx
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        tx = self._current()
+        if tx is not None:
+            tx.depth += 1
+            try:
+                yield
+            finally:
+                tx.depth -= 1
+            return
+        with self._lock:
+            conn = self._side.conn()
+            conn.execute("BEGIN IMMEDIATE")
+            tx = UnitOfWork()
+            self._tx, self._tx_owner = tx, threading.get_ident()
+            try:
+                yield
+                self.last_write = tx.flush(self.tables, self._read, conn)
+                self.last_write.raise_for_failure()
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._tx, self._tx_owner = None, None
+
+    def _remember(self, kind: str, records: Iterable[Record], whole_table: bool = False
+                  ) -> list[Record]:
+        """Records as read; inside a transaction, cached in its unit of work."""
+        tx = self._current()
+        if tx is not None:
+            return tx.remember(kind, records, whole_table)
+        return [{"id": rec["id"], "fields": dict(rec.get("fields") or {})} for rec in records]
+
+    # parsing --------------------------------------------------------------------------
+    def _extras(self, client_id: str) -> Extras:
+        tx = self._current()
+        if tx is not None and client_id in tx.extras:
+            return tx.extras[client_id]
+        return self._side.extras(client_id)
+
+    def _parse_client(self, rec: Record, tiers: Mapping[int, Tier]) -> Client | None:
+        return self._read.client(rec, tiers, self._extras)
+
+    def _ensure_client_ids(self, records: Iterable[Record]) -> None:
+        """With a Client ID field, links need the client records' ids: read them once."""
+        cf, af = self.config.cf, self.config.af
+        if not cf("id"):
+            return
+        wanted = {x for r in records for x in (r.get("fields") or {}).get(af("client"), [])
+                  if isinstance(x, str)}
+        unknown = [x for x in wanted if ("c", x) not in self._read.app_id]
+        if unknown:
+            for rec in self.tables.by_record_ids("c", unknown):
+                cid = id_value((rec.get("fields") or {}).get(cf("id")))
+                if cid:
+                    self._read.app_id[("c", rec["id"])] = cid
+
+    # reads ------------------------------------------------------------------------------
+    def tiers(self) -> dict[int, Tier]:
+        return self._side.tiers()
+
+    def _client_records(self) -> list[Record]:
+        tx = self._current()
+        listed = tx.listed("c") if tx is not None else None
+        if listed is not None:
+            return listed
+        return self._remember("c", self.tables.all("c"), whole_table=True)
+
+    def clients(self) -> list[Client]:
+        self._read.warnings["c"] = []
+        tiers = self.tiers()
+        out: list[Client] = []
+        seen: dict[str, str] = {}
+        for rec in self._client_records():
+            c = self._parse_client(rec, tiers)
+            if c is None:
+                continue
+            if c.id in seen:
+                self._read.warn("c", f"{self._read.label('c', rec['id'], rec['fields'])}: "
+                                     f"{self.config.cf('id')}: duplicate id {c.id!r} (also "
+                                     f"record {seen[c.id]}); record skipped")
+                continue
+            seen[c.id] = rec["id"]
+            out.append(c)
+        return sorted(out, key=lambda c: (c.name, c.id))
+
+    def _client_record(self, client_id: str) -> Record | None:
+        id_field = self.config.cf("id")
+        tx = self._current()
+        if tx is not None:
+            cached = tx.cached("c", [self._read.rid.get(("c", client_id))])
+            if cached and (not id_field or cached[0]["fields"].get(id_field) == client_id):
+                return cached[0]
+        if id_field:
+            records = self.tables.by_app_ids("c", [client_id])
+        elif is_record_id(client_id):
+            records = self.tables.by_record_ids("c", [client_id])
+        else:
+            records = []
+        records = self._remember("c", records)
+        if len(records) > 1:
+            self._read.warn("c", f"{self.config.clients_table}: {id_field}: {len(records)} "
+                                 f"records have id {client_id!r}; using {records[0]['id']}")
+        return records[0] if records else None
+
+    def client(self, client_id: str) -> Client | None:
+        rec = self._client_record(client_id)
+        return self._parse_client(rec, self.tiers()) if rec else None
+
+    def _attribute_records(self, client_id: str | None, ids: Sequence[str] | None
+                           ) -> list[Record]:
+        tx = self._current()
+        listed = tx.listed("a") if tx is not None else None
+        if listed is not None:
+            return listed
+        if ids is not None:
+            cached = tx.cached("a", [self._read.rid.get(("a", i)) for i in ids]) \
+                if tx is not None else None
+            if cached is not None:
+                return cached
+            return self._remember("a", self.tables.by_app_ids("a", list(ids)))
+        if client_id is None:
+            return self._remember("a", self.tables.all("a"), whole_table=True)
+        if not self.config.cf("attributes"):  # no inverse link field: read all, filter here
+            return self._attribute_records(None, None)
+        rec = self._client_record(client_id)
+        if rec is None:
+            return []
+        linked = rec["fields"].get(self.config.cf("attributes")) or []
+        rids = [r for r in linked if isinstance(r, str)]
+        cached = tx.cached("a", rids) if tx is not None else None
+        if cached is not None:
+            return cached
+        return self._remember("a", self.tables.by_record_ids("a", rids)) if rids else []
+
+    def _load_attributes(self, client_id: str | None = None,
+                         ids: Sequence[str] | None = None) -> list[Attribute]:
+        if client_id is None and ids is None:
+            self._read.warnings["a"] = []
+        records = self._attribute_records(client_id, ids)
+        self._ensure_client_ids(records)
+        out, seen = [], set()
+        for rec in records:
+            a = self._read.attribute(rec)
+            if a is None:
+                continue
+            if a.id in seen:
+                self._read.warn("a", f"{self._read.label('a', rec['id'], rec['fields'])}: "
+                                     f"{self.config.af('id')}: duplicate id {a.id!r}; "
+                                     "record skipped")
+                continue
+            seen.add(a.id)
+            if client_id is not None and a.client_id != client_id:
+                continue
+            if ids is not None and a.id not in ids:
+                continue
+            out.append(a)
+        return out
+
+    def attributes(self, client_id: str | None = None,
+                   ids: Sequence[str] | None = None) -> list[Attribute]:
+        return sorted(self._load_attributes(client_id, ids),
+                      key=lambda a: (a.client_id, a.name, a.id))
+
+    def costs(self, encoding: str, client_id: str | None = None
+              ) -> tuple[list[AttributeCost], list[Attribute]]:
+        attrs = self._load_attributes(client_id)
+        hashes = {a.id: self._read.hashes[a.id] for a in attrs}
+        known = self._side.counts(encoding, hashes.values())
+        counted, missing = [], []
+        for a in attrs:
+            t = known.get(hashes[a.id])
+            if t is None:
+                missing.append(a)
+            else:
+                counted.append(AttributeCost(a.id, a.client_id, a.name, a.active, t))
+        return counted, missing
+
+    def audit(self, client_id: str | None = None) -> list[AuditEntry]:
+        return self._side.audit(client_id)
+
+    def history(self, client_id: str | None = None) -> list[tuple[str, datetime, int, int]]:
+        return self._side.history(client_id)
+
+    def setting(self, key: str) -> str | None:
+        return self._side.setting(key)
+
+    # writes --------------------------------------------------------------------------
+    def save_setting(self, key: str, value: str) -> None:
+        with self.transaction():
+            self._side.conn().execute("INSERT OR REPLACE INTO settings VALUES (?, ?)",
+                                      (key, value))
+
+    def _op(self, client_id: str, sql: str, params: tuple) -> None:
+        """A sidecar write that commits only if the client's Airtable writes all land."""
+        self._unit().defer(client_id, sql, params)
+
+    def save_counts(self, encoding: str, counts: dict[str, FieldTokens]) -> None:
+        rows = [(self._read.hashes[aid], encoding, t.instructions, t.examples, t.signals)
+                for aid, t in counts.items() if aid in self._read.hashes]
+        with self.transaction():
+            self._side.conn().executemany(
+                "INSERT OR REPLACE INTO token_counts VALUES (?, ?, ?, ?, ?)", rows)
+
+    @staticmethod
+    def _client_out(c: Client) -> dict[str, object]:
+        """Airtable field values of a client, by role."""
+        updated = c.last_token_update
+        return {"id": c.id, "name": c.name, "service_level": c.service_level,
+                "token_budget": c.token_budget, "token_usage": c.token_usage,
+                "budget_reset_date": c.budget_reset_date.isoformat()
+                if c.budget_reset_date else None,
+                "last_token_update": datetime_to_iso_str(as_utc(updated))
+                if updated is not None else None,
+                "email": c.email or None, "account_manager": c.account_manager or None}
+
+    def save_client(self, client: Client) -> Client:
+        cf = self.config.cf
+        with self.transaction():
+            tx = self._unit()
+            rec = self._client_record(client.id)
+            current = self._parse_client(rec, self.tiers()) if rec else None
+            if rec is None or current is None or current.version != client.version:
+                raise StaleWrite(f"client {client.id} changed since it was read; reload")
+            rid = rec["id"]
+            new, old = self._client_out(client), self._client_out(current)
+            diff = {cf(role): value for role, value in new.items()
+                    if cf(role) and role != "id" and value != old[role]}
+            if cf("id") and client.id != current.id:
+                raise BadInput(f"client {current.id}", cf("id"), "ids cannot change")
+            if diff:
+                tx.stage("c", rid, diff)
+            extras = (client.topup, client.period_months, client.last_reset_period)
+            if extras != (current.topup, current.period_months, current.last_reset_period):
+                tx.extras[client.id] = extras
+                self._op(client.id, "INSERT OR REPLACE INTO client_extra VALUES (?, ?, ?, ?)",
+                         (client.id, client.topup, client.period_months,
+                          client.last_reset_period.isoformat() if client.last_reset_period
+                          else None))
+            saved = self._parse_client({"id": rid, "fields": tx.records["c"][rid]}, self.tiers())
+        return saved  # type: ignore[return-value]
+
+    def save_attributes(self, attributes: Iterable[Attribute], encoding: str,
+                        counts: dict[str, FieldTokens]) -> None:
+        af = self.config.af
+        with self.transaction():
+            tx = self._unit()
+            attributes = list(attributes)
+            by_id = {a.id: a for a in self._load_attributes(ids=[a.id for a in attributes])}
+            for a in attributes:
+                current = by_id.get(a.id)
+                if current is None or current.version != a.version:
+                    raise StaleWrite(f"attribute {a.id} changed since it was read; reload")
+                rid = self._read.rid[("a", a.id)]
+                diff = {af(role): getattr(a, role) for role in
+                        ("name", "active", "instructions", "examples", "signals")
+                        if getattr(a, role) != getattr(current, role)}
+                if a.client_id != current.client_id:
+                    raise BadInput(f"attribute {a.id}", af("client"),
+                                   "moving an attribute to another client is not supported")
+                if diff:
+                    tx.stage("a", rid, diff)
+                self._read.hashes[a.id] = text_hash(a.instructions, a.examples, a.signals)
+            self.save_counts(encoding, counts)
+
+    def save_tier(self, tier: Tier) -> None:
+        with self.transaction():
+            self._side.conn().execute("INSERT OR REPLACE INTO tiers VALUES (?, ?, ?)",
+                                      (tier.level, tier.name, tier.tokens))
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        params = (entry.at.isoformat(), entry.actor, entry.action, entry.client_id,
+                  json.dumps(entry.before, sort_keys=True, default=str),
+                  json.dumps(entry.after, sort_keys=True, default=str))
+        sql = ("INSERT INTO audit_log (at, actor, action, client_id, before, after) "
+               "VALUES (?, ?, ?, ?, ?, ?)")
+        with self.transaction():
+            if entry.client_id is None:
+                self._side.conn().execute(sql, params)
+            else:
+                self._op(entry.client_id, sql, params)
+
+    def add_history(self, client_id: str, at: datetime, usage: int, budget: int) -> None:
+        with self.transaction():
+            self._op(client_id, "INSERT INTO usage_history VALUES (?, ?, ?, ?)",
+                     (client_id, at.isoformat(), usage, budget))
+
+    def clear_alerts(self, client_id: str, period: date) -> int:
+        with self.transaction():
+            n: int = self._side.query("SELECT COUNT(*) FROM alerts_sent WHERE client_id = ? "
+                                      "AND period = ?", (client_id, period.isoformat()))[0][0]
+            self._op(client_id, "DELETE FROM alerts_sent WHERE client_id = ? AND period = ?",
+                     (client_id, period.isoformat()))
+            return n
+
+    # data sets ------------------------------------------------------------------------
+    def replace_all(self, tiers: Iterable[Tier], clients: Iterable[Client],
+                    attributes: Iterable[Attribute]) -> None:
+        cf, af = self.config.cf, self.config.af
+        if not self.config.allow_replace:
+            raise StoreError(
+                f"Airtable base {self.config.base_id}: loading a data set deletes every record "
+                f"in {self.config.clients_table!r} and {self.config.attributes_table!r}; "
+                "refused. Set AIRTABLE_ALLOW_REPLACE=1 only for a base that holds test data.")
+        tiers, clients, attributes = list(tiers), list(clients), list(attributes)
+        with self.transaction():
+            tx = self._unit()
+            step = "delete records"
+            kind = "a"
+            failure = None
+            try:
+                for kind in ("a", "c"):
+                    first = [self.config.fields(kind)[0]]
+                    rids = [r["id"] for r in self.tables.all(kind, fields=first)]
+                    for chunk in chunked(rids, BATCH):
+                        self.tables[kind].batch_delete(chunk)
+                step, kind = "create records", "c"
+                rid_of: dict[str, str] = {}
+                for client_chunk in chunked(clients, BATCH):
+                    payload = [clean({cf(r): v for r, v in self._client_out(c).items()
+                                      if cf(r) and (r != "id" or cf("id"))})
+                               for c in client_chunk]
+                    created = self.tables["c"].batch_create(payload)
+                    for c, rec in zip(client_chunk, created, strict=True):
+                        rid_of[c.id] = rec["id"]
+                kind = "a"
+                for attribute_chunk in chunked(attributes, BATCH):
+                    payload = []
+                    for a in attribute_chunk:
+                        fields = {af("name"): a.name, af("active"): a.active,
+                                  af("client"): [rid_of[a.client_id]],
+                                  af("instructions"): a.instructions,
+                                  af("examples"): a.examples, af("signals"): a.signals}
+                        if af("id"):
+                            fields[af("id")] = a.id
+                        payload.append(clean(fields))
+                    created = self.tables["a"].batch_create(payload)
+                    for a, rec in zip(attribute_chunk, created, strict=True):
+                        h = text_hash(a.instructions, a.examples, a.signals)
+                        self._read.hashes[a.id] = self._read.hashes[rec["id"]] = h
+                        new_id = a.id if af("id") else rec["id"]
+                        self._read.hashes[new_id] = h
+            except AirtableFailure as e:
+                failure = e
+            if failure is not None:
+                raise StoreError(f"{self.tables.error(failure, kind, step)}; the data set is "
+                                 "only partly loaded: run the same load again to finish it")
+            self._side.replace(tiers, [
+                (c.id if cf("id") else rid_of[c.id], c.topup, c.period_months,
+                 c.last_reset_period.isoformat() if c.last_reset_period else None)
+                for c in clients])
+            tx.forget_reads()
+
+    # automation: alert state, notifications, deactivation policy and runs, in the
+    # sidecar (tables and SQL shared with the SQLite store: automation_sql) -----------
+    def _automation_write(self, statements: Iterable[automation_sql.Statement],
+                          client_id: str | None = None) -> None:
+        """Runs in the sidecar now, or with `client_id` commits only if that client's
+        Airtable writes of the transaction all land (like its audit and history)."""
+        with self.transaction():
+            conn = self._side.conn()
+            automation_sql.ensure(conn)
+            for sql, params in statements:
+                if client_id is None:
+                    conn.execute(sql, params)
+                else:
+                    self._op(client_id, sql, params)
+
+    def sent_alerts(self) -> set[tuple[str, int, date]]:
+        return automation_sql.sent_alerts(self._side.conn())
+
+    def notifications(self, client_id: str | None = None) -> list[Notification]:
+        return automation_sql.notifications(self._side.conn(), client_id)
+
+    def save_notification(self, notification: Notification) -> None:
+        self._automation_write(automation_sql.save_notification(notification))
+
+    def auto_deactivate_flags(self) -> dict[str, bool]:
+        return automation_sql.auto_deactivate_flags(self._side.conn())
+
+    def save_auto_deactivate_flag(self, client_id: str, enabled: bool | None) -> None:
+        self._automation_write([automation_sql.save_auto_deactivate_flag(client_id, enabled)])
+
+    def deactivations(self, run_id: str | None = None) -> list[Deactivation]:
+        return automation_sql.deactivations(self._side.conn(), run_id)
+
+    def add_deactivation(self, deactivation: Deactivation) -> None:
+        self._automation_write([automation_sql.add_deactivation(deactivation)],
+                               deactivation.client_id)
+
+    def mark_restored(self, deactivations: Iterable[Deactivation], at: datetime) -> None:
+        for d in deactivations:
+            self._automation_write(automation_sql.mark_restored([d], at), d.client_id)
+
+
+def open_airtable(settings: Mapping[str, object] | None) -> AirtableStore:
+    return AirtableStore(AirtableConfig.from_settings(settings))

@@ -1,0 +1,152 @@
+"""Cached loaders: every figure a page shows is read through one of these.
+
+Each is keyed on the store's data version, so figures are reused until the data changes,
+wherever it was changed from; while the store cannot be reached, the last figures are
+shown marked stale under a banner."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from datetime import datetime, UTC
+from typing import TypeVar
+
+import pandas as pd
+import streamlit as st
+
+from budget import analytics, automation, optimize, views
+from budget.model import Attribute
+from budget.optimize import Suggestion
+from budget.stores import StoreError
+from ui import session
+
+T = TypeVar("T")
+
+
+def data_version() -> str:
+    """What cached figures are keyed on: the store's data version, so a change made
+    anywhere (another session, the CLI) shows on the next run and nothing is reloaded
+    until then; for a store without one (Airtable), the current five-minute window."""
+    return session.service().data_version() or f"window {int(time.time() // 300)}"
+
+
+def refresh() -> None:
+    """Forget every cached figure; called after each write and by the Refresh button."""
+    st.cache_data.clear()
+
+
+def banner(message: str) -> None:
+    """An error above the page, once per run however many loaders hit it."""
+    shown = st.session_state.setdefault("_banners_shown", set())
+    if message not in shown:
+        shown.add(message)
+        st.error(message, icon="🚫")
+
+
+@st.cache_resource
+def _last_good() -> dict[tuple, tuple]:
+    """The last figures each loader produced, per process: what the pages keep
+    showing, marked stale, while the store (Airtable) cannot be reached."""
+    return {}
+
+
+def _fresh_or_last(key: tuple, load: Callable[[], T]) -> T:
+    try:
+        value = load()
+    except StoreError as e:
+        if key not in _last_good():
+            banner(f"{e}. Press Refresh to try again.")
+            st.stop()
+        value, at = _last_good()[key]
+        minutes = int((time.time() - at) // 60)
+        banner(f"{e}. Showing the data loaded {minutes} min ago: it may be stale. "
+               "Press Refresh to try again.")
+        return value
+    _last_good()[key] = (value, time.time())
+    return value
+
+
+@st.cache_data(ttl=300, max_entries=4, show_spinner="Loading usage…")
+def _usage_table(version: str) -> tuple[pd.DataFrame, float, tuple[str, ...]]:
+    svc = session.service()
+    frame = views.usage_frame(svc.usage_report(), svc.tiers())
+    return frame, time.time(), tuple(svc.store_warnings)
+
+
+def begin_run() -> None:
+    """Called by app.py at the top of every run, in the main area: loads the usage
+    table there, so a store failure's banner and the list of records the store had to
+    skip (each naming its record and field) land above the page, not in the sidebar."""
+    st.session_state["_banners_shown"] = set()
+    skipped = _fresh_or_last(("usage",), lambda: _usage_table(data_version()))[2]
+    if skipped:
+        with st.expander(f"⚠️ {len(skipped):,} record(s) skipped: they could not be read"):
+            st.markdown("\n".join(f"- {w}" for w in skipped))
+
+
+def usage_table() -> tuple[pd.DataFrame, float]:
+    """(every client's usage, when it was loaded)."""
+    frame, at, _ = _fresh_or_last(("usage",), lambda: _usage_table(data_version()))
+    return frame, at
+
+
+def freshness() -> str:
+    """When the figures on screen were loaded, for the sidebar."""
+    loaded = datetime.fromtimestamp(usage_table()[1], UTC)
+    minutes = max(0, int((datetime.now(UTC) - loaded).total_seconds() // 60))
+    return f"Data loaded {loaded:%H:%M:%S} UTC ({minutes} min ago)"
+
+
+@st.cache_data(ttl=300, max_entries=64, show_spinner=False)
+def _client_detail(client_id: str, version: str):
+    svc = session.service()
+    return svc.client_usage(client_id), svc.attributes(client_id), svc.costs(client_id)
+
+
+def client_detail(client_id: str):
+    """(usage, attributes, costs) of one client."""
+    return _fresh_or_last(("client", client_id),
+                          lambda: _client_detail(client_id, data_version()))
+
+
+@st.cache_data(ttl=300, max_entries=8, show_spinner="Counting tokens…")
+def costs(version: str, encoding: str | None = None):
+    """Every attribute's tokens by field, under the current encoding or `encoding`."""
+    return session.service().costs(encoding=encoding)
+
+
+@st.cache_data(ttl=300, max_entries=4, show_spinner=False)
+def history(version: str):
+    """Every client's usage snapshots."""
+    return session.service().history()
+
+
+@st.cache_data(ttl=300, max_entries=4, show_spinner="Looking for savings…")
+def savings(version: str) -> tuple[list[tuple[str, Suggestion]], dict[str, int]]:
+    """(every client's suggestions, each client's all-fixes-together one first; attribute
+    versions as loaded, so an Apply is based on what the user saw)."""
+    svc = session.service()
+    by_client: dict[str, list[Attribute]] = {}
+    for a in svc.all_attributes():
+        by_client.setdefault(a.client_id, []).append(a)
+    count = svc.counter.count_many
+    tips = [(cid, t) for cid, attrs in by_client.items()
+            for t in [optimize.tidy_all(attrs, count), *optimize.suggest(attrs, count)]
+            if t is not None and t.edits]
+    versions = {a.id: a.version for attrs in by_client.values() for a in attrs}
+    return tips, versions
+
+
+@st.cache_data(ttl=300, max_entries=4, show_spinner="Finding copies of the same template…")
+def templates(version: str):
+    """(groups of similar attributes, every attribute by id) as of data `version`."""
+    attrs = session.service().all_attributes()
+    return analytics.similar_groups(attrs), {a.id: a for a in attrs}
+
+
+@st.cache_data(ttl=60, show_spinner="Checking what is due…")
+def due_plan(version: str) -> automation.Plan:
+    """What the scheduled pass would do now. Cached like the other figures (every write
+    clears it), for a minute at most since time alone makes resets due: on Airtable a
+    plan costs requests, and its page reruns on every click."""
+    return session.service().plan_due()

@@ -1,0 +1,66 @@
+"""Writes from a page: run through the service, a refusal shown as a message, the
+figures refreshed after a success."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import streamlit as st
+
+from budget.model import Actor, BadInput, Change, NotAllowed, StaleWrite
+from budget.stores import PartialWrite, StoreError
+from ui import session
+from ui.loaders import refresh
+
+T = TypeVar("T")
+
+
+def after_write(message: str) -> None:
+    """Every successful write: forget cached figures, say what happened, redraw."""
+    refresh()
+    st.toast(message, icon="✅")
+    st.rerun()
+
+
+def attempt(action: Callable[[], T]) -> T | None:
+    """Runs a service write; shows a refusal as a message instead of a traceback."""
+    try:
+        return action()
+    except (BadInput, NotAllowed) as e:
+        st.error(str(e), icon="⛔")
+    except PartialWrite as e:
+        refresh()
+        st.error(f"Only part of the change was saved: {e}", icon="🚫")
+    except StoreError as e:
+        st.error(f"The change was not saved: {e}", icon="🚫")
+    except StaleWrite as e:
+        refresh()
+        st.error(f"{e}: someone else changed it. The page now shows the latest data; "
+                 "make your change again.", icon="🔄")
+    return None
+
+
+def apply_change(me: Actor, change: Change, versions: dict[str, int], done: str,
+                 forget: str | None = None) -> None:
+    """Saves an attribute change (an edit, a bulk switch, an applied suggestion) if the
+    budget allows it, based on the `versions` the user saw; on success says `done` with
+    the client's new usage and drops the session key `forget` (what offered the change)."""
+    result = attempt(lambda: session.service().apply(me, change, versions))
+    if result is None:
+        return
+    if not result.allowed:
+        st.error(f"Refused: {result.reason}")
+        return
+    if forget:
+        st.session_state.pop(forget, None)
+    after_write(f"{done}. Token Usage: {result.projected:,} / {result.budget:,} tokens")
+
+
+def seen_version(key: str, current: int) -> int:
+    """The version of a record as the user saw it on the previous run, which is what a
+    click is based on; a write with it is refused if the record changed since."""
+    seen = st.session_state.setdefault("_seen_versions", {})
+    before = seen.get(key, current)
+    seen[key] = current
+    return before
