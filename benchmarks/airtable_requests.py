@@ -31,7 +31,7 @@ FULL_BASE_WRITES = 1_000  # above this many attributes, writes run on a base of 
 WHY_MISSED = (
     "Why: the Airtable store sent more requests than Airtable's limits require (100 "
     "records a page, 10 a write); the rows above give the exact figures. What would "
-    "close it: the store's listing or batching (budget/stores/airtable.py).")
+    "close it: the store's listing or batching (budget/stores/airtable/).")
 
 
 def seed_fake(fake: FakeAirtable, clients: Sequence[Client], attrs: Sequence[Attribute]

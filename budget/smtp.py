@@ -15,6 +15,7 @@ from email.utils import formatdate, make_msgid
 
 from .alerts import Email
 from .model import BadInput
+from .redact import scrub
 
 SECURITY = ("starttls", "tls", "none")
 
@@ -60,10 +61,6 @@ class SmtpConfig:
         return cls(host, int(port_text), security, user, get("SMTP_PASSWORD"), sender)
 
 
-def _scrub(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
 def send(config: SmtpConfig, email: Email) -> list[str]:
     """Delivers one message or raises SendFailed (never with the password in it).
     Returns the recipients the server refused while accepting the others: the message
@@ -86,6 +83,6 @@ def send(config: SmtpConfig, email: Email) -> list[str]:
                 smtp.login(config.user, config.password)
             refused = smtp.send_message(msg)
     except (smtplib.SMTPException, OSError) as e:
-        raise SendFailed(_scrub(f"SMTP {config.host}:{config.port}: {type(e).__name__}: {e}",
+        raise SendFailed(scrub(f"SMTP {config.host}:{config.port}: {type(e).__name__}: {e}",
                                 config.password)) from None
     return sorted(refused)

@@ -13,8 +13,9 @@ from tests.support.airtable_server import API_KEY, FakeAirtable, standard_base
 from tests.support.apptest import run_app as run
 from tests.support.factories import ADMIN, env_for
 
-PAGES = ["app_pages/overview.py", "app_pages/client.py", "app_pages/analytics.py", "app_pages/admin.py",
-         "app_pages/audit.py"]
+PAGES = ["app_pages/overview.py", "app_pages/client.py", "app_pages/analytics.py",
+         "app_pages/savings.py", "app_pages/batch_edit.py", "app_pages/admin.py",
+         "app_pages/scheduled_pass.py", "app_pages/audit.py"]
 
 
 @pytest.fixture

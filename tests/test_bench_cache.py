@@ -43,7 +43,8 @@ def test_rerun_reuses_figures_and_sees_changes_made_elsewhere(app, small, monkey
 
 
 def test_store_without_a_version_keys_the_cache_on_a_five_minute_window(monkeypatch):
-    import ui
+    import ui.loaders
+    import ui.session
 
     class NoVersion:  # like the Airtable store: no cheap way to tell
         pass
@@ -51,9 +52,9 @@ def test_store_without_a_version_keys_the_cache_on_a_five_minute_window(monkeypa
     svc = BudgetService.__new__(BudgetService)
     svc.store = NoVersion()  # type: ignore[assignment]
     assert svc.data_version() is None
-    monkeypatch.setattr(ui, "service", lambda: svc)
+    monkeypatch.setattr(ui.session, "service", lambda: svc)
     now = [300 * 4_000.0]  # the start of a window
-    monkeypatch.setattr(ui.time, "time", lambda: now[0])
+    monkeypatch.setattr(ui.loaders.time, "time", lambda: now[0])
     first = ui.data_version()
     now[0] += 299
     assert ui.data_version() == first
