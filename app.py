@@ -4,9 +4,17 @@ Pages draw; ui/ holds the Streamlit glue; budget/ computes."""
 import streamlit as st
 
 import ui
+from budget.model import BadInput
 from budget.stores import StoreError
 
 st.set_page_config(page_title="Token budgets", page_icon="🪙", layout="wide")
+try:
+    svc = ui.service()
+except BadInput as e:  # a wrong setting: name it, and run nothing on a half-read configuration
+    st.title("Token budgets")
+    st.error(f"The app cannot start: {e}. Fix it in the environment or "
+             ".streamlit/secrets.toml, then reload.", icon="⛔")
+    st.stop()
 me = ui.actor()  # nobody signed in: the login screen, and nothing else runs
 
 overview = st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:",
@@ -50,7 +58,6 @@ if pg is overview and "client" in st.query_params:
 ui.begin_run()
 
 with st.sidebar:
-    svc = ui.service()
     st.caption(f"Store: **{svc.store_label}**")
     st.caption(f"Encoding: **{svc.encoding}**")
     if ui.auth_configured():

@@ -4,7 +4,6 @@ import streamlit as st
 import ui
 from budget import automation
 from budget.core import format_usage
-from budget.model import BadInput
 
 svc = ui.service()
 me = ui.actor()
@@ -12,11 +11,7 @@ frame, _ = ui.usage_table()
 names = dict(zip(frame["client_id"], frame["client"], strict=True))
 
 st.title("Scheduled pass")
-try:
-    policy, smtp = svc.automation_policy(), svc.smtp()
-except BadInput as e:  # a wrong setting: say which instead of a traceback
-    st.error(f"The scheduled pass cannot run: {e}", icon="⛔")
-    st.stop()
+policy, smtp = svc.automation_policy(), svc.smtp()
 st.caption(
     "`tokenbudget run-due` runs this pass from cron or a systemd timer (see the README): "
     "due resets, alerts at " + ", ".join(f"{t}%" for t in policy.thresholds)

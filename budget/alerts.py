@@ -10,9 +10,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from . import core
-from .model import AttributeCost, BadInput, Client, Usage
+from .model import AttributeCost, Client, Usage
 
-RECIPIENT_POLICIES = ("contact", "manager", "both")
 TOP_ATTRIBUTES = 5  # how many of the costliest attributes an alert lists
 
 
@@ -21,21 +20,6 @@ class Email:
     to: tuple[str, ...]
     subject: str
     body: str
-
-
-def manager_emails(raw: Mapping[str, object]) -> dict[str, str]:
-    """TOKENBUDGET_MANAGER_EMAILS: `Name=email,...` (env) or a TOML table, for account
-    managers that the client record names rather than addresses."""
-    value = raw.get("TOKENBUDGET_MANAGER_EMAILS") or {}
-    pairs = (value.items() if isinstance(value, Mapping) else
-             (item.split("=", 1) for item in str(value).split(",") if item.strip()))
-    out = {}
-    for pair in pairs:
-        if len(pair) != 2 or "@" not in str(pair[1]):
-            raise BadInput("settings", "TOKENBUDGET_MANAGER_EMAILS",
-                           f"expected NAME=EMAIL, got {'='.join(map(str, pair))!r}")
-        out[str(pair[0]).strip().lower()] = str(pair[1]).strip()
-    return out
 
 
 def recipients(client: Client, policy: str, managers: Mapping[str, str]) -> tuple[str, ...]:

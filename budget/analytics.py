@@ -8,13 +8,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from difflib import SequenceMatcher
 
 import pandas as pd
 
-from .model import FIELDS, Attribute, AttributeCost, BadInput
+from .model import FIELDS, Attribute, AttributeCost
 
 History = Sequence[tuple[str, datetime, int, int]]  # (client id, at, usage, budget)
 FLAT = 1.0  # tokens per day: a slope smaller than this is no trend
@@ -155,55 +155,6 @@ def _percent(part: pd.Series, whole: pd.Series) -> pd.Series:
 
 
 # prompt cost -----------------------------------------------------------------------------
-@dataclass(frozen=True)
-class CostAssumptions:
-    """What turns tokens into money. Per client leads would come from the data; there is
-    no such field, so one figure for every client, from settings."""
-
-    leads_per_month: int = 1_000
-    price_per_mtok: float = 2.50  # currency units per million input tokens
-    currency: str = "USD"
-    revenue_by_level: Mapping[int, float] = field(default_factory=dict)
-
-    @classmethod
-    def from_settings(cls, raw: Mapping[str, object]) -> CostAssumptions:
-        """TOKENBUDGET_LEADS_PER_MONTH, _PRICE_PER_MTOK, _CURRENCY and _TIER_REVENUE
-        (`1:99,2:299`: monthly revenue per service level, the value field for ROI)."""
-        def number(key: str, default: float, kind: type) -> float:
-            value = raw.get(f"TOKENBUDGET_{key}", default)
-            try:
-                out = kind(value)
-            except (TypeError, ValueError):
-                raise BadInput("settings", f"TOKENBUDGET_{key}",
-                               f"must be a number, got {value!r}") from None
-            if out < 0:
-                raise BadInput("settings", f"TOKENBUDGET_{key}", f"must not be negative, got {out}")
-            return out
-
-        return cls(int(number("LEADS_PER_MONTH", cls.leads_per_month, int)),
-                   number("PRICE_PER_MTOK", cls.price_per_mtok, float),
-                   str(raw.get("TOKENBUDGET_CURRENCY", cls.currency)),
-                   parse_tier_revenue(raw.get("TOKENBUDGET_TIER_REVENUE", "")))
-
-
-def parse_tier_revenue(value: object) -> dict[int, float]:
-    """`1:99,2:299` (environment) or a TOML table {1 = 99}: revenue per service level."""
-    pairs = (value.items() if isinstance(value, dict) else
-             (item.split(":", 1) for item in str(value).split(",") if item.strip()))
-    out = {}
-    for pair in pairs:
-        try:
-            level, amount = pair
-            out[int(level)] = float(amount)
-        except (TypeError, ValueError):
-            raise BadInput("settings", "TOKENBUDGET_TIER_REVENUE",
-                           f"expected LEVEL:AMOUNT, got {pair!r}") from None
-        if out[int(level)] < 0:
-            raise BadInput("settings", "TOKENBUDGET_TIER_REVENUE",
-                           f"level {level}: revenue must not be negative")
-    return out
-
-
 def prompt_cost(clients: pd.DataFrame, leads_per_month: int, price_per_mtok: float,
                 revenue_by_level: Mapping[int, float] | None = None) -> pd.DataFrame:
     """Monthly prompt cost per client: tokens per scored lead (the active attributes'

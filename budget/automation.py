@@ -29,34 +29,10 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from . import alerts, core
-from .model import AttributeCost, AuditEntry, BadInput, Client, Tier, Usage
+from .model import AttributeCost, AuditEntry, Client, Tier, Usage
+from .settings import DEFAULT_THRESHOLDS, AlertSettings, DeactivationSettings
 
-DEFAULT_THRESHOLDS: tuple[int, ...] = (80, 90, 100)
 ORDERS: dict[str, str] = {"newest": "newest-activated first", "largest": "largest first"}
-
-
-def _flag(record: str, field_name: str, value: object) -> bool:
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise BadInput(record, field_name, f"expected on or off, got {value!r}")
-
-
-def parse_thresholds(value: object) -> tuple[int, ...]:
-    """`80,90,100` (env) or a TOML list: whole percentages above 0, sorted, unique."""
-    items = value if isinstance(value, (list, tuple)) else str(value).split(",")
-    out = set()
-    for item in items:
-        text = str(item).strip().rstrip("%")
-        if not text.isdigit() or int(text) < 1:
-            raise BadInput("settings", "TOKENBUDGET_ALERT_THRESHOLDS",
-                           f"expected whole percentages like 80,90,100, got {item!r}")
-        out.add(int(text))
-    if not out:
-        raise BadInput("settings", "TOKENBUDGET_ALERT_THRESHOLDS", "needs at least one value")
-    return tuple(sorted(out))
 
 
 @dataclass(frozen=True)
@@ -72,23 +48,14 @@ class Policy:
     order: str = "newest"
 
     @classmethod
-    def from_settings(cls, raw: Mapping[str, object],
+    def from_settings(cls, alert: AlertSettings, deactivation: DeactivationSettings,
                       stored: Callable[[str], str | None] = lambda key: None) -> Policy:
-        recipients = str(raw.get("TOKENBUDGET_ALERT_RECIPIENTS", "both")).strip().lower()
-        if recipients not in alerts.RECIPIENT_POLICIES:
-            raise BadInput("settings", "TOKENBUDGET_ALERT_RECIPIENTS",
-                           f"{recipients!r} is not one of {', '.join(alerts.RECIPIENT_POLICIES)}")
-        switch = stored("auto_deactivate")
-        enabled = _flag("settings", "TOKENBUDGET_AUTO_DEACTIVATE",
-                        raw.get("TOKENBUDGET_AUTO_DEACTIVATE", "off")
-                        if switch is None else switch)
-        order = (stored("auto_deactivate_order")
-                 or str(raw.get("TOKENBUDGET_AUTO_DEACTIVATE_ORDER", "newest"))).strip().lower()
-        if order not in ORDERS:
-            raise BadInput("settings", "TOKENBUDGET_AUTO_DEACTIVATE_ORDER",
-                           f"{order!r} is not one of {', '.join(ORDERS)}")
-        return cls(parse_thresholds(raw.get("TOKENBUDGET_ALERT_THRESHOLDS", "80,90,100")),
-                   recipients, alerts.manager_emails(raw), enabled, order)
+        """The settings' policy, with the admin's switch and order kept with the data
+        (saved by the service as "on"/"off" and an order name) winning over them."""
+        switch, order = stored("auto_deactivate"), stored("auto_deactivate_order")
+        return cls(alert.thresholds, alert.recipients, alert.managers,
+                   deactivation.enabled if switch is None else switch == "on",
+                   order if order in ORDERS else deactivation.order)
 
 
 # the plan ---------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
@@ -13,7 +13,7 @@ from pathlib import Path
 from . import core, demo
 from .model import FIELDS, Actor, BadInput, Change, NotAllowed, StaleWrite
 from .service import BudgetService
-from .settings import Settings
+from .settings import AirtableSettings, Settings
 from .stores import StoreError
 from .tokens import ENCODINGS, UnknownEncoding, chars4, counter
 from .views import usage_row
@@ -134,7 +134,7 @@ def _run(args: argparse.Namespace) -> int:
         return _count(args)
     settings = Settings.load(store=args.store)
     if args.command == "airtable":  # works on the base's schema, whatever the store setting
-        return _airtable(args, settings.raw)
+        return _airtable(args, settings.airtable)
     service = BudgetService.from_settings(settings)
 
     if args.command == "demo-data":
@@ -277,11 +277,11 @@ def _run_due(service: BudgetService, args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _airtable(args: argparse.Namespace, raw_settings: Mapping[str, object]) -> int:
+def _airtable(args: argparse.Namespace, section: AirtableSettings) -> int:
     """Exit 0 when the base has every table and field the settings name, else 1."""
     from .stores.airtable import (AirtableConfig, AirtableFailure,  # pyairtable only when used
                                   AirtableStore, check, migrate)
-    store = AirtableStore(AirtableConfig.from_settings(raw_settings))
+    store = AirtableStore(AirtableConfig.from_settings(section))
     try:
         report = check(store) if args.action == "check" else migrate(store)
     except AirtableFailure as e:  # pragma: no cover - the store converts these

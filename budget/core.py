@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 
 from .model import (AttributeCost, BadInput, Change, Client, FieldTokens, Status, Tier, Usage,
                     Validation)
@@ -97,8 +97,8 @@ def as_utc(moment: datetime) -> datetime:
     """The same instant in UTC; a naive time is taken to be UTC already. Period
     boundaries fall at 00:00 UTC, so a time given with another offset is converted,
     never relabelled."""
-    aware = moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-    return aware.astimezone(timezone.utc)
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(UTC)
 
 
 def _anchor_day(anchor: date) -> int:

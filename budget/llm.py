@@ -9,10 +9,9 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from .model import BadInput
+from .settings import LLMSettings
 
 SYSTEM_PROMPT = (
     "You shorten instructions for a lead-scoring prompt. Rewrite the user's text so that it "
@@ -32,23 +31,12 @@ class LLMConfig:
     timeout: float = 60.0
 
     @classmethod
-    def from_settings(cls, raw: Mapping[str, object]) -> LLMConfig | None:
-        """TOKENBUDGET_LLM_URL, _MODEL, _API_KEY, _TIMEOUT; None when not configured."""
-        url, model = (str(raw.get(f"TOKENBUDGET_LLM_{k}", "")).strip() for k in ("URL", "MODEL"))
-        if not url:
+    def from_settings(cls, section: LLMSettings) -> LLMConfig | None:
+        """The endpoint of the `llm` settings; None when none is configured."""
+        if not section.enabled:
             return None
-        if not url.startswith(("http://", "https://")):
-            raise BadInput("settings", "TOKENBUDGET_LLM_URL",
-                           "must start with http:// or https://")
-        if not model:
-            raise BadInput("settings", "TOKENBUDGET_LLM_MODEL",
-                           "must be set with TOKENBUDGET_LLM_URL")
-        try:
-            timeout = float(str(raw.get("TOKENBUDGET_LLM_TIMEOUT", cls.timeout)))
-        except (TypeError, ValueError):
-            raise BadInput("settings", "TOKENBUDGET_LLM_TIMEOUT",
-                           "must be a number of seconds") from None
-        return cls(url.rstrip("/"), model, str(raw.get("TOKENBUDGET_LLM_API_KEY", "")), timeout)
+        return cls(section.url, section.model, section.api_key.get_secret_value(),
+                   section.timeout)
 
 
 def rewrite(text: str, config: LLMConfig) -> str:

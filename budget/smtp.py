@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from .alerts import Email
-from .model import BadInput
 from .redact import scrub
+from .settings import SmtpSettings
 
-SECURITY = ("starttls", "tls", "none")
 
 
 class SendFailed(RuntimeError):
@@ -36,29 +34,12 @@ class SmtpConfig:
     timeout: float = 30.0
 
     @classmethod
-    def from_settings(cls, raw: Mapping[str, object]) -> SmtpConfig | None:
-        """SMTP_HOST, SMTP_PORT, SMTP_SECURITY (starttls | tls | none), SMTP_USER,
-        SMTP_PASSWORD, SMTP_SENDER; None when SMTP_HOST is not set (email is off)."""
-        def get(key: str, default: str = "") -> str:
-            value = raw.get(key)
-            return default if value is None else str(value).strip()
-
-        host = get("SMTP_HOST")
-        if not host:
+    def from_settings(cls, section: SmtpSettings) -> SmtpConfig | None:
+        """The sender's view of the `smtp` settings; None when email is off (no host)."""
+        if not section.enabled:
             return None
-        security = get("SMTP_SECURITY", "starttls").lower()
-        if security not in SECURITY:
-            raise BadInput("settings", "SMTP_SECURITY",
-                           f"{security!r} is not one of {', '.join(SECURITY)}")
-        port_text = get("SMTP_PORT", "465" if security == "tls" else "587")
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-            raise BadInput("settings", "SMTP_PORT", f"must be a port number, got {port_text!r}")
-        user = get("SMTP_USER")
-        sender = get("SMTP_SENDER", user)
-        if "@" not in sender:
-            raise BadInput("settings", "SMTP_SENDER",
-                           f"must be an email address, got {sender!r}")
-        return cls(host, int(port_text), security, user, get("SMTP_PASSWORD"), sender)
+        return cls(section.host, section.port_in_use, section.security, section.user,
+                   section.password.get_secret_value(), section.from_address, section.timeout)
 
 
 def send(config: SmtpConfig, email: Email) -> list[str]:

@@ -6,12 +6,10 @@ import pandas as pd
 import pytest
 
 from budget import analytics, views
-from budget.analytics import CostAssumptions
 from budget.model import (
     Actor,
     Attribute,
     AttributeCost,
-    BadInput,
     Change,
     FieldTokens,
     NotAllowed,
@@ -148,23 +146,6 @@ def test_prompt_cost_and_roi(small):
                          "tokens_per_revenue_unit"]].tolist() == [50.0, 0.8, 3_200]
     assert out.loc["B", "monthly_cost"] == 0.75 and pd.isna(out.loc["B", "cost_percent_of_revenue"])
     assert list(out.index) == ["B", "A"]  # most expensive first
-
-
-def test_cost_assumptions_from_settings():
-    got = CostAssumptions.from_settings({"TOKENBUDGET_LEADS_PER_MONTH": "5000",
-                                         "TOKENBUDGET_PRICE_PER_MTOK": "0.15",
-                                         "TOKENBUDGET_TIER_REVENUE": "1:99, 2:299.5"})
-    assert (got.leads_per_month, got.price_per_mtok) == (5000, 0.15)
-    assert got.revenue_by_level == {1: 99.0, 2: 299.5}
-    table = CostAssumptions.from_settings({"TOKENBUDGET_TIER_REVENUE": {1: 10}})  # TOML
-    assert table.revenue_by_level == {1: 10.0}
-    assert CostAssumptions.from_settings({}) == CostAssumptions()
-    for raw, name in (({"TOKENBUDGET_LEADS_PER_MONTH": "many"}, "TOKENBUDGET_LEADS_PER_MONTH"),
-                      ({"TOKENBUDGET_PRICE_PER_MTOK": "-1"}, "TOKENBUDGET_PRICE_PER_MTOK"),
-                      ({"TOKENBUDGET_TIER_REVENUE": "1=99"}, "TOKENBUDGET_TIER_REVENUE")):
-        with pytest.raises(BadInput) as e:
-            CostAssumptions.from_settings(raw)
-        assert e.value.record == "settings" and e.value.field == name
 
 
 # similar attributes across clients -------------------------------------------------------

@@ -4,7 +4,6 @@ import json
 import logging
 import sqlite3
 import threading
-from dataclasses import replace
 
 import httpx
 import pytest
@@ -309,7 +308,8 @@ def test_bad_numbers_and_bodies_get_422(api, small):
 
 
 def test_text_over_the_configured_maximum_gets_422(small):
-    limited = BudgetService(small.store, replace(small.settings, max_text_chars=50), small.clock)
+    limited = BudgetService(small.store, small.settings.model_copy(update={"max_text_chars": 50}),
+                            small.clock)
     before = dump(small)
     with serve(limited) as api:
         spec = api.get("/openapi.json").json()["components"]["schemas"]["FieldTexts"]

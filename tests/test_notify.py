@@ -16,8 +16,9 @@ from aiosmtpd.smtp import AuthResult
 
 from budget import alerts, smtp
 from budget.model import Attribute, BadInput, Change, Client, Tier, Usage
+from budget.service import BudgetService
 from budget.settings import Settings
-from tests.support.factories import ADMIN, STORES, Clock, words
+from tests.support.factories import ADMIN, STORES, Clock, settings_from, words
 
 both_stores = pytest.mark.parametrize("store_factory", STORES, indirect=True)
 
@@ -76,7 +77,7 @@ def smtp_server():
 
 def alert_service(store_factory, server: SmtpServer, clock=None, **extra):
     """The small data set (client A: 80 / 100, B: 150 / 200) with email on."""
-    svc = store_factory.service(clock, raw=server.settings(**extra))
+    svc = store_factory.service(clock, names=server.settings(**extra))
     svc.load_data_set(ADMIN, [Tier(1, "Basic", 100), Tier(2, "Professional", 200)],
                       [Client("A", "Alpha", 1, budget_reset_date=date(2026, 12, 1),
                               email="ops@alpha.example", account_manager="Ana Souza"),
@@ -109,7 +110,8 @@ def test_compose_uses_dashboard_wording_and_costliest_attributes():
 
 def test_recipients_policy():
     c = Client("A", "Alpha", 1, email="ops@alpha.example", account_manager="Ana Souza")
-    managers = alerts.manager_emails({"TOKENBUDGET_MANAGER_EMAILS": "Ana Souza=ana@agency.example"})
+    managers = settings_from({"TOKENBUDGET_MANAGER_EMAILS": "Ana Souza=ana@agency.example"}
+                             ).alerts.managers
     assert alerts.recipients(c, "contact", managers) == ("ops@alpha.example",)
     assert alerts.recipients(c, "manager", managers) == ("ana@agency.example",)
     assert alerts.recipients(c, "both", managers) == ("ops@alpha.example", "ana@agency.example")
@@ -121,12 +123,13 @@ def test_bad_smtp_settings_name_the_field():
                       ({"SMTP_HOST": "h", "SMTP_PORT": "eighty"}, "SMTP_PORT"),
                       ({"SMTP_HOST": "h", "SMTP_SENDER": "nobody"}, "SMTP_SENDER")]:
         with pytest.raises(BadInput, match=f"settings: {name}"):
-            smtp.SmtpConfig.from_settings(raw)
-    with pytest.raises(BadInput, match="settings: TOKENBUDGET_MANAGER_EMAILS: .*'Ana'"):
-        alerts.manager_emails({"TOKENBUDGET_MANAGER_EMAILS": "Ana"})
-    assert smtp.SmtpConfig.from_settings({}) is None  # no host: email is off
-    secret = smtp.SmtpConfig.from_settings({"SMTP_HOST": "h", "SMTP_USER": "u@x.example",
-                                              "SMTP_PASSWORD": "hunter2-secret"})
+            settings_from(raw)
+    with pytest.raises(BadInput, match="settings: TOKENBUDGET_MANAGER_EMAILS: .*Ana"):
+        settings_from({"TOKENBUDGET_MANAGER_EMAILS": "Ana"})
+    assert smtp.SmtpConfig.from_settings(settings_from({}).smtp) is None  # no host: email off
+    secret = smtp.SmtpConfig.from_settings(settings_from(
+        {"SMTP_HOST": "h", "SMTP_USER": "u@x.example", "SMTP_PASSWORD": "hunter2-secret"}).smtp)
+    assert secret is not None
     assert "hunter2-secret" not in repr(secret) and secret.port == 587
 
 
@@ -149,7 +152,7 @@ def test_one_email_per_threshold_per_period_then_new_after_reset(store_factory, 
 
     svc.run_due(ADMIN)  # same period, nothing new: no duplicate
     assert len(smtp_server.inbox.messages) == 1
-    fresh = store_factory.service(clock, raw=svc.settings.raw)  # the state is in the store
+    fresh = BudgetService(store_factory.open(), svc.settings, clock)  # the state is in the store
     assert fresh.run_due(ADMIN).failed == 0 and len(smtp_server.inbox.messages) == 1
 
     # usage rises to 100 (a3 trimmed to 20 tokens, then on): 90 and 100 are new, one email
@@ -266,7 +269,8 @@ def test_starttls_with_login_and_password_never_leaks(tmp_path, monkeypatch, sto
         assert report.failed == 1 and n.status == "failed" and "535" in n.error
         assert "wrong-password-Z9" not in n.error + "\n".join(report.lines)
         assert "wrong-password-Z9" not in repr(wrong.smtp())
-        wrong.settings.raw["SMTP_PASSWORD"] = "right-password"
+        wrong.settings = settings_from({**server.settings(**creds), "SMTP_PASSWORD": "right-password"},
+                                       store=wrong.settings.store)
         assert wrong.run_due(ADMIN).failed == 0
         assert logins[-1] == ("mailer@tokenbudget.example", "right-password")
         assert [r for r, _ in server.inbox.messages] == [["ops@alpha.example"]]
@@ -278,5 +282,5 @@ def test_settings_load_reads_smtp_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("SMTP_HOST", "mail.example")
     monkeypatch.setenv("SMTP_SECURITY", "tls")
     monkeypatch.setenv("SMTP_SENDER", "budgets@example.com")
-    config = smtp.SmtpConfig.from_settings(Settings.load(tmp_path / "none.toml").raw)
+    config = smtp.SmtpConfig.from_settings(Settings.load(tmp_path / "none.toml").smtp)
     assert (config.host, config.port, config.security) == ("mail.example", 465, "tls")

@@ -3,9 +3,8 @@
 import pytest
 
 from budget.model import BadInput, Change
-from budget.settings import parse_roles
 from tests.support.apptest import signed_in, text_of
-from tests.support.factories import ADMIN, words
+from tests.support.factories import ADMIN, settings_from, words
 
 ROLES = "Vera@Example.com:viewer, ann@example.com:analyst, ada@example.com:admin"
 READ_ONLY = ["app_pages/overview.py", "app_pages/client.py", "app_pages/analytics.py",
@@ -132,12 +131,14 @@ def test_analytics_and_admin_pages_render(app, demo_copy):
 
 
 def test_roles_from_settings():
-    assert parse_roles(ROLES) == {"vera@example.com": "viewer", "ann@example.com": "analyst",
-                                  "ada@example.com": "admin"}
-    assert parse_roles({"Ada@Example.com": "admin"}) == {"ada@example.com": "admin"}
-    assert parse_roles("") == {}
+    def roles(value: object) -> dict[str, str]:
+        return settings_from({"TOKENBUDGET_ROLES": value}).roles
+    assert roles(ROLES) == {"vera@example.com": "viewer", "ann@example.com": "analyst",
+                            "ada@example.com": "admin"}
+    assert roles({"Ada@Example.com": "admin"}) == {"ada@example.com": "admin"}
+    assert roles("") == {}
     with pytest.raises(BadInput, match="ann@example.com: unknown role 'owner'"):
-        parse_roles("ann@example.com:owner")
+        roles("ann@example.com:owner")
 
 
 def opens(at, page: str) -> bool:

@@ -21,4 +21,4 @@ __all__ = ["BatchResult", "BudgetService", "ResetResult"]
 class BudgetService(Edits, Admin, ScheduledPass, Suggestions):
     @classmethod
     def from_settings(cls, settings: Settings) -> BudgetService:
-        return cls(open_store(settings.store, settings.raw), settings)
+        return cls(open_store(settings.store, settings.airtable), settings)

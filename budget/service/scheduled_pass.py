@@ -33,11 +33,12 @@ def _deliver(config: SmtpConfig, email: Email) -> tuple[Literal["sent", "failed"
 
 class ScheduledPass(Resets):
     def automation_policy(self) -> automation.Policy:
-        return automation.Policy.from_settings(self.settings.raw, self.store.setting)
+        return automation.Policy.from_settings(self.settings.alerts, self.settings.deactivation,
+                                              self.store.setting)
 
     def smtp(self) -> SmtpConfig | None:
         """The SMTP settings, or None when email is off (no SMTP_HOST)."""
-        return SmtpConfig.from_settings(self.settings.raw)
+        return SmtpConfig.from_settings(self.settings.smtp)
 
     def _activations(self, client_id: str) -> dict[str, datetime]:
         return automation.activation_times(self.store.audit(client_id))

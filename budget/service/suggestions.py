@@ -5,9 +5,9 @@ field, measured with the real counter. Applying a suggestion is an ordinary edit
 from __future__ import annotations
 
 from .. import llm
-from ..analytics import CostAssumptions
 from ..model import FIELDS, Attribute, BadInput
 from ..optimize import Suggestion
+from ..settings import CostSettings
 from .base import ServiceBase
 
 
@@ -17,13 +17,13 @@ class Suggestions(ServiceBase):
         across clients, and savings are summed over all of them."""
         return self.store.attributes()
 
-    def cost_assumptions(self) -> CostAssumptions:
+    def cost_assumptions(self) -> CostSettings:
         """Leads per month, price per million tokens and revenue per level, from settings."""
-        return CostAssumptions.from_settings(self.settings.raw)
+        return self.settings.costs
 
     def llm_config(self) -> llm.LLMConfig | None:
         """The model endpoint for optional rewrites; None when none is configured."""
-        return llm.LLMConfig.from_settings(self.settings.raw)
+        return llm.LLMConfig.from_settings(self.settings.llm)
 
     def rewrite_suggestion(self, client_id: str, attribute_id: str,
                            field_name: str) -> Suggestion | None:

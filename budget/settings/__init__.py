@@ -16,13 +16,11 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ..model import BadInput
-from .schema import (DEACTIVATION_ORDERS, DEFAULT_STORE, DEFAULT_THRESHOLDS, RECIPIENT_POLICIES,
-                     SECTIONS, AirtableSettings, AlertSettings, CostSettings,
+from .schema import (DEFAULT_STORE, DEFAULT_THRESHOLDS, SECTIONS, AirtableSettings, AlertSettings, CostSettings,
                      DeactivationSettings, LLMSettings, Schema, SmtpSettings)
 from .sources import SECRETS_FILE, FlatSource, environment, read_secrets
 
-__all__ = ["DEACTIVATION_ORDERS", "DEFAULT_STORE", "DEFAULT_THRESHOLDS", "RECIPIENT_POLICIES",
-           "SECRETS_FILE", "AirtableSettings", "AlertSettings", "CostSettings",
+__all__ = ["DEFAULT_STORE", "DEFAULT_THRESHOLDS", "SECRETS_FILE", "AirtableSettings", "AlertSettings", "CostSettings",
            "DeactivationSettings", "LLMSettings", "Settings", "SmtpSettings", "settings_error"]
 
 

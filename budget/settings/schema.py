@@ -17,8 +17,6 @@ from .lists import items, pairs
 
 DEFAULT_STORE = "sqlite:///data/tokenbudget.db"
 DEFAULT_THRESHOLDS: tuple[int, ...] = (80, 90, 100)
-DEACTIVATION_ORDERS: tuple[str, ...] = ("newest", "largest")
-RECIPIENT_POLICIES: tuple[str, ...] = ("contact", "manager", "both")
 
 
 class _Section(BaseModel):

@@ -4,13 +4,15 @@ from the environment / secrets, see the package budget/stores/airtable)."""
 from __future__ import annotations
 
 from ..model import BadInput
+from ..settings import AirtableSettings
 from .base import PartialWrite, Store, StoreError
 from .sqlite import SQLiteStore
 
 __all__ = ["PartialWrite", "Store", "StoreError", "SQLiteStore", "open_store"]
 
 
-def open_store(url: str, settings: dict | None = None) -> Store:
+def open_store(url: str, airtable: AirtableSettings | None = None) -> Store:
+    """The store a URL names; `airtable` is the section an Airtable store is built from."""
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if not path:
@@ -18,5 +20,5 @@ def open_store(url: str, settings: dict | None = None) -> Store:
         return SQLiteStore(path)
     if url == "airtable":
         from .airtable import open_airtable  # pyairtable is loaded only when used
-        return open_airtable(settings)
+        return open_airtable(airtable or AirtableSettings())
     raise BadInput("store", "url", f"unsupported store {url!r}; use sqlite:///PATH or airtable")

@@ -3,11 +3,15 @@ and factories that open a service on SQLite or on the loopback Airtable base."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date, datetime, timezone
+
+from pydantic import ValidationError
 
 from budget.model import Actor
 from budget.service import BudgetService
-from budget.settings import Settings
+from budget.settings import Settings, settings_error
+from budget.settings.sources import nest
 from budget.stores import SQLiteStore
 from budget.stores.airtable import AirtableConfig, AirtableStore
 from tests.support.airtable_server import API_KEY, BASE_ID, FakeAirtable
@@ -32,8 +36,18 @@ class Clock:
         return self.now
 
 
-def make_service(path, clock=None, **settings) -> BudgetService:
-    return BudgetService(SQLiteStore(str(path)), Settings(store=f"sqlite:///{path}", **settings),
+def settings_from(names: Mapping[str, object] | None = None, **fields: object) -> Settings:
+    """Settings from the names a person sets (`SMTP_HOST`...), read as `Settings.load`
+    reads the environment, plus fields by name (`warning=0.9`)."""
+    try:
+        return Settings.model_validate({**nest(names or {}), **fields})
+    except ValidationError as e:
+        raise settings_error(e) from None
+
+
+def make_service(path, clock=None, names=None, **settings) -> BudgetService:
+    return BudgetService(SQLiteStore(str(path)),
+                         settings_from(names, store=f"sqlite:///{path}", **settings),
                          clock or Clock())
 
 
@@ -48,8 +62,8 @@ class SQLiteFactory:
     def open(self) -> SQLiteStore:
         return SQLiteStore(str(self.path))
 
-    def service(self, clock=None, **settings) -> BudgetService:
-        return make_service(self.path, clock, **settings)
+    def service(self, clock=None, names=None, **settings) -> BudgetService:
+        return make_service(self.path, clock, names, **settings)
 
 
 def airtable_config(server: FakeAirtable, sidecar, **overrides) -> AirtableConfig:
@@ -60,7 +74,7 @@ def airtable_config(server: FakeAirtable, sidecar, **overrides) -> AirtableConfi
            "AIRTABLE_MIN_INTERVAL": "0", "AIRTABLE_RATE_LIMIT_PENALTY": "0.05",
            "AIRTABLE_RETRY_BACKOFF": "0.01", "AIRTABLE_READ_TIMEOUT": "10"}
     raw.update(overrides)
-    return AirtableConfig.from_settings(raw)
+    return AirtableConfig.from_settings(settings_from(raw).airtable)
 
 
 class AirtableFactory:
@@ -78,8 +92,8 @@ class AirtableFactory:
     def open(self) -> AirtableStore:
         return AirtableStore(self.config)
 
-    def service(self, clock=None, **settings) -> BudgetService:
-        return BudgetService(self.open(), Settings(store="airtable", **settings),
+    def service(self, clock=None, names=None, **settings) -> BudgetService:
+        return BudgetService(self.open(), settings_from(names, store="airtable", **settings),
                              clock or Clock())
 
 

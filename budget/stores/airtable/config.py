@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ...model import BadInput
+from ...settings import AirtableSettings
 
 # role -> (setting, default field name); "" means: not used
 CLIENT_FIELDS: dict[str, tuple[str, str]] = {
@@ -36,10 +37,6 @@ ATTRIBUTE_FIELDS: dict[str, tuple[str, str]] = {
 TOKEN_FIELDS = ("token_budget", "token_usage", "budget_reset_date", "last_token_update")
 
 
-def _truthy(v: object) -> bool:
-    return str(v).strip().lower() in ("1", "true", "yes", "on")
-
-
 @dataclass(frozen=True)
 class AirtableConfig:
     """The store's settings. Tables are named by kind: "c" the clients, "a" the
@@ -63,49 +60,28 @@ class AirtableConfig:
     allow_replace: bool = False  # demo-data wipes both tables: only on a test base
 
     @classmethod
-    def from_settings(cls, raw: Mapping[str, object] | None) -> AirtableConfig:
-        raw = dict(raw or {})
-        nested = raw.get("airtable")  # a [airtable] table in secrets.toml
-        if isinstance(nested, Mapping):
-            raw = {**{f"AIRTABLE_{k}".upper(): v for k, v in nested.items()}, **raw}
-
-        def get(key: str, default: str = "") -> str:
-            v = raw.get(key)
-            return default if v is None else str(v).strip()
-
-        key = get("AIRTABLE_API_KEY")
+    def from_settings(cls, section: AirtableSettings) -> AirtableConfig:
+        """The store's view of the `airtable` settings; the key and base id are checked
+        here, because only a store that talks to Airtable needs them."""
+        key = section.api_key.get_secret_value()
         if not key:
             raise BadInput("settings", "AIRTABLE_API_KEY",
                            "not set; put it in the environment or .streamlit/secrets.toml")
-        base = get("AIRTABLE_BASE_ID")
-        if not re.fullmatch(r"app[A-Za-z0-9]{14}", base):
+        if not re.fullmatch(r"app[A-Za-z0-9]{14}", section.base_id):
             raise BadInput("settings", "AIRTABLE_BASE_ID",
                            "not set or not a base id (app followed by 14 letters and digits)")
-
-        def number(name: str, default: float) -> float:
-            try:
-                value = float(get(name, str(default)))
-            except ValueError:
-                raise BadInput("settings", name, f"must be a number, got {get(name)!r}") from None
-            if value < 0:
-                raise BadInput("settings", name, f"must not be negative, got {value}")
-            return value
-
-        timeout = (number("AIRTABLE_CONNECT_TIMEOUT", 10.0), number("AIRTABLE_READ_TIMEOUT", 60.0))
+        by_alias = section.model_dump(by_alias=True)
         return cls(
-            api_key=key, base_id=base,
-            endpoint_url=get("AIRTABLE_ENDPOINT_URL", cls.endpoint_url).rstrip("/"),
-            clients_table=get("AIRTABLE_CLIENTS_TABLE", cls.clients_table),
-            attributes_table=get("AIRTABLE_ATTRIBUTES_TABLE", cls.attributes_table),
-            client_fields={k: get(s, d) for k, (s, d) in CLIENT_FIELDS.items()},
-            attribute_fields={k: get(s, d) for k, (s, d) in ATTRIBUTE_FIELDS.items()},
-            sidecar=get("AIRTABLE_SIDECAR", cls.sidecar),
-            min_interval=number("AIRTABLE_MIN_INTERVAL", cls.min_interval),
-            penalty=number("AIRTABLE_RATE_LIMIT_PENALTY", cls.penalty),
-            retries=int(number("AIRTABLE_RETRIES", cls.retries)),
-            backoff=number("AIRTABLE_RETRY_BACKOFF", cls.backoff),
-            timeout=timeout,
-            allow_replace=_truthy(get("AIRTABLE_ALLOW_REPLACE", "0")))
+            api_key=key, base_id=section.base_id, endpoint_url=section.endpoint_url,
+            clients_table=section.clients_table, attributes_table=section.attributes_table,
+            client_fields={role: by_alias[name] for role, (name, _) in CLIENT_FIELDS.items()},
+            attribute_fields={role: by_alias[name]
+                              for role, (name, _) in ATTRIBUTE_FIELDS.items()},
+            sidecar=section.sidecar, min_interval=section.min_interval,
+            penalty=section.rate_limit_penalty, retries=section.retries,
+            backoff=section.retry_backoff,
+            timeout=(section.connect_timeout, section.read_timeout),
+            allow_replace=section.allow_replace)
 
     def missing_names(self) -> list[str]:
         """Required field roles that are set to nothing."""

@@ -17,6 +17,7 @@ from pyairtable.utils import chunked, datetime_to_iso_str
 from ...core import as_utc
 from ...model import (Attribute, AttributeCost, AuditEntry, BadInput, Client, Deactivation,
                       FieldTokens, Notification, StaleWrite, Tier)
+from ...settings import AirtableSettings
 from .. import automation_sql
 from ..base import StoreError
 from .config import AirtableConfig
@@ -477,5 +478,5 @@ class AirtableStore:
             self._automation_write(automation_sql.mark_restored([d], at), d.client_id)
 
 
-def open_airtable(settings: Mapping[str, object] | None) -> AirtableStore:
+def open_airtable(settings: AirtableSettings) -> AirtableStore:
     return AirtableStore(AirtableConfig.from_settings(settings))
