@@ -53,7 +53,7 @@ def slope_per_day(points: Sequence[tuple[datetime, int]]) -> float | None:
     xs = [(at - t0).total_seconds() / 86_400 for at, _ in points]
     ys = [float(u) for _, u in points]
     mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
-    return (sum((x - mx) * (y - my) for x, y in zip(xs, ys))
+    return (sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True))
             / sum((x - mx) ** 2 for x in xs))
 
 

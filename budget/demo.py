@@ -87,7 +87,8 @@ def _text(rng: random.Random, pool: Sequence[str], n: int, foreign: bool) -> str
 def _attribute(rng: random.Random, aid: str, cid: str, name: str, size: float) -> Attribute:
     """`size` scales the text: 0.2 gives a line, 3 gives several paragraphs."""
     foreign = rng.random() < 0.12
-    instructions = _text(rng, INSTRUCTION_SENTENCES, max(1, round(size * rng.uniform(2, 5))), foreign)
+    sentences = max(1, round(size * rng.uniform(2, 5)))
+    instructions = _text(rng, INSTRUCTION_SENTENCES, sentences, foreign)
     examples = "" if rng.random() < 0.15 else "\n".join(
         rng.choice(EXAMPLES) for _ in range(max(1, round(size * rng.uniform(1, 4)))))
     signals = "" if rng.random() < 0.2 else ", ".join(

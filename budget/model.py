@@ -171,7 +171,7 @@ class Actor:
     role: str = "admin"
 
 
-# automation (issue 6): what the scheduled pass records --------------------------------
+# the scheduled pass: what it records --------------------------------
 @dataclass(frozen=True)
 class Notification:
     """The state of one alert: client, threshold (percent) and budget period (its

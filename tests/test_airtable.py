@@ -301,7 +301,7 @@ def test_every_cli_command_works_on_airtable_as_on_sqlite(tmp_path, monkeypatch,
                 AIRTABLE_ATTRIBUTE_ID_FIELD="Attribute ID", AIRTABLE_ALLOW_REPLACE="1")
         outputs = {}
         for name, store in (("sqlite", sqlite), ("airtable", [])):
-            def run(*argv: str) -> str:
+            def run(*argv: str, store: list[str] = store) -> str:
                 assert cli.main([*store, *argv]) in (0, 1), capsys.readouterr().err
                 return capsys.readouterr().out
 

@@ -31,7 +31,8 @@ def cost(aid, cid, name, active, i, e=0, s=0) -> AttributeCost:
 def test_top_attributes_across_clients_with_filters(small):
     frame = frame_of(small)  # A: Basic, 80/100 warning; B: Professional, 150/200 ok
     top = analytics.top_attributes(small.costs(), frame, n=10)
-    assert list(zip(top["attribute_id"], top["tokens"])) == [("b1", 150), ("a2", 40), ("a1", 40)]
+    assert list(zip(top["attribute_id"], top["tokens"], strict=True)) == [
+        ("b1", 150), ("a2", 40), ("a1", 40)]
     assert top.loc[0, "label"] == "Size · Beta" and top.loc[0, "tier"] == "Professional"
     assert top.loc[1, ["instructions", "examples"]].tolist() == [30, 10]  # a3 is inactive: absent
     assert list(analytics.top_attributes(small.costs(), frame, 1)["attribute_id"]) == ["b1"]

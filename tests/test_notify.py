@@ -269,8 +269,8 @@ def test_starttls_with_login_and_password_never_leaks(tmp_path, monkeypatch, sto
         assert report.failed == 1 and n.status == "failed" and "535" in n.error
         assert "wrong-password-Z9" not in n.error + "\n".join(report.lines)
         assert "wrong-password-Z9" not in repr(wrong.smtp())
-        wrong.settings = settings_from({**server.settings(**creds), "SMTP_PASSWORD": "right-password"},
-                                       store=wrong.settings.store)
+        right = {**server.settings(**creds), "SMTP_PASSWORD": "right-password"}
+        wrong.settings = settings_from(right, store=wrong.settings.store)
         assert wrong.run_due(ADMIN).failed == 0
         assert logins[-1] == ("mailer@tokenbudget.example", "right-password")
         assert [r for r, _ in server.inbox.messages] == [["ops@alpha.example"]]

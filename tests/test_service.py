@@ -1,5 +1,5 @@
 import threading
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 
 import pytest
 
@@ -22,7 +22,8 @@ def test_small_fixture_figures(small):
 
 def test_activation_refused_when_over_and_allowed_when_fits(small):
     refused = small.apply(ADMIN, Change("A", active={"a3": True}))
-    assert (refused.allowed, refused.current, refused.projected, refused.over_by) == (False, 80, 105, 5)
+    assert (refused.allowed, refused.current, refused.projected, refused.over_by) == (
+        False, 80, 105, 5)
     assert usage(small, "A") == 80 and not small.store.attributes(ids=["a3"])[0].active
     small.apply(ADMIN, Change("A", fields={"a3": {"Instructions": words(20)}}))  # inactive edit
     ok = small.apply(ADMIN, Change("A", active={"a3": True}))
@@ -52,7 +53,8 @@ def test_bad_changes_name_record_and_field(small):
         (Change("A", active={"b1": True}), "attribute b1: id"),
         (Change("A", fields={"a1": {"Notes": "x"}}), "attribute a1: Notes: unknown field"),
         (Change("A", fields={"a1": {"Signals": 5}}), "attribute a1: Signals: must be text"),
-        (Change("A", fields={"a1": {"Examples": "x" * 100_001}}), "attribute a1: Examples: 100,001"),
+        (Change("A", fields={"a1": {"Examples": "x" * 100_001}}),
+         "attribute a1: Examples: 100,001"),
         (Change("Z", active={"a1": True}), "client Z: id"),
     ]
     for change, message in cases:
@@ -64,14 +66,14 @@ def test_bad_changes_name_record_and_field(small):
 def test_every_mutation_refused_for_viewers_and_analysts(small):
     for role in ("viewer", "analyst"):
         actor = Actor("bob", role)
-        calls = [lambda: small.apply(actor, Change("A", active={"a1": False})),
-                 lambda: small.reset(actor, "A"), lambda: small.reset_all(actor),
-                 lambda: small.set_service_level(actor, "A", 2),
-                 lambda: small.set_budget_override(actor, "A", 10),
-                 lambda: small.set_tier_limit(actor, 1, 10)]
+        calls = [lambda a: small.apply(a, Change("A", active={"a1": False})),
+                 lambda a: small.reset(a, "A"), lambda a: small.reset_all(a),
+                 lambda a: small.set_service_level(a, "A", 2),
+                 lambda a: small.set_budget_override(a, "A", 10),
+                 lambda a: small.set_tier_limit(a, 1, 10)]
         for call in calls:
             with pytest.raises(NotAllowed):
-                call()
+                call(actor)
     assert small.audit() == [] and usage(small, "A") == 80
 
 
@@ -121,7 +123,7 @@ def test_reset_semantics_and_idempotence(small):
     assert [e.action for e in small.audit()] == ["reset"]
     assert small.audit()[0].before["token_usage"] == 999
     assert small.history("A") == [("A", Clock()(), 80, 100)]  # one snapshot, not two
-    small.clock.now = datetime(2026, 12, 2, tzinfo=timezone.utc)  # next period
+    small.clock.now = datetime(2026, 12, 2, tzinfo=UTC)  # next period
     assert small.reset(ADMIN, "A").changed
     assert small.client("A").budget_reset_date == date(2027, 1, 1)
 
@@ -160,7 +162,8 @@ def test_duplicate_ids_rejected_and_nothing_written(small):
     from budget.model import Attribute, Client, Tier
     before = small.usage_report()
     with pytest.raises(BadInput, match="client A: id: duplicate"):
-        small.load_data_set(ADMIN, [Tier(1, "B", 10)], [Client("A", "a", 1), Client("A", "b", 1)], [])
+        small.load_data_set(ADMIN, [Tier(1, "B", 10)],
+                            [Client("A", "a", 1), Client("A", "b", 1)], [])
     with pytest.raises(BadInput, match="attribute x: Client"):
         small.load_data_set(ADMIN, [Tier(1, "B", 10)], [Client("A", "a", 1)],
                             [Attribute("x", "Q", "n", True)])

@@ -16,12 +16,14 @@ from pydantic import BaseModel, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ..model import BadInput
-from .schema import (DEFAULT_STORE, DEFAULT_THRESHOLDS, SECTIONS, AirtableSettings, AlertSettings, CostSettings,
-                     DeactivationSettings, LLMSettings, Schema, SmtpSettings)
+from .schema import (DEFAULT_STORE, DEFAULT_THRESHOLDS, SECTIONS, AirtableSettings,
+                     AlertSettings, CostSettings, DeactivationSettings, LLMSettings, Schema,
+                     SmtpSettings)
 from .sources import SECRETS_FILE, FlatSource, environment, read_secrets
 
-__all__ = ["DEFAULT_STORE", "DEFAULT_THRESHOLDS", "SECRETS_FILE", "AirtableSettings", "AlertSettings", "CostSettings",
-           "DeactivationSettings", "LLMSettings", "Settings", "SmtpSettings", "settings_error"]
+__all__ = ["DEFAULT_STORE", "DEFAULT_THRESHOLDS", "SECRETS_FILE", "AirtableSettings",
+           "AlertSettings", "CostSettings", "DeactivationSettings", "LLMSettings", "Settings",
+           "SmtpSettings", "settings_error"]
 
 
 class Settings(Schema):

@@ -87,7 +87,8 @@ class _Reject(Exception):
 
 
 # --- formulas -----------------------------------------------------------------------
-_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\")|(?P<num>-?\d+(?:\.\d+)?)"
+_TOKEN = re.compile(r"\s*(?:(?P<str>'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\")"
+                    r"|(?P<num>-?\d+(?:\.\d+)?)"
                     r"|(?P<field>\{(?:\\.|[^}\\])*\})|(?P<op>!=|=|\(|\)|,)|(?P<name>[A-Z_]+))")
 
 
@@ -407,7 +408,8 @@ class FakeAirtable:
                 name = self.table(name).name
             except KeyError:
                 pass
-            if method == "GET" and len(parts) == 3 or (len(parts) == 4 and parts[3] == "listRecords"):
+            listing = len(parts) == 4 and parts[3] == "listRecords"
+            if method == "GET" and len(parts) == 3 or listing:
                 return name, "list"
             if method == "GET":
                 return name, "get"
@@ -442,7 +444,8 @@ class FakeAirtable:
             table = self.table(parts[2])
         except KeyError:
             raise _Reject(404, "TABLE_NOT_FOUND",
-                          f'Could not find table "{parts[2]}" in application {self.base_id}') from None
+                          f'Could not find table "{parts[2]}" in application {self.base_id}'
+                          ) from None
         rest = parts[3:]
         if method == "GET" and not rest:
             return self._list(table, params)
@@ -551,7 +554,8 @@ class FakeAirtable:
 
     def _delete(self, table: Table, ids: list[str]) -> dict:
         if len(ids) > 10:
-            raise _Reject(422, "INVALID_RECORDS", "You can only delete up to 10 records per request")
+            raise _Reject(422, "INVALID_RECORDS",
+                          "You can only delete up to 10 records per request")
         for i in ids:
             if i not in table.records:
                 raise _Reject(404, "ROW_DOES_NOT_EXIST", f"Record ID {i} does not exist")
@@ -564,7 +568,7 @@ class FakeAirtable:
 
     def _meta(self, method: str, parts: list[str], body: object) -> object:
         # parts after /v0/meta: bases/{id}/tables[/{table}/fields]
-        if len(parts) < 3 or parts[0] != "bases" or parts[1] != self.base_id or parts[2] != "tables":
+        if len(parts) < 3 or parts[:3] != ["bases", self.base_id, "tables"]:
             raise _Reject(404, "NOT_FOUND", "Could not find what you are looking for")
         if method == "GET" and len(parts) == 3:
             return {"tables": [self._table_schema(t) for t in self.tables.values()]}
@@ -582,7 +586,8 @@ class FakeAirtable:
             try:
                 t = self.table(parts[3])
             except KeyError:
-                raise _Reject(404, "TABLE_NOT_FOUND", f"Could not find table {parts[3]!r}") from None
+                raise _Reject(404, "TABLE_NOT_FOUND",
+                              f"Could not find table {parts[3]!r}") from None
             return self._add_field(t, body or {})
         raise _Reject(404, "NOT_FOUND", "Could not find what you are looking for")
 

@@ -4,7 +4,7 @@ and factories that open a service on SQLite or on the loopback Airtable base."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timezone
+from datetime import date, datetime, UTC
 
 from pydantic import ValidationError
 
@@ -17,7 +17,7 @@ from budget.stores.airtable import AirtableConfig, AirtableStore
 from tests.support.airtable_server import API_KEY, BASE_ID, FakeAirtable
 
 TODAY = date(2026, 11, 25)
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 ADMIN = Actor("alice", "admin")
 
 
