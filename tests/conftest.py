@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from datetime import date
@@ -18,11 +19,13 @@ from tests.support.factories import (
     ADMIN,
     TODAY,
     AirtableFactory,
+    PostgresFactory,
     SQLiteFactory,
     make_service,
     words,
 )
 from tests.support.model_server import FakeModel
+from tests.support.postgres_server import PostgresServer, missing_reason
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +58,16 @@ def store_factory(request, tmp_path):
     """Opens stores of one kind on one data set: SQLite by default; a module that
     runs against every store (tests/test_service.py) parametrises it with
     `pytest.mark.parametrize("store_factory", STORES, indirect=True)`, getting
-    Airtable through pyairtable over real HTTP to tests/airtable_server.py too."""
-    if getattr(request, "param", "sqlite") == "sqlite":
+    Airtable through pyairtable over real HTTP to tests/airtable_server.py too, and
+    a fresh database of the test PostgreSQL server."""
+    kind = getattr(request, "param", "sqlite")
+    if kind == "sqlite":
         yield SQLiteFactory(tmp_path / "small.db")
+        return
+    if kind == "postgresql":
+        factory = PostgresFactory(request.getfixturevalue("postgres_databases")())
+        yield factory
+        factory.close()
         return
     server = standard_base(FakeAirtable(), id_fields=True)
     server.start()
@@ -116,3 +126,17 @@ def model_server():
     server.server_close()
 
 
+@pytest.fixture(scope="session")
+def postgres_databases():
+    """A PostgreSQL server for the session (Debian's package, as an unprivileged user);
+    yields a factory of fresh databases, one per test that asks. Without the package
+    the tests skip here and fail in CI, where .ci/run installs it."""
+    reason = missing_reason()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    server = PostgresServer()
+    server.start()
+    yield server.create_database
+    server.stop()

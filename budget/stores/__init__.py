@@ -1,5 +1,7 @@
-"""Store selection by URL: `sqlite:///PATH` (embedded default) or `airtable` (settings
-from the environment / secrets, see the package budget/stores/airtable)."""
+"""Store selection by URL: `sqlite:///PATH` (embedded default), `airtable` (settings
+from the environment / secrets, see the package budget/stores/airtable) or
+`postgresql://USER:PASSWORD@HOST:PORT/DB` (shared by several machines, see the package
+budget/stores/postgresql)."""
 
 from __future__ import annotations
 
@@ -21,4 +23,8 @@ def open_store(url: str, airtable: AirtableSettings | None = None) -> Store:
     if url == "airtable":
         from .airtable import open_airtable  # pyairtable is loaded only when used
         return open_airtable(airtable or AirtableSettings())
-    raise BadInput("store", "url", f"unsupported store {url!r}; use sqlite:///PATH or airtable")
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgresql import PostgresStore  # psycopg is loaded only when used
+        return PostgresStore(url)
+    raise BadInput("store", "url", f"unsupported store {url!r}; use sqlite:///PATH, airtable "
+                                   "or postgresql://USER:PASSWORD@HOST:PORT/DB")

@@ -31,8 +31,10 @@ class Store(Protocol):
     def warnings(self) -> list[str]:
         """Records skipped on the last load, each naming record and field."""
 
-    def transaction(self) -> AbstractContextManager[None]:
-        """Reads and writes inside run as one unit that no other writer interleaves."""
+    def transaction(self, client_id: str | None = None) -> AbstractContextManager[None]:
+        """Reads and writes inside run as one unit that no other writer interleaves.
+        With `client_id`, the work touches that client only: a store that can lock one
+        client (PostgreSQL) lets other clients' work run meanwhile; the others lock all."""
 
     def tiers(self) -> dict[int, Tier]: ...
     def clients(self) -> list[Client]: ...
@@ -45,6 +47,8 @@ class Store(Protocol):
     def audit(self, client_id: str | None = None) -> list[AuditEntry]: ...
     def setting(self, key: str) -> str | None:
         """An admin setting kept with the data (e.g. the encoding in use)."""
+    def settings(self) -> dict[str, str]:
+        """Every admin setting kept with the data (copy-store takes them along)."""
     def save_setting(self, key: str, value: str) -> None: ...
     def history(self, client_id: str | None = None) -> list[tuple[str, datetime, int, int]]: ...
 

@@ -148,7 +148,8 @@ class SQLiteStore:
         return conn
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, client_id: str | None = None) -> Iterator[None]:
+        """SQLite's write lock is the whole file's, whatever `client_id` says."""
         conn = self._conn()
         if self._local.depth:
             self._local.depth += 1
@@ -254,6 +255,9 @@ class SQLiteStore:
     def setting(self, key: str) -> str | None:
         rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
         return rows[0][0] if rows else None
+
+    def settings(self) -> dict[str, str]:
+        return dict(self._query("SELECT key, value FROM settings ORDER BY key"))
 
     def data_version(self) -> str:
         """Changes with every commit, from any process: the size and modification time

@@ -1,5 +1,6 @@
 """What the tests share: fixed times, a settable clock, texts of a known token count,
-and factories that open a service on SQLite or on the loopback Airtable base."""
+and factories that open a service on SQLite, on the loopback Airtable base or on a
+database of the test PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from budget.settings import Settings, settings_error
 from budget.settings.sources import nest
 from budget.stores import SQLiteStore
 from budget.stores.airtable import AirtableConfig, AirtableStore
+from budget.stores.postgresql import PostgresStore
 from tests.support.airtable_server import API_KEY, BASE_ID, FakeAirtable
 
 TODAY = date(2026, 11, 25)
@@ -97,7 +99,31 @@ class AirtableFactory:
                              clock or Clock())
 
 
-STORES = ["sqlite", "airtable"]
+class PostgresFactory:
+    """Opens stores on one PostgreSQL database (tests/support/postgres_server.py);
+    `close()` returns every store's connections at the end of the test."""
+
+    kind = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._opened: list[PostgresStore] = []
+
+    def open(self) -> PostgresStore:
+        store = PostgresStore(self.url, pool_size=4, lock_timeout=30)
+        self._opened.append(store)
+        return store
+
+    def service(self, clock=None, **settings) -> BudgetService:
+        return BudgetService(self.open(), Settings(store=self.url, **settings),
+                             clock or Clock())
+
+    def close(self) -> None:
+        for store in self._opened:
+            store.close()
+
+
+STORES = ["sqlite", "airtable", "postgresql"]
 
 
 def env_for(server: FakeAirtable, tmp_path, monkeypatch, **extra) -> None:

@@ -117,6 +117,9 @@ class Sidecar:
         rows = self.query("SELECT value FROM settings WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
+    def settings(self) -> dict[str, str]:
+        return dict(self.query("SELECT key, value FROM settings ORDER BY key"))
+
     # a new data set ---------------------------------------------------------------------
     def replace(self, tiers: Iterable[Tier], extras: Iterable[tuple[str, int, int, str | None]]
                 ) -> None:

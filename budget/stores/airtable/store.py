@@ -83,7 +83,7 @@ class AirtableStore:
         return tx
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, client_id: str | None = None) -> Iterator[None]:
         tx = self._current()
         if tx is not None:
             tx.depth += 1
@@ -269,6 +269,9 @@ class AirtableStore:
 
     def setting(self, key: str) -> str | None:
         return self._side.setting(key)
+
+    def settings(self) -> dict[str, str]:
+        return self._side.settings()
 
     # writes --------------------------------------------------------------------------
     def save_setting(self, key: str, value: str) -> None:

@@ -1,0 +1,70 @@
+"""PostgreSQL failures as one-line StoreErrors that say what to do and never show the
+password: the URL is named with it masked, and server messages are scrubbed of it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import psycopg
+from psycopg import errors as pg
+from psycopg_pool import PoolTimeout
+
+from ..base import StoreError
+
+
+def redact(url: str) -> str:
+    """The URL with its password replaced by ***, for labels and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class Translator:
+    """Turns driver and pool errors into StoreErrors naming the store by `label`."""
+
+    def __init__(self, url: str, lock_timeout: float, statement_timeout: float,
+                 connect_timeout: float) -> None:
+        self.label = redact(url)
+        password = urlsplit(url).password or ""
+        self._secrets = {s for s in (password, quote(password, safe="")) if s}
+        self.lock_timeout, self.statement_timeout = lock_timeout, statement_timeout
+        self.connect_timeout = connect_timeout
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+    def error(self, e: Exception) -> StoreError:
+        if isinstance(e, PoolTimeout):
+            return StoreError(f"{self.label}: no connection within {self.connect_timeout:g} s "
+                              "(the server is unreachable or every connection is busy); "
+                              "try again")
+        first = self.scrub(str(e).strip().splitlines()[0] if str(e).strip() else
+                           type(e).__name__)
+        if isinstance(e, pg.LockNotAvailable):
+            why = f"busy: a lock was not granted within {self.lock_timeout:g} s; try again"
+        elif isinstance(e, pg.QueryCanceled):
+            why = (f"busy: a statement ran past the {self.statement_timeout:g} s "
+                   "statement timeout; try again")
+        elif isinstance(e, pg.SerializationFailure | pg.DeadlockDetected):
+            why = f"a concurrent change conflicted ({first}); try again"
+        elif isinstance(e, psycopg.OperationalError):
+            why = f"cannot reach the server: {first}"
+        else:
+            why = first
+        return StoreError(f"{self.label}: {why}")
+
+    @contextmanager
+    def translated(self) -> Iterator[None]:
+        try:
+            yield
+        except (psycopg.Error, PoolTimeout) as e:
+            raise self.error(e) from None

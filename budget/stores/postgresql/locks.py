@@ -1,0 +1,40 @@
+"""The locks that make several hosts on one database behave like one writer per client.
+
+Every transaction takes the store lock, an advisory lock of the transaction: shared by
+work on one client (which also locks that client's row, `SELECT ... FOR UPDATE`), so
+changes to different clients run side by side while two changes to one client queue;
+exclusive for whole-store work (tier limits, a data set load), which so waits for the
+clients' work in progress and holds it off until it commits. The scheduled pass has a
+lock of its own, held by a session rather than a transaction: a pass is many
+transactions, and a host that dies releases it with its connection."""
+
+from __future__ import annotations
+
+import psycopg
+
+# advisory lock keys are (class, object) pairs of 32-bit integers: one class for this
+# application, so its locks never collide with another's in the same database
+_CLASS = 0x7B0D6E7  # "tokenbudget"
+_STORE, _PASS = 1, 2
+
+
+def store(conn: psycopg.Connection, shared: bool = False) -> None:
+    """The store lock until the transaction ends; waits up to `lock_timeout`."""
+    fn = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    conn.execute(f"SELECT {fn}(%s, %s)", (_CLASS, _STORE))
+
+
+def client(conn: psycopg.Connection, client_id: str) -> None:
+    """One client's row until the transaction ends (no row, no lock: the service then
+    reports the unknown client)."""
+    conn.execute("SELECT 1 FROM clients WHERE id = %s FOR UPDATE", (client_id,))
+
+
+def try_pass(conn: psycopg.Connection) -> bool:
+    """The scheduled pass's lock for this session, if no other session holds it."""
+    row = conn.execute("SELECT pg_try_advisory_lock(%s, %s)", (_CLASS, _PASS)).fetchone()
+    return bool(row and row[0])
+
+
+def release_pass(conn: psycopg.Connection) -> None:
+    conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_CLASS, _PASS))
