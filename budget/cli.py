@@ -14,7 +14,8 @@ from . import core, demo
 from .model import FIELDS, Actor, BadInput, Change, NotAllowed, StaleWrite
 from .service import BudgetService
 from .settings import AirtableSettings, Settings
-from .stores import StoreError
+from .stores import StoreError, open_store
+from .stores.copy import copy_store
 from .tokens import ENCODINGS, UnknownEncoding, chars4, counter
 from .views import usage_row
 
@@ -24,8 +25,9 @@ RUN_DUE_ACTOR = Actor("run-due", "admin")  # what the audit log says of the sche
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tokenbudget", description=__doc__)
-    p.add_argument("--store", help="sqlite:///PATH or airtable (default: env TOKENBUDGET_STORE "
-                                   "or sqlite:///data/tokenbudget.db)")
+    p.add_argument("--store", help="sqlite:///PATH, airtable or postgresql://USER:PASSWORD@HOST"
+                                   ":PORT/DB (default: env TOKENBUDGET_STORE or "
+                                   "sqlite:///data/tokenbudget.db)")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo-data", help="fill the store with the demo data set")
@@ -74,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
     au = sub.add_parser("audit", help="the audit log")
     au.add_argument("--client")
     au.add_argument("--json", action="store_true")
+
+    cs = sub.add_parser("copy-store", help="copy everything into another, empty store "
+                                           "and verify the copy")
+    cs.add_argument("--to", required=True, metavar="URL", help="the destination store")
 
     c = sub.add_parser("count", help="count tokens of files or stdin")
     c.add_argument("--encoding", choices=[e for e in ENCODINGS if e != "chars4"])
@@ -212,6 +218,11 @@ def _run(args: argparse.Namespace) -> int:
 
     if args.command == "run-due":
         return _run_due(service, args)
+
+    if args.command == "copy-store":
+        report = copy_store(service.store, open_store(args.to, settings.airtable), service.encoding)
+        print("\n".join(report.lines()))
+        return 0 if report.equal else 2
 
     if args.command == "notifications":
         sent = service.notifications()
