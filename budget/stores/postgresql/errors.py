@@ -57,7 +57,7 @@ class Translator:
         elif isinstance(e, pg.SerializationFailure | pg.DeadlockDetected):
             why = f"a concurrent change conflicted ({first}); try again"
         elif isinstance(e, psycopg.OperationalError):
-            why = f"cannot reach the server: {first}"
+            why = f"cannot connect: {first}"
         else:
             why = first
         return StoreError(f"{self.label}: {why}")
