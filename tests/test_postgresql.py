@@ -18,7 +18,8 @@ import psycopg
 import pytest
 
 from budget.cli import main
-from budget.model import Attribute, AuditEntry, Change, Client, Deactivation, Notification, Tier
+from budget.model import (Attribute, AuditEntry, Change, Client, Deactivation, FieldTokens,
+                          Notification, Tier)
 from budget.stores import StoreError, open_store
 from budget.stores.copy import read
 from budget.stores.postgresql import PostgresStore
@@ -98,6 +99,27 @@ def test_lock_timeout_is_a_busy_store_error(pg):
         waiter.close()
 
 
+def test_statement_timeout_is_a_busy_store_error(pg):
+    from budget.stores.postgresql.errors import Translator
+    with psycopg.connect(pg.url, options="-c statement_timeout=100") as conn:
+        with pytest.raises(psycopg.errors.QueryCanceled) as e:
+            conn.execute("SELECT pg_sleep(2)")
+    message = str(Translator(pg.url, 10, 0.1, 10).error(e.value))
+    assert "busy: a statement ran past the 0.1 s statement timeout" in message
+    assert "***" in message
+
+
+def test_data_version_moves_with_writes_from_any_store(pg):
+    _two_clients(pg)
+    reader, writer = pg.open(), pg.open()
+    before = reader.data_version()
+    reader.clients()
+    writer.save_counts("cl100k_base", {"a1": FieldTokens(1, 2, 3)})  # the cache only
+    assert reader.data_version() == before
+    writer.save_setting("encoding", "cl100k_base")
+    assert reader.data_version() != before
+
+
 # locks ----------------------------------------------------------------------------
 def _two_clients(pg) -> None:
     pg.service().load_data_set(
@@ -147,6 +169,33 @@ def test_one_pass_at_a_time_across_stores(pg):
             assert (got_one, got_two) == (True, False)
     with two.pass_lock() as got:
         assert got
+
+
+_HOLD_PASS = textwrap.dedent("""
+    import sys, time
+    from budget.stores.postgresql import PostgresStore
+    with PostgresStore(sys.argv[1]).pass_lock() as got:
+        print(got, flush=True)
+        time.sleep(600)
+""")
+
+
+def test_a_pass_killed_with_kill_9_releases_its_lock(pg, tmp_path):
+    holder = _python(["-c", _HOLD_PASS, pg.url], tmp_path)
+    assert holder.stdout is not None
+    assert holder.stdout.readline().strip() == "True", holder.stderr
+    store = pg.open()
+    with store.pass_lock() as got:
+        assert not got  # another host's pass is running
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(10)
+    deadline = time.monotonic() + 10
+    while True:
+        with store.pass_lock() as got:
+            if got or time.monotonic() > deadline:
+                break
+        time.sleep(0.05)
+    assert got
 
 
 # several processes ----------------------------------------------------------------
