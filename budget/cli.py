@@ -220,9 +220,11 @@ def _run(args: argparse.Namespace) -> int:
         return _run_due(service, args)
 
     if args.command == "copy-store":
-        report = copy_store(service.store, open_store(args.to, settings.airtable), service.encoding)
-        print("\n".join(report.lines()))
-        return 0 if report.equal else 2
+        copied = copy_store(service.store, open_store(args.to, settings.airtable),
+                            service.encoding)
+        print("
+".join(copied.lines()))
+        return 0 if copied.equal else 2
 
     if args.command == "notifications":
         sent = service.notifications()

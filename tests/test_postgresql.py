@@ -73,6 +73,14 @@ def test_selected_by_url_and_labelled_without_the_password(pg, postgres_database
 
 
 # errors ---------------------------------------------------------------------------
+def test_redact_masks_every_form_of_the_password():
+    from budget.stores.postgresql.errors import redact
+    assert redact("postgresql://u:p%40ss@h:5432/db") == "postgresql://u:***@h:5432/db"
+    assert redact("postgresql://u@h/db?password=sec&sslmode=require") == \
+        "postgresql://u@h/db?password=***&sslmode=require"
+    assert redact("postgres://h/db") == "postgres://h/db"
+
+
 def test_unreachable_server_and_wrong_password_are_one_line_store_errors(pg):
     password = pg.url.split(":")[2].split("@")[0]
     port = int(pg.url.rsplit(":", 1)[1].split("/")[0])

@@ -5,25 +5,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import quote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import PoolTimeout
 
 from ..base import StoreError
 
 
 def redact(url: str) -> str:
-    """The URL with its password replaced by ***, for labels and messages."""
+    """The URL with its password (in the user part or a `password=` parameter) replaced
+    by ***, for labels and messages."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")
+    query = [(k, "***" if k == "password" else v)
+             for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+    return urlunsplit(parts._replace(query=urlencode(query, safe="*")))
 
 
 class Translator:
@@ -32,7 +33,10 @@ class Translator:
     def __init__(self, url: str, lock_timeout: float, statement_timeout: float,
                  connect_timeout: float) -> None:
         self.label = redact(url)
-        password = urlsplit(url).password or ""
+        try:
+            password = str(conninfo_to_dict(url).get("password") or "")
+        except psycopg.ProgrammingError:  # not a valid URL: the connection will say so
+            password = urlsplit(url).password or ""
         self._secrets = {s for s in (password, quote(password, safe="")) if s}
         self.lock_timeout, self.statement_timeout = lock_timeout, statement_timeout
         self.connect_timeout = connect_timeout
