@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from psycopg import errors as pg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import PoolTimeout
 
+from ...redact import scrub
 from ..base import StoreError
 
 
@@ -34,25 +35,19 @@ class Translator:
                  connect_timeout: float) -> None:
         self.label = redact(url)
         try:
-            password = str(conninfo_to_dict(url).get("password") or "")
+            self._password = str(conninfo_to_dict(url).get("password") or "")
         except psycopg.ProgrammingError:  # not a valid URL: the connection will say so
-            password = urlsplit(url).password or ""
-        self._secrets = {s for s in (password, quote(password, safe="")) if s}
+            self._password = urlsplit(url).password or ""
         self.lock_timeout, self.statement_timeout = lock_timeout, statement_timeout
         self.connect_timeout = connect_timeout
-
-    def scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text
 
     def error(self, e: Exception) -> StoreError:
         if isinstance(e, PoolTimeout):
             return StoreError(f"{self.label}: no connection within {self.connect_timeout:g} s "
                               "(the server is unreachable or every connection is busy); "
                               "try again")
-        first = self.scrub(str(e).strip().splitlines()[0] if str(e).strip() else
-                           type(e).__name__)
+        text = str(e).strip()
+        first = scrub(text.splitlines()[0] if text else type(e).__name__, self._password)
         if isinstance(e, pg.LockNotAvailable):
             why = f"busy: a lock was not granted within {self.lock_timeout:g} s; try again"
         elif isinstance(e, pg.QueryCanceled):
