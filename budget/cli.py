@@ -222,8 +222,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "copy-store":
         copied = copy_store(service.store, open_store(args.to, settings.airtable),
                             service.encoding)
-        print("
-".join(copied.lines()))
+        print("\n".join(copied.lines()))
         return 0 if copied.equal else 2
 
     if args.command == "notifications":

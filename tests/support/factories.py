@@ -114,8 +114,8 @@ class PostgresFactory:
         self._opened.append(store)
         return store
 
-    def service(self, clock=None, **settings) -> BudgetService:
-        return BudgetService(self.open(), Settings(store=self.url, **settings),
+    def service(self, clock=None, names=None, **settings) -> BudgetService:
+        return BudgetService(self.open(), settings_from(names, store=self.url, **settings),
                              clock or Clock())
 
     def close(self) -> None:
