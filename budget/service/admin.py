@@ -62,7 +62,7 @@ class Admin(ServiceBase):
 
     def _update_client(self, actor: Actor, action: str, client_id: str,
                        expected_version: int | None, **changes: object) -> Client:
-        with self.store.transaction():
+        with self.store.transaction(client_id):
             client = self.client(client_id)
             if expected_version is not None and client.version != expected_version:
                 raise StaleWrite(f"client {client_id} changed since it was read; reload")

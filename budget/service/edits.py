@@ -88,7 +88,7 @@ class Edits(ServiceBase):
         self._require_admin(actor, "change attributes")
         if change.fields:  # warm the count cache outside the write lock
             self.validate(change)
-        with self.store.transaction():
+        with self.store.transaction(change.client_id):
             result, originals, edited, new_tokens = self._project(change)
             if not result.allowed:
                 return result

@@ -27,7 +27,7 @@ class Resets(ServiceBase):
     def reset(self, actor: Actor, client_id: str) -> ResetResult:
         """Resets one client; a second run in the same period changes nothing."""
         self._require_admin(actor, "reset budgets")
-        with self.store.transaction():
+        with self.store.transaction(client_id):
             client = self.client(client_id)
             used = core.usage(self.costs(client_id), client_id)
             now = self.clock()

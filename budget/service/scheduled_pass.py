@@ -103,7 +103,7 @@ class ScheduledPass(Resets):
         entry with the reason and the run id, so the run can be undone."""
         self._require_admin(actor, "deactivate attributes")
         order = order or self.automation_policy().order
-        with self.store.transaction():
+        with self.store.transaction(client_id):
             client = self.client(client_id)
             costs = self.costs(client_id)
             used = core.usage(costs, client_id)
