@@ -2,6 +2,7 @@
 over-budget change, period boundaries (no reset date yet, quarterly, UTC offsets) and
 percentages of an empty budget. Each case pins a result a plausible slip would change."""
 
+import time
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -82,6 +83,21 @@ def test_as_utc_converts_an_offset_and_takes_naive_time_as_utc():
     assert core.as_utc(plus2).tzinfo == UTC
     assert core.as_utc(datetime(2026, 12, 1, 1, 30)) == \
         datetime(2026, 12, 1, 1, 30, tzinfo=UTC)
+
+
+def test_as_utc_does_not_depend_on_the_machines_time_zone(monkeypatch):
+    monkeypatch.setenv("TZ", "JST-09")  # a machine in Tokyo (POSIX: UTC+9)
+    time.tzset()
+    try:
+        assert core.as_utc(datetime(2026, 12, 1, 1, 30)) == \
+            datetime(2026, 12, 1, 1, 30, tzinfo=UTC)
+        plus2 = datetime(2026, 12, 1, 1, 30, tzinfo=timezone(timedelta(hours=2)))
+        assert core.as_utc(plus2).utcoffset() == timedelta(0)
+        assert core.next_boundary(date(2026, 12, 1), datetime(2026, 11, 30, 23, 30)) == \
+            date(2026, 12, 1)
+    finally:
+        monkeypatch.undo()
+        time.tzset()
 
 
 def test_boundary_near_midnight_follows_the_utc_day():

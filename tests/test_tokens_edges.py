@@ -53,11 +53,16 @@ def test_a_bundled_file_with_the_wrong_hash_never_lands_in_the_cache(tmp_path, m
     assert list(tmp_path.iterdir()) == []
 
 
-def test_encodings_and_counters_are_made_once_per_process():
+def test_encodings_and_counters_are_made_once_per_process(monkeypatch):
+    monkeypatch.setattr(tokens, "_encodings", {})  # as in a fresh process
+    monkeypatch.setattr(tokens, "_counters", {})
     assert tokens.get_encoding("cl100k_base") is tokens.get_encoding("cl100k_base")
     assert tokens.get_encoding("cl100k_base").name == "cl100k_base"
     assert counter() is counter(DEFAULT_ENCODING) and counter().name == DEFAULT_ENCODING
     assert counter("cl100k_base").name == "cl100k_base"
+    assert isinstance(counter("cl100k_base"), tokens.TiktokenCounter)
+    assert counter("cl100k_base").count("<|endoftext|>") == 7  # cl100k's own count
+    assert tokens.TiktokenCounter("cl100k_base").name == "cl100k_base"
     assert isinstance(counter(CHARS4), tokens.Chars4Counter) and counter(CHARS4).name == CHARS4
     with pytest.raises(tokens.UnknownEncoding) as e:
         tokens.get_encoding("gpt2")
@@ -77,3 +82,9 @@ def test_chars4_rounds_up():
     assert [tokens.chars4(t) for t in ("a", "abcd", "abcde", "x" * 8, "x" * 9)] == \
         [1, 1, 2, 2, 3]
     assert tokens.Chars4Counter().count_many(["abcde", None]) == [2, 0]
+
+
+def test_a_lone_surrogate_is_counted_not_an_error():
+    """Text from a badly decoded source can hold half of a surrogate pair; its cache key
+    must still be made (the counter then sees the text as it is)."""
+    assert tokens.Chars4Counter().count_many(["\ud800", "ok\udfff"]) == [1, 1]
