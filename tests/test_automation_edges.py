@@ -42,7 +42,8 @@ def test_parse_thresholds(value, expected):
     assert automation.parse_thresholds(value) == expected
 
 
-@pytest.mark.parametrize("value", ["0", "80,ninety", "-5", "", "80,,90", [], "8.5"])
+@pytest.mark.parametrize("value", ["0", "80,ninety", "-5", "", "80,,90", [], "8.5", "80X",
+                                   "%"])
 def test_parse_thresholds_refuses(value):
     with pytest.raises(BadInput) as e:
         automation.parse_thresholds(value)
@@ -97,6 +98,12 @@ def test_deactivation_stops_when_a_switch_off_lands_exactly_on_the_budget():
     assert automation.choose_deactivations(costs, 151, 100, "largest", {}) == tuple(costs[:2])
 
 
+def test_an_attribute_of_one_token_can_be_switched_off():
+    one = cost("one", 1)
+    assert automation.choose_deactivations([one, cost("zero", 0)], 101, 100, "largest",
+                                           {}) == (one,)
+
+
 def test_largest_first_breaks_ties_by_name_then_id():
     costs = [cost("z", 10, name="b"), cost("y", 10, name="a"), cost("x", 10, name="a"),
              cost("off", 99, active=False), cost("zero", 0)]
@@ -145,6 +152,9 @@ def test_reset_due_on_the_day_and_not_before():
                            "(one reset catches up); next reset 2026-12-25")
     assert automation.reset_due(c, NOW).line() == ("reset Alpha (A): due since 2026-11-25; "
                                                    "next reset 2026-12-25")
+    two = automation.reset_due(Client("A", "Alpha", 1, budget_reset_date=date(2026, 10, 25)),
+                               NOW)
+    assert two.boundaries == 2 and "2 period boundaries passed" in two.line()
 
 
 def test_reset_due_follows_the_utc_day():
@@ -164,6 +174,14 @@ def test_reset_due_without_a_reset_date_and_quarterly():
     after = automation.after_reset(q, NOW)
     assert (after.budget_reset_date, after.last_reset_period) == (date(2027, 2, 1),
                                                                   date(2026, 11, 1))
+    monthly = automation.after_reset(
+        Client("M", "M", 1, budget_reset_date=date(2026, 7, 15), topup=5), NOW)
+    assert (monthly.topup, monthly.budget_reset_date, monthly.last_reset_period) == (
+        0, date(2026, 12, 15), date(2026, 11, 15))
+    odd = automation.after_reset(
+        Client("Q", "Q", 1, budget_reset_date=date(2026, 3, 10), period_months=3), NOW)
+    assert (odd.budget_reset_date, odd.last_reset_period) == (date(2026, 12, 10),
+                                                              date(2026, 9, 10))
     topped = automation.after_reset(Client("N", "N", 1, topup=50), NOW)
     assert (topped.topup, topped.budget_reset_date, topped.last_reset_period) == (
         0, date(2026, 12, 1), date(2026, 11, 1))
@@ -235,6 +253,17 @@ def test_plan_deactivates_only_clients_over_budget_with_the_policy_on():
     assert plan([over], costs).deactivations == ()  # the policy is off by default
     empty = [cost("c0", 0), cost("c1", 130, active=False)]
     assert plan([over], empty, policy=on).deactivations == ()
+
+
+def test_plan_asks_for_the_activation_times_of_each_client():
+    over = [Client("C", "Gamma", 1, budget_reset_date=date(2026, 12, 1)),
+            Client("D", "Delta", 1, budget_reset_date=date(2026, 12, 1))]
+    costs = [cost("c1", 80), cost("c2", 40), cost("d1", 80, client="D"),
+             cost("d2", 40, client="D")]
+    times = {"C": {"c2": NOW}, "D": {"d1": NOW}}
+    p = automation.plan(NOW, over, costs, TIERS, Policy(auto_deactivate=True), set(), {},
+                        lambda cid: times[cid], True)
+    assert [[c.id for c in d.attributes] for d in p.deactivations] == [["c2"], ["d1"]]
 
 
 def test_an_empty_plan():

@@ -3,8 +3,9 @@ mutmut first): caught / checked, and the same without the mutants that change on
 text meant for people, so that a wrong figure is never hidden behind a reworded message.
 
 A mutant is "message-only" when the only tokens it changes are string literals that are
-prose: an f-string, or a literal with a space in it ("duplicate id"). Single words such
-as "on", "off" or "newest" are data, and their mutants count.
+prose (an f-string, or a literal with a space in it: "duplicate id"), reworded or
+replaced by None. Single words such as "on", "off" or "newest" are data, and their
+mutants count.
 
     python -m tests.support.mutation_scores [--survivors] budget/core.py ...
 """
@@ -15,6 +16,7 @@ import io
 import sys
 import tokenize
 from collections import Counter
+from difflib import SequenceMatcher
 from pathlib import Path
 
 from mutmut.mutation.data import SourceFileMutationData
@@ -52,12 +54,21 @@ def changed_lines(diff: str) -> tuple[list[str], list[str]]:
 
 
 def message_only(diff: str) -> bool:
+    """Only prose literals change: reworded, or replaced by None."""
     before, after = (_tokens(side) for side in changed_lines(diff))
-    if not before or len(before) != len(after):
+    changes = [op for op in SequenceMatcher(None, [t.string for t in before],
+                                            [t.string for t in after], autojunk=False
+                                            ).get_opcodes() if op[0] != "equal"]
+    if not changes:
         return False
-    changed = [(a, b) for a, b in zip(before, after, strict=True) if a.string != b.string]
-    return bool(changed) and all(a.type == b.type == tokenize.STRING and _prose(a.string)
-                                 for a, b in changed)
+    for _, i1, i2, j1, j2 in changes:
+        old, new = before[i1:i2], after[j1:j2]
+        if not old or not all(t.type == tokenize.STRING and _prose(t.string) for t in old):
+            return False
+        reworded = bool(new) and all(t.type == tokenize.STRING for t in new)
+        if not (reworded or [t.string for t in new] == ["None"]):
+            return False
+    return True
 
 
 def score(caught: int, checked: int) -> str:
