@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 API_HOST ?= 127.0.0.1
 API_PORT ?= 8000
 
-.PHONY: run test demo-data clean api run-due bench
+.PHONY: run test demo-data clean api run-due bench mutate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,21 @@ test: $(VENV)/.installed-test
 # the data sets are built once into benchmarks/.data). One size: `make bench ARGS="--sizes small"`
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.bench $(ARGS)
+
+# mutation testing over the fast tests ([tool.mutmut] in pyproject.toml), one module at a
+# time, then the scores with and without message-only mutants (mutants/ is mutmut's work
+# folder). Slow on 2 cores: `make mutate MUTATE=budget/core.py`, `MUTMUT_CHILDREN=2`
+MUTATE ?= budget/core.py budget/tokens.py budget/automation.py \
+	$(wildcard budget/service.py budget/service/*.py)
+MUTMUT_CHILDREN ?= 1
+mutate: $(VENV)/.installed-test
+	rm -f mutants/mutmut-stats.json  # which test covers what: collected afresh, tests change
+	@for f in $(MUTATE); do \
+		m=$$(echo "$${f%.py}" | sed 's|/__init__$$||; s|/|.|g'); \
+		echo "== mutmut: $$f"; \
+		$(BIN)/mutmut run --max-children $(MUTMUT_CHILDREN) "$$m.x*" || exit 1; \
+	done
+	$(BIN)/python -m tests.support.mutation_scores $(MUTATE)
 
 clean:
 	rm -rf $(VENV) test-output

@@ -5,7 +5,7 @@ from __future__ import annotations
 import calendar
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, UTC
+from datetime import UTC, date, datetime
 
 from .model import (AttributeCost, BadInput, Change, Client, FieldTokens, Status, Tier, Usage,
                     Validation)
@@ -117,13 +117,12 @@ def next_boundary(anchor: date | None, now: datetime, months: int = 1) -> date:
     today = as_utc(now).date()
     anchor = anchor or date(today.year, today.month, 1)
     day = _anchor_day(anchor)
-    # step from the anchor to the first boundary after today, in whole periods
+    # whole periods from the anchor: floor division puts that boundary in today's month
+    # or before it, so the first boundary after today is it or the one after
     diff = (today.year - anchor.year) * 12 + today.month - anchor.month
     k = diff // months
-    while _add_months(anchor, k * months, day) <= today:
+    if _add_months(anchor, k * months, day) <= today:
         k += 1
-    while _add_months(anchor, (k - 1) * months, day) > today:
-        k -= 1
     return _add_months(anchor, k * months, day)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher, unified_diff
 from functools import lru_cache
@@ -18,7 +18,10 @@ from .model import FIELDS, Attribute, Change
 Count = Callable[[Sequence[str]], list[int]]
 Edits = Mapping[str, Mapping[str, str]]  # attribute id -> field -> text
 
-_SENTENCE = re.compile(r"[^.!?。！？\n]+[.!?。！？]*\s*|\n")
+_END = ".!?。！？"
+# a sentence: text up to its closing marks, or closing marks with no text before them
+# ("? ?"), then its spacing; a line break on its own. Every character is in one of them.
+_SENTENCE = re.compile(rf"(?:[^{_END}\n]+[{_END}]*|[{_END}]+)\s*|\n")
 NEAR = 0.92  # SequenceMatcher ratio from which two sentences say the same thing
 BOILERPLATE_MIN_CHARS = 20  # shorter repeats ("Example:") are not worth a suggestion
 
@@ -31,7 +34,7 @@ class Suggestion:
     kind: str  # costly | whitespace | duplicate | boilerplate | all | rewrite
     attribute_id: str
     attribute: str
-    field: str | None
+    field_name: str | None
     message: str
     saves: int
     edits: Edits = field(default_factory=dict)
@@ -44,7 +47,7 @@ class Suggestion:
     def diff(self) -> str:
         """A unified diff of every edit, one sentence a line, so a person sees exactly
         which sentences go."""
-        out = []
+        out: list[str] = []
         for aid, fields in self.edits.items():
             for name, new in fields.items():
                 old = self.before[aid][name]
@@ -60,6 +63,18 @@ def _lines(text: str) -> list[str]:
 def sentences(text: str) -> list[str]:
     """Sentences and line breaks, in order; joining them gives the text back."""
     return _SENTENCE.findall(text)
+
+
+def _join(kept: Iterable[str]) -> str:
+    """Sentences back into one text, each still a sentence of its own: one that opens
+    with closing marks ("?") would otherwise close the one before it when nothing
+    separates them."""
+    out: list[str] = []
+    for s in kept:
+        if out and s[0] in _END and not out[-1][-1].isspace():
+            out.append(" ")
+        out.append(s)
+    return "".join(out)
 
 
 def sentence_key(sentence: str) -> str:
@@ -97,7 +112,7 @@ def drop_duplicate_sentences(text: str) -> str:
         if k:
             seen[k] = None
         kept.append(s)
-    return collapse_whitespace("".join(kept)) if kept != sentences(text) else text
+    return collapse_whitespace(_join(kept)) if kept != sentences(text) else text
 
 
 def best_fix(text: str, count: Count) -> tuple[str, str, int] | None:
@@ -109,7 +124,7 @@ def best_fix(text: str, count: Count) -> tuple[str, str, int] | None:
     if not fixes:
         return None
     now, *after = count([text, *(fixed for _, fixed in fixes)])
-    kind, fixed, saves = max(((k, f, now - n) for (k, f), n in zip(fixes, after)),
+    kind, fixed, saves = max(((k, f, now - n) for (k, f), n in zip(fixes, after, strict=True)),
                              key=lambda x: x[2])
     return (kind, fixed, saves) if saves > 0 else None
 
@@ -121,7 +136,7 @@ def optimise_text(text: str, count: Count) -> str:
 
 
 def _without(text: str, key: str) -> str:
-    return collapse_whitespace("".join(s for s in sentences(text) if sentence_key(s) != key))
+    return collapse_whitespace(_join(s for s in sentences(text) if sentence_key(s) != key))
 
 
 def boilerplate(attrs: Sequence[Attribute], count: Count) -> list[Suggestion]:
@@ -196,7 +211,7 @@ def suggest(attrs: Sequence[Attribute], count: Count, top: int = 3) -> list[Sugg
     active = [a for a in attrs if a.active]
     out: list[Suggestion] = []
     texts = {(a.id, f): a.text(f) for a in active for f in FIELDS}
-    n = dict(zip(texts, count(list(texts.values()))))
+    n = dict(zip(texts, count(list(texts.values())), strict=True))
 
     for a in sorted(active, key=lambda a: -sum(n[a.id, f] for f in FIELDS))[:top]:
         total = sum(n[a.id, f] for f in FIELDS)

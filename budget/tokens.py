@@ -16,7 +16,7 @@ import math
 import os
 import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from importlib import resources
 from typing import Protocol
 
@@ -119,16 +119,16 @@ class _CachedCounter:
         return self.count_many([text])[0]
 
     def count_many(self, texts: Sequence[str | None]) -> list[int]:
-        keys = [_digest(t) if t else None for t in texts]
+        keyed = [(_digest(t), t) if t else None for t in texts]  # None: empty, 0 tokens
         cache = self._cache
-        missing = {k: t for k, t in zip(keys, texts) if k is not None and k not in cache}
+        missing = dict(p for p in keyed if p is not None and p[0] not in cache)
         if missing:
             # A plain per-text loop: on this 2-core machine it measured about
             # twice as fast as encode_ordinary_batch (benchmarks/results.md).
             counted = {k: self._encode_len(t) for k, t in missing.items()}
             with self._lock:
                 cache.update(counted)
-        return [cache[k] if k is not None else 0 for k in keys]
+        return [cache[p[0]] if p is not None else 0 for p in keyed]
 
     @property
     def cached_texts(self) -> int:
@@ -153,7 +153,7 @@ class Chars4Counter(_CachedCounter):
     name = CHARS4
 
     def _encode_len(self, text: str) -> int:
-        return math.ceil(len(text) / 4)
+        return chars4(text)
 
 
 _counters: dict[str, Counter] = {}
@@ -169,6 +169,3 @@ def counter(name: str = DEFAULT_ENCODING) -> Counter:
 def chars4(text: str | None) -> int:
     return math.ceil(len(text) / 4) if text else 0
 
-
-def count_texts(texts: Iterable[str | None], encoding: str = DEFAULT_ENCODING) -> list[int]:
-    return counter(encoding).count_many(list(texts))

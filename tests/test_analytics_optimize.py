@@ -3,7 +3,7 @@ applied through the service; the optional model rewrite against a loopback endpo
 
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from budget import optimize
@@ -32,8 +32,23 @@ def keys(text: str) -> list[str]:
     return [k for k in map(optimize.sentence_key, optimize.sentences(text)) if k]
 
 
+@given(st.text())
+@example("? Why?!\n\n。x")
+def test_sentences_join_back_to_the_text(text):
+    assert "".join(optimize.sentences(text)) == text
+
+
+def test_closing_marks_on_their_own_stay_a_sentence():
+    """A '?' after a dropped repeat must not end up closing the sentence before it."""
+    assert optimize.sentences("Why? ?") == ["Why? ", "?"]
+    assert optimize.drop_duplicate_sentences("A\nB.A\n?") == "A\nB. ?"
+    assert keys(optimize.drop_duplicate_sentences("A\nB.A\n?")) == ["a", "b.", "?"]
+
+
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(TEXT)
+@example("Score the lead higher when the company matches the profile. "
+         "Score the lead higher when the company matches the profile. ? ? ")
 def test_optimiser_never_adds_tokens_and_keeps_every_non_duplicate(text):
     out = optimize.optimise_text(text, COUNT)
     assert COUNT([out])[0] <= COUNT([text])[0]
@@ -75,7 +90,7 @@ def test_every_fix_together_by_hand():
              Attribute("x2", "X", "Fit", True, f"{shared} Prefer SaaS. Prefer SaaS."),
              Attribute("x3", "X", "Off", False, f"{shared} {shared}")]  # inactive: untouched
     tip = optimize.tidy_all(attrs, COUNT)
-    assert tip.kind == "all" and tip.field is None
+    assert tip.kind == "all" and tip.field_name is None
     assert tip.edits == {"x1": {"Instructions": f"Check the stage. {shared}"},
                          "x2": {"Instructions": "Prefer SaaS."}}
     olds = [attrs[0].instructions, attrs[1].instructions]

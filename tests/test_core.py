@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -78,14 +78,14 @@ def test_bulk_change_checked_as_one():
 
 
 def test_period_boundaries():
-    now = datetime(2026, 11, 25, 12, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 25, 12, tzinfo=UTC)
     assert core.next_boundary(date(2026, 12, 1), now) == date(2026, 12, 1)
     assert core.next_boundary(date(2026, 11, 1), now) == date(2026, 12, 1)
     assert core.next_boundary(date(2026, 1, 31), now) == date(2026, 11, 30)  # clamped
     # a month-end anchor stays month-end: no drift to the 30th after November
-    assert core.next_boundary(date(2026, 11, 30), datetime(2026, 11, 30, tzinfo=timezone.utc)) \
+    assert core.next_boundary(date(2026, 11, 30), datetime(2026, 11, 30, tzinfo=UTC)) \
         == date(2026, 12, 31)
-    assert core.next_boundary(date(2026, 2, 28), datetime(2026, 3, 1, tzinfo=timezone.utc)) \
+    assert core.next_boundary(date(2026, 2, 28), datetime(2026, 3, 1, tzinfo=UTC)) \
         == date(2026, 3, 31)
     assert core.period_start(date(2026, 11, 30), now) == date(2026, 10, 31)
     assert core.next_boundary(date(2026, 11, 25), now) == date(2026, 12, 25)  # strictly after
