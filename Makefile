@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 API_HOST ?= 127.0.0.1
 API_PORT ?= 8000
 
-.PHONY: run test demo-data clean api run-due bench mutate
+.PHONY: run test lint demo-data clean api run-due bench mutate
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,8 +42,13 @@ api: $(VENV)/.installed $(DB)
 run-due: $(VENV)/.installed $(DB)
 	TOKENBUDGET_STORE=$${TOKENBUDGET_STORE:-sqlite:///$(DB)} $(BIN)/tokenbudget run-due $(ARGS)
 
-test: $(VENV)/.installed-test
+# lint and types first (seconds), then every test
+test: lint
 	$(BIN)/python -m pytest -q
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 # timings at 800, 20,000 and 100,000 attributes into benchmarks/results.md (5-10 minutes;
 # the data sets are built once into benchmarks/.data). One size: `make bench ARGS="--sizes small"`
