@@ -37,7 +37,9 @@ def describe_run(_: object) -> None:
 
 def run(_: object) -> None:
     report = ui.attempt(lambda: svc.run_due(me))
-    if report is not None:
+    if report is not None and report.skipped:  # cron's pass, or another admin's, runs
+        st.info(report.lines[0], icon="ℹ️")
+    elif report is not None:
         st.session_state["run_due_report"] = list(report.lines)
         ui.after_write(f"Pass done: {len(report.lines)} line(s) of report"
                        + (f", {report.failed} email(s) failed (retried next pass)"

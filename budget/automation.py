@@ -132,12 +132,15 @@ class Plan:
 
 @dataclass(frozen=True)
 class RunReport:
-    """What a pass did: one line per action, failed sends counted (retried next pass)."""
+    """What a pass did: one line per action, failed sends counted (retried next pass);
+    `skipped`: another pass was running, so this one did nothing (its one line says
+    who runs)."""
 
     now: datetime
     run_id: str
     lines: tuple[str, ...]
     failed: int = 0
+    skipped: bool = False
 
 
 # the pure parts -----------------------------------------------------------------------

@@ -271,7 +271,8 @@ def _run(args: argparse.Namespace) -> int:
 
 def _run_due(service: BudgetService, args: argparse.Namespace) -> int:
     """Exit 0, or 1 when an email could not be sent (it is retried on the next pass),
-    so that cron's mail or systemd's failed state tells someone."""
+    so that cron's mail or systemd's failed state tells someone. A pass that found
+    another one running did nothing and says so: exit 0, nothing went wrong."""
     if args.now:
         try:
             now = datetime.fromisoformat(args.now)

@@ -4,14 +4,11 @@ STARTTLS with login, and the password never showing anywhere."""
 
 from __future__ import annotations
 
-import email
 import shutil
-import socket
 import subprocess
 from datetime import date, datetime, UTC
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
 from budget import alerts, smtp
@@ -19,52 +16,9 @@ from budget.model import Attribute, BadInput, Change, Client, Tier, Usage
 from budget.service import BudgetService
 from budget.settings import Settings
 from tests.support.factories import ADMIN, STORES, Clock, settings_from, words
+from tests.support.smtp_server import SmtpServer
 
 both_stores = pytest.mark.parametrize("store_factory", STORES, indirect=True)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Inbox:
-    """An aiosmtpd handler that keeps what it receives; `reject` makes it answer the
-    next DATA commands with 554."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], email.message.Message]] = []
-        self.reject = 0
-        self.unknown: set[str] = set()  # addresses answered with 550
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if address in self.unknown:
-            return "550 5.1.1 no such mailbox"
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        if self.reject:
-            self.reject -= 1
-            return "554 5.7.1 message rejected for the test"
-        self.messages.append((list(envelope.rcpt_tos),
-                              email.message_from_bytes(envelope.original_content)))
-        return "250 OK"
-
-    def bodies(self) -> list[str]:
-        return [m.get_payload(decode=True).decode() for _, m in self.messages]
-
-
-class SmtpServer:
-    def __init__(self, **kwargs) -> None:
-        self.inbox = Inbox()
-        self.port = free_port()
-        self.controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port, **kwargs)
-
-    def settings(self, **extra: str) -> dict[str, str]:
-        return {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": str(self.port), "SMTP_SECURITY": "none",
-                "SMTP_SENDER": "budgets@tokenbudget.example", **extra}
 
 
 @pytest.fixture

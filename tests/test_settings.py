@@ -148,6 +148,14 @@ def test_alert_and_deactivation_sections(load):
     assert refused(load, "TOKENBUDGET_ALERT_RECIPIENTS", TOKENBUDGET_ALERT_RECIPIENTS="all")
 
 
+def test_alert_claim_lease(load):
+    assert load().alerts.claim_lease == 900
+    assert load(TOKENBUDGET_ALERT_CLAIM_LEASE="120").alerts.claim_lease == 120
+    assert load("[alerts]\nTOKENBUDGET_ALERT_CLAIM_LEASE = 60.5\n").alerts.claim_lease == 60.5
+    for bad in ("soon", "0", "-5"):
+        assert refused(load, "TOKENBUDGET_ALERT_CLAIM_LEASE", TOKENBUDGET_ALERT_CLAIM_LEASE=bad)
+
+
 def test_cost_section(load):
     s = load("[TOKENBUDGET_TIER_REVENUE]\n1 = 99\n2 = 299.5\n", TOKENBUDGET_LEADS_PER_MONTH="5000",
              TOKENBUDGET_PRICE_PER_MTOK="0.15", TOKENBUDGET_CURRENCY="EUR")

@@ -5,7 +5,9 @@ is done."""
 
 from __future__ import annotations
 
+import os
 import secrets
+import socket
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import datetime
@@ -54,15 +56,29 @@ class ScheduledPass(Resets):
 
     def run_due(self, actor: Actor) -> automation.RunReport:
         """One pass: due resets, then alerts and automatic deactivation on the state the
-        resets leave. Idempotent: a second pass at the same time finds nothing due. A
-        failed email is recorded as failed and is due again on the next pass."""
+        resets leave. Only one pass runs at a time, wherever it was started (the store's
+        pass lock): a second one says who runs and does nothing. Idempotent: a pass
+        after another finds nothing due. A failed email is recorded as failed and is due
+        again on the next pass."""
         self._require_admin(actor, "run the scheduled pass")
         now = self.clock()
         run_id = f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(3)}"
+        with self.store.pass_lock() as got:
+            if not got:
+                holder = self.store.pass_holder()
+                return automation.RunReport(now, run_id, (
+                    "another scheduled pass is running"
+                    + (f" ({holder.describe()})" if holder else "")
+                    + "; this one did nothing",), skipped=True)
+            return self._run_due(actor, now, run_id)
+
+    def _run_due(self, actor: Actor, now: datetime, run_id: str) -> automation.RunReport:
         reset_ids = [r.client_id for r in self.plan_due().resets]
         lines = [r.message for r in self.reset_all(actor, reset_ids)] if reset_ids else []
         plan, config = self.plan_due(), self.smtp()
-        sent, failed = self._send_alerts(config, plan.alerts, now) if config else ([], 0)
+        holder = f"{socket.gethostname()} pid {os.getpid()} run {run_id}"
+        sent, failed = (self._send_alerts(config, plan.alerts, now, holder) if config
+                        else ([], 0))
         lines += [*sent, *plan.notes]
         for off in plan.deactivations:
             if self.auto_deactivate(actor, off.client_id, run_id, off.order):
@@ -71,14 +87,18 @@ class ScheduledPass(Resets):
         return automation.RunReport(now, run_id, tuple(lines) or ("nothing was due",), failed)
 
     def _send_alerts(self, config: SmtpConfig, alerts: Iterable[automation.DueAlert],
-                     now: datetime) -> tuple[list[str], int]:
-        """Sends each planned alert and records the outcome under every threshold it
-        covers; (one line per alert, how many failed)."""
+                     now: datetime, holder: str) -> tuple[list[str], int]:
+        """Claims each planned alert in the store under its keys, sends it, and records
+        the outcome under every threshold it covers, which ends the claim; (one line per
+        alert, how many failed). An alert sent or claimed by another pass meanwhile is
+        left to it; a claim whose pass died is taken over after the claim lease. Only a
+        pass that dies between sending and recording can so cause a second email."""
         lines, failed = [], 0
+        lease = self.settings.alerts.claim_lease
         for alert in alerts:
-            if {(alert.client_id, t, alert.period) for t in alert.thresholds} <= \
-                    self.store.sent_alerts():
-                continue  # another pass (the Admin page's button) sent it meanwhile
+            if not self.store.claim_alert(alert.client_id, alert.thresholds, alert.period,
+                                          holder, lease):
+                continue
             status, error = _deliver(config, alert.email)
             with self.store.transaction():
                 for threshold in alert.thresholds:

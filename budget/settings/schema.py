@@ -211,6 +211,9 @@ class AlertSettings(_Section):
         "both", alias="TOKENBUDGET_ALERT_RECIPIENTS")
     managers: Annotated[dict[str, str], BeforeValidator(_managers)] = Field(
         default_factory=dict, alias="TOKENBUDGET_MANAGER_EMAILS")
+    # how long an alert claimed by a pass that died stays claimed before another pass
+    # takes it over (and sends it): longer than the slowest send, so a live pass keeps it
+    claim_lease: float = Field(900.0, gt=0, alias="TOKENBUDGET_ALERT_CLAIM_LEASE")
 
 
 class DeactivationSettings(_Section):

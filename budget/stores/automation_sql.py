@@ -6,14 +6,19 @@ defers the ones tied to a client's Airtable writes, see `UnitOfWork.defer`).
 
 The alert state that decides "already sent" is the existing `alerts_sent` table (a
 reset clears its period); `notifications` keeps the last attempt per key, sent or
-failed, for the admin page. (`alerts_sent` itself is in each store's own schema.)"""
+failed, for the admin page. (`alerts_sent` itself is in each store's own schema.)
+`alert_claims` holds the alerts being sent right now, one row per key, from the claim
+until the outcome is recorded; a claim whose lease ran out (its pass died) is taken
+over. Every table is created if missing, so files made by an older release gain them
+when opened."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from ..model import Deactivation, Notification
 
@@ -29,9 +34,13 @@ DDL: tuple[str, ...] = (
     run_id TEXT NOT NULL, at TEXT NOT NULL, client_id TEXT NOT NULL,
     attribute_id TEXT NOT NULL, name TEXT NOT NULL, tokens INTEGER NOT NULL,
     reason TEXT NOT NULL, restored_at TEXT, PRIMARY KEY (run_id, attribute_id))""",
+    """CREATE TABLE IF NOT EXISTS alert_claims (
+    client_id TEXT NOT NULL, threshold INTEGER NOT NULL, period TEXT NOT NULL,
+    holder TEXT NOT NULL, claimed_at TEXT NOT NULL, expires REAL NOT NULL,
+    PRIMARY KEY (client_id, threshold, period))""",
 )
 SCHEMA = "".join(f"{statement};\n" for statement in DDL)
-TABLES = ("notifications", "auto_deactivate_policy", "deactivations")
+TABLES = ("notifications", "auto_deactivate_policy", "deactivations", "alert_claims")
 
 Statement = tuple[str, tuple]
 
@@ -59,6 +68,27 @@ def sent_alerts(conn: sqlite3.Connection) -> set[tuple[str, int, date]]:
             _read(conn, "SELECT client_id, threshold, period FROM alerts_sent")}
 
 
+def claim_alerts(conn: sqlite3.Connection, client_id: str, thresholds: Sequence[int],
+                 period: date, holder: str, lease: float) -> bool:
+    """Claims every key or none (see `Store.claim_alert`). Runs inside the caller's
+    write transaction (BEGIN IMMEDIATE), which no other writer interleaves: so checking
+    every key first and then writing them all is one atomic step."""
+    now = time.time()
+    keys = [(client_id, t, period.isoformat()) for t in thresholds]
+    where = "WHERE client_id = ? AND threshold = ? AND period = ?"
+    for key in keys:
+        if conn.execute(f"SELECT 1 FROM alerts_sent {where}", key).fetchall():
+            return False
+        held = conn.execute(f"SELECT 1 FROM alert_claims {where} AND holder != ? "
+                            "AND expires > ?", (*key, holder, now)).fetchall()
+        if held:
+            return False
+    at = datetime.fromtimestamp(now, UTC).isoformat()
+    conn.executemany("INSERT OR REPLACE INTO alert_claims VALUES (?, ?, ?, ?, ?, ?)",
+                     [(*key, holder, at, now + lease) for key in keys])
+    return True
+
+
 def notifications(conn: sqlite3.Connection, client_id: str | None = None
                   ) -> list[Notification]:
     sql = ("SELECT client_id, threshold, period, status, at, recipients, subject, error, "
@@ -73,17 +103,20 @@ def notifications(conn: sqlite3.Connection, client_id: str | None = None
 
 
 def save_notification(n: Notification) -> list[Statement]:
-    """Upserts the attempt; a sent one also enters the alert state a reset clears."""
-    out: list[Statement] = [(
-        "INSERT INTO notifications VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) "
-        "ON CONFLICT (client_id, threshold, period) DO UPDATE SET status = excluded.status, "
-        "at = excluded.at, recipients = excluded.recipients, subject = excluded.subject, "
-        "error = excluded.error, attempts = notifications.attempts + 1",
-        (n.client_id, n.threshold, n.period.isoformat(), n.status, n.at.isoformat(),
-         json.dumps(list(n.recipients)), n.subject, n.error))]
+    """Upserts the attempt and ends its claim; a sent one also enters the alert state a
+    reset clears."""
+    key = (n.client_id, n.threshold, n.period.isoformat())
+    out: list[Statement] = [
+        ("DELETE FROM alert_claims WHERE client_id = ? AND threshold = ? AND period = ?", key),
+        ("INSERT INTO notifications VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1) "
+         "ON CONFLICT (client_id, threshold, period) DO UPDATE SET status = excluded.status, "
+         "at = excluded.at, recipients = excluded.recipients, subject = excluded.subject, "
+         "error = excluded.error, attempts = notifications.attempts + 1",
+         (*key, n.status, n.at.isoformat(), json.dumps(list(n.recipients)), n.subject,
+          n.error))]
     if n.status == "sent":
         out.append(("INSERT OR REPLACE INTO alerts_sent VALUES (?, ?, ?, ?)",
-                    (n.client_id, n.threshold, n.period.isoformat(), n.at.isoformat())))
+                    (*key, n.at.isoformat())))
     return out
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
-from datetime import date, datetime
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from typing import Protocol
 
 from ..model import (Attribute, AttributeCost, AuditEntry, Client, Deactivation, FieldTokens,
@@ -22,6 +26,24 @@ class PartialWrite(StoreError):
     def __init__(self, message: str, written: list[str], not_written: list[str]) -> None:
         super().__init__(message)
         self.written, self.not_written = written, not_written
+
+
+@dataclass(frozen=True)
+class PassHolder:
+    """Who runs a scheduled pass: what a second pass reports while the first holds the
+    pass lock. `id` tells two passes of one process apart."""
+
+    host: str
+    pid: int
+    since: datetime
+    id: str = field(default_factory=lambda: secrets.token_hex(8))
+
+    @classmethod
+    def this_process(cls) -> PassHolder:
+        return cls(socket.gethostname(), os.getpid(), datetime.now(UTC))
+
+    def describe(self) -> str:
+        return f"since {self.since.astimezone(UTC):%H:%M} UTC, on {self.host} pid {self.pid}"
 
 
 class Store(Protocol):
@@ -68,12 +90,27 @@ class Store(Protocol):
         """Loads a whole data set (demo data), replacing what was there."""
 
     # automation: alert state, notifications, deactivation policy and runs
+    def pass_lock(self) -> AbstractContextManager[bool]:
+        """Holds the scheduled pass's lock while the `with` body runs, if no other pass
+        holds it, whichever process or host started it; yields whether it got it. Never
+        waits: a second pass skips. A holder that dies loses it (with its connection, or
+        when the lease it stopped renewing runs out)."""
+    def pass_holder(self) -> PassHolder | None:
+        """Who holds the pass lock now (None: nobody, or the store cannot tell)."""
     def sent_alerts(self) -> set[tuple[str, int, date]]:
         """(client id, threshold, period start) of every alert sent and not cleared."""
+    def claim_alert(self, client_id: str, thresholds: Sequence[int], period: date,
+                    holder: str, lease: float) -> bool:
+        """Claims the alert's keys (client, threshold, period) for `holder` before it is
+        sent: all or none, committed before it returns (never buffered, never inside
+        another transaction). False when one is sent already or claimed by another
+        holder whose lease (seconds) has not run out: someone else sends it. Recording
+        the outcome (`save_notification`) ends the claim."""
     def notifications(self, client_id: str | None = None) -> list[Notification]:
         """The last attempt per (client, threshold, period), newest first."""
     def save_notification(self, notification: Notification) -> None:
-        """Records an attempt; a sent one also enters the alert state."""
+        """Records an attempt and ends its claim; a sent one also enters the alert
+        state."""
     def auto_deactivate_flags(self) -> dict[str, bool]:
         """Per-client automatic-deactivation choices; a client not listed follows the
         global setting."""

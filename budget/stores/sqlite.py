@@ -8,13 +8,14 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
 
 from ..model import (Attribute, AttributeCost, AuditEntry, Client, Deactivation, FieldTokens,
                      Notification, StaleWrite, Tier)
 from . import automation_sql
-from .base import StoreError
+from .base import PassHolder, StoreError
+from .lease_lock import LeaseLock
 from .sqlite_connection import connect
 
 SCHEMA = """
@@ -139,6 +140,7 @@ class SQLiteStore:
             conn.executescript(SCHEMA)
         except sqlite3.Error as e:
             raise StoreError(f"cannot open store {path}: {e}") from None
+        self._pass_lock = LeaseLock(path)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -169,6 +171,13 @@ class SQLiteStore:
             conn.execute("COMMIT")
         finally:
             self._local.depth = 0
+
+    def pass_lock(self) -> AbstractContextManager[bool]:
+        """A `locks` row with a lease (see `lease_lock`): every process on this file."""
+        return self._pass_lock.held()
+
+    def pass_holder(self) -> PassHolder | None:
+        return self._pass_lock.holder()
 
     def _query(self, sql: str, params: Sequence = ()) -> list[tuple]:
         return self._conn().execute(sql, params).fetchall()
@@ -371,6 +380,12 @@ class SQLiteStore:
 
     def sent_alerts(self) -> set[tuple[str, int, date]]:
         return automation_sql.sent_alerts(self._conn())
+
+    def claim_alert(self, client_id: str, thresholds: Sequence[int], period: date,
+                    holder: str, lease: float) -> bool:
+        with self.transaction():
+            return automation_sql.claim_alerts(self._conn(), client_id, thresholds, period,
+                                               holder, lease)
 
     def notifications(self, client_id: str | None = None) -> list[Notification]:
         return automation_sql.notifications(self._conn(), client_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
 
 from pyairtable.utils import chunked, datetime_to_iso_str
@@ -19,7 +19,8 @@ from ...model import (Attribute, AttributeCost, AuditEntry, BadInput, Client, De
                       FieldTokens, Notification, StaleWrite, Tier)
 from ...settings import AirtableSettings
 from .. import automation_sql
-from ..base import StoreError
+from ..base import PassHolder, StoreError
+from ..lease_lock import LeaseLock
 from .config import AirtableConfig
 from .http import AirtableFailure, Pacer
 from .records import Record, RecordReader, clean, id_value, is_record_id
@@ -56,6 +57,7 @@ class AirtableStore:
         self.tables = Tables(config, pacer)
         self.api = self.tables.api
         self._side = Sidecar(config.sidecar)
+        self._pass_lock = LeaseLock(config.sidecar)
         self._read = RecordReader(config)
         self._tx: UnitOfWork | None = None
         self._tx_owner: int | None = None
@@ -107,6 +109,14 @@ class AirtableStore:
                 raise
             finally:
                 self._tx, self._tx_owner = None, None
+
+    def pass_lock(self) -> AbstractContextManager[bool]:
+        """A `locks` row with a lease in the sidecar (see `lease_lock`): every process
+        sharing the sidecar file, as they share the alert state."""
+        return self._pass_lock.held()
+
+    def pass_holder(self) -> PassHolder | None:
+        return self._pass_lock.holder()
 
     def _remember(self, kind: str, records: Iterable[Record], whole_table: bool = False
                   ) -> list[Record]:
@@ -456,6 +466,25 @@ class AirtableStore:
 
     def sent_alerts(self) -> set[tuple[str, int, date]]:
         return automation_sql.sent_alerts(self._side.conn())
+
+    def claim_alert(self, client_id: str, thresholds: Sequence[int], period: date,
+                    holder: str, lease: float) -> bool:
+        """Committed in the sidecar at once, never deferred to a unit of work: the claim
+        must be seen by every other pass before the email goes out."""
+        if self._current() is not None:
+            raise StoreError("an alert claim is committed at once: claim outside a "
+                             "transaction")
+        conn = self._side.conn()
+        automation_sql.ensure(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            got = automation_sql.claim_alerts(conn, client_id, thresholds, period, holder,
+                                              lease)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return got
 
     def notifications(self, client_id: str | None = None) -> list[Notification]:
         return automation_sql.notifications(self._side.conn(), client_id)

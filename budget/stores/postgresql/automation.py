@@ -5,7 +5,7 @@ the caller's transaction."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 
 from psycopg.types.json import Jsonb
@@ -13,12 +13,34 @@ from psycopg.types.json import Jsonb
 from ...model import Deactivation, Notification
 from .connection import Database
 
-TABLES = ("notifications", "auto_deactivate_policy", "deactivations")
+TABLES = ("notifications", "auto_deactivate_policy", "deactivations", "alert_claims")
 
 
 def sent_alerts(db: Database) -> set[tuple[str, int, date]]:
     return {(c, t, p) for c, t, p in
             db.query("SELECT client_id, threshold, period FROM alerts_sent")}
+
+
+def claim_alerts(db: Database, client_id: str, thresholds: Sequence[int], period: date,
+                 holder: str, lease: float) -> bool:
+    """Claims each key (see `Store.claim_alert`) inside the caller's transaction, which
+    rolls back when this says False. The insert on the unique key is the claim: one
+    that neither inserts nor takes over an expired (or its own) claim means another
+    holder has it. The alert state is read after the claims, so a pass that recorded
+    the send and ended its claim meanwhile is seen. Times are the database's, one clock
+    for every host."""
+    for threshold in thresholds:
+        if not db.execute(
+                "INSERT INTO alert_claims VALUES (%s, %s, %s, %s, clock_timestamp(), "
+                "clock_timestamp() + make_interval(secs => %s)) "
+                "ON CONFLICT (client_id, threshold, period) DO UPDATE SET "
+                "holder = excluded.holder, claimed_at = excluded.claimed_at, "
+                "expires = excluded.expires WHERE alert_claims.expires <= clock_timestamp() "
+                "OR alert_claims.holder = excluded.holder",
+                (client_id, threshold, period, holder, lease)):
+            return False
+    return not db.query("SELECT 1 FROM alerts_sent WHERE client_id = %s AND period = %s "
+                        "AND threshold = ANY(%s)", (client_id, period, list(thresholds)))
 
 
 def notifications(db: Database, client_id: str | None = None) -> list[Notification]:
@@ -33,7 +55,10 @@ def notifications(db: Database, client_id: str | None = None) -> list[Notificati
 
 
 def save_notification(db: Database, n: Notification) -> None:
-    """Upserts the attempt; a sent one also enters the alert state a reset clears."""
+    """Upserts the attempt and ends its claim; a sent one also enters the alert state a
+    reset clears."""
+    db.execute("DELETE FROM alert_claims WHERE client_id = %s AND threshold = %s "
+               "AND period = %s", (n.client_id, n.threshold, n.period))
     db.execute(
         "INSERT INTO notifications VALUES (%s, %s, %s, %s, %s, %s, %s, %s, 1) "
         "ON CONFLICT (client_id, threshold, period) DO UPDATE SET status = excluded.status, "

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg_pool import ConnectionPool
 
+from ..base import PassHolder
 from . import locks
 from .errors import Translator
 
@@ -124,13 +125,21 @@ class Database:
     def pass_lock(self) -> Iterator[bool]:
         """Holds the scheduled pass's lock on a connection of its own while the body
         runs, if no other session holds it; yields whether it got it. Never waits."""
+        me = PassHolder.this_process()
         with self.errors.translated(), self._pool.connection() as conn:
             got = locks.try_pass(conn)
+            if got:
+                locks.record_pass_holder(conn, me)
             try:
                 yield got
             finally:
                 if got:
                     try:
+                        locks.forget_pass_holder(conn, me)
                         locks.release_pass(conn)
                     except psycopg.Error:
                         conn.close()  # the session ends, and its lock with it
+
+    def pass_holder(self) -> PassHolder | None:
+        with self.connection() as conn:
+            return locks.pass_holder(conn)

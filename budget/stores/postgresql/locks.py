@@ -6,11 +6,14 @@ changes to different clients run side by side while two changes to one client qu
 exclusive for whole-store work (tier limits, a data set load), which so waits for the
 clients' work in progress and holds it off until it commits. The scheduled pass has a
 lock of its own, held by a session rather than a transaction: a pass is many
-transactions, and a host that dies releases it with its connection."""
+transactions, and a host that dies releases it with its connection. Its holder is
+written next to it in the `locks` table, so that a second pass can say who runs."""
 
 from __future__ import annotations
 
 import psycopg
+
+from ..base import PassHolder
 
 # advisory lock keys are (class, object) pairs of 32-bit integers: one class for this
 # application, so its locks never collide with another's in the same database
@@ -38,3 +41,25 @@ def try_pass(conn: psycopg.Connection) -> bool:
 
 def release_pass(conn: psycopg.Connection) -> None:
     conn.execute("SELECT pg_advisory_unlock(%s, %s)", (_CLASS, _PASS))
+
+
+def record_pass_holder(conn: psycopg.Connection, holder: PassHolder) -> None:
+    """Once the pass's lock is held: a row left by a holder that died is overwritten."""
+    conn.execute("INSERT INTO locks VALUES ('pass', %s, %s, %s, %s) ON CONFLICT (name) DO "
+                 "UPDATE SET holder = excluded.holder, host = excluded.host, "
+                 "pid = excluded.pid, since = excluded.since",
+                 (holder.id, holder.host, holder.pid, holder.since))
+
+
+def forget_pass_holder(conn: psycopg.Connection, holder: PassHolder) -> None:
+    conn.execute("DELETE FROM locks WHERE name = 'pass' AND holder = %s", (holder.id,))
+
+
+def pass_holder(conn: psycopg.Connection) -> PassHolder | None:
+    """Who holds the pass's lock, if a session holds it."""
+    row = conn.execute(
+        "SELECT host, pid, since, holder FROM locks WHERE name = 'pass' AND EXISTS ("
+        "SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND classid = %s AND objid = %s AND objsubid = 2)", (_CLASS, _PASS)).fetchone()
+    return PassHolder(row[0], row[1], row[2], row[3]) if row else None

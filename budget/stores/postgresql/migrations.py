@@ -130,9 +130,32 @@ _TRIGGERS = "".join(
     f"CREATE TRIGGER {t}_data_version AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON {t} "
     "FOR EACH STATEMENT EXECUTE FUNCTION bump_data_version();\n" for t in VERSIONED)
 
+# the alerts being sent right now (claimed before the email goes out, until the outcome
+# is recorded), and who holds the scheduled pass's advisory lock (for the message a
+# second pass gives; the advisory lock alone decides)
+_CLAIMS = """
+CREATE TABLE alert_claims (
+    client_id text COLLATE "C" NOT NULL,
+    threshold bigint NOT NULL,
+    period date NOT NULL,
+    holder text NOT NULL,
+    claimed_at timestamptz NOT NULL,
+    expires timestamptz NOT NULL,
+    PRIMARY KEY (client_id, threshold, period)
+);
+CREATE TABLE locks (
+    name text PRIMARY KEY,
+    holder text NOT NULL,
+    host text NOT NULL,
+    pid bigint NOT NULL,
+    since timestamptz NOT NULL
+);
+"""
+
 # version -> the statements that bring a database from the version before to it
 MIGRATIONS: dict[int, str] = {
     1: _TABLES + _TRIGGERS,
+    2: _CLAIMS,
 }
 LATEST = max(MIGRATIONS)
 

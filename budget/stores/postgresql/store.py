@@ -18,6 +18,7 @@ from psycopg.types.json import Jsonb
 from ...model import (Attribute, AttributeCost, AuditEntry, BadInput, Client, Deactivation,
                       FieldTokens, Notification, StaleWrite, Tier)
 from . import automation
+from ..base import PassHolder
 from .connection import Database
 from .migrations import migrate
 
@@ -52,6 +53,10 @@ def _client_row(c: Client) -> tuple:
             c.last_reset_period, c.version)
 
 
+class _Taken(Exception):
+    """Rolls back a claim that found another holder's."""
+
+
 class PostgresStore:
     """Thread-safe: a pool of connections, one held by each thread inside a transaction.
     `close()` returns them to the server."""
@@ -79,6 +84,9 @@ class PostgresStore:
         """Whether this process got the scheduled pass's lock (held while the `with`
         body runs); another host's pass holding it makes this one skip, not wait."""
         return self._db.pass_lock()
+
+    def pass_holder(self) -> PassHolder | None:
+        return self._db.pass_holder()
 
     def data_version(self) -> str:
         """Moves with every committed write to what pages show, from any host."""
@@ -253,6 +261,19 @@ class PostgresStore:
     # automation: the tables are in automation.py ----------------------------
     def sent_alerts(self) -> set[tuple[str, int, date]]:
         return automation.sent_alerts(self._db)
+
+    def claim_alert(self, client_id: str, thresholds: Sequence[int], period: date,
+                    holder: str, lease: float) -> bool:
+        """One transaction of its own that locks the client's row (so it waits for a
+        reset of that client in progress), committed before the email goes out."""
+        try:
+            with self.transaction(client_id):
+                if not automation.claim_alerts(self._db, client_id, thresholds, period,
+                                               holder, lease):
+                    raise _Taken
+        except _Taken:
+            return False
+        return True
 
     def notifications(self, client_id: str | None = None) -> list[Notification]:
         return automation.notifications(self._db, client_id)
