@@ -11,7 +11,8 @@ import pytest
 from budget import automation, cli
 from budget.automation import DueAlert, DueDeactivation, DueReset, Plan, Policy
 from budget.model import AttributeCost, AuditEntry, BadInput, Client, FieldTokens, Tier
-from budget.notify import Email
+from budget.alerts import Email
+from tests.support.factories import settings_from
 
 NOW = datetime(2026, 11, 25, 12, tzinfo=UTC)
 TIERS = {1: Tier(1, "Basic", 100)}
@@ -34,25 +35,31 @@ def test_a_threshold_is_reached_at_exactly_its_share():
     assert automation.reached(1, 0, (80,)) == (80,)
 
 
+def policy(names: dict, stored: dict | None = None) -> Policy:
+    """The pass's policy from the names a person sets, as the service builds it."""
+    s = settings_from(names)
+    return Policy.from_settings(s.alerts, s.deactivation, (stored or {}).get)
+
+
 @pytest.mark.parametrize("value, expected", [
     ("80,90,100", (80, 90, 100)), ("100, 75%", (75, 100)), ([90, "80"], (80, 90)),
     ("1", (1,)), ("80,80", (80,)), (("50", 150), (50, 150)),
 ])
 def test_parse_thresholds(value, expected):
-    assert automation.parse_thresholds(value) == expected
+    assert policy({"TOKENBUDGET_ALERT_THRESHOLDS": value}).thresholds == expected
 
 
 @pytest.mark.parametrize("value", ["0", "80,ninety", "-5", "", "80,,90", [], "8.5", "80X",
                                    "%"])
 def test_parse_thresholds_refuses(value):
     with pytest.raises(BadInput) as e:
-        automation.parse_thresholds(value)
+        policy({"TOKENBUDGET_ALERT_THRESHOLDS": value})
     assert (e.value.record, e.value.field) == ("settings", "TOKENBUDGET_ALERT_THRESHOLDS")
 
 
 # the policy ---------------------------------------------------------------------------
 def test_policy_defaults():
-    p = Policy.from_settings({})
+    p = policy({})
     assert (p.thresholds, p.recipients, p.managers, p.auto_deactivate, p.order) == (
         (80, 90, 100), "both", {}, False, "newest")
     assert Policy() == p
@@ -60,23 +67,21 @@ def test_policy_defaults():
 
 @pytest.mark.parametrize("text, on", [("1", True), ("true", True), ("Yes", True),
                                       (" ON ", True), ("0", False), ("false", False),
-                                      ("no", False), ("off", False), ("", False)])
+                                      ("no", False), ("off", False)])
 def test_the_switch_reads_on_and_off(text, on):
-    assert Policy.from_settings({"TOKENBUDGET_AUTO_DEACTIVATE": text}).auto_deactivate is on
+    assert policy({"TOKENBUDGET_AUTO_DEACTIVATE": text}).auto_deactivate is on
 
 
 def test_the_stored_switch_and_order_win_over_the_environment():
     raw = {"TOKENBUDGET_AUTO_DEACTIVATE": "on", "TOKENBUDGET_AUTO_DEACTIVATE_ORDER": "largest",
            "TOKENBUDGET_ALERT_RECIPIENTS": " Manager ",
            "TOKENBUDGET_MANAGER_EMAILS": "Dana=dana@example.com"}
-    stored = {"auto_deactivate": "off", "auto_deactivate_order": "newest"}
-    p = Policy.from_settings(raw, stored.get)
+    p = policy(raw, {"auto_deactivate": "off", "auto_deactivate_order": "newest"})
     assert (p.auto_deactivate, p.order, p.recipients) == (False, "newest", "manager")
     assert p.managers == {"dana": "dana@example.com"}
-    env_only = Policy.from_settings(raw)
+    env_only = policy(raw)
     assert (env_only.auto_deactivate, env_only.order) == (True, "largest")
-    assert Policy.from_settings({"TOKENBUDGET_AUTO_DEACTIVATE_ORDER": " Largest "}).order == \
-        "largest"
+    assert policy({"TOKENBUDGET_AUTO_DEACTIVATE_ORDER": " Largest "}).order == "largest"
 
 
 @pytest.mark.parametrize("raw, field", [
@@ -86,7 +91,7 @@ def test_the_stored_switch_and_order_win_over_the_environment():
 ])
 def test_policy_refuses_bad_settings(raw, field):
     with pytest.raises(BadInput) as e:
-        Policy.from_settings(raw)
+        policy(raw)
     assert (e.value.record, e.value.field) == ("settings", field)
 
 

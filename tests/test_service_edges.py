@@ -161,7 +161,7 @@ def test_a_loaded_data_set_starts_with_the_right_stored_usage(small):
 
 
 def test_switching_automatic_deactivation_off_for_everyone(store_factory, small):
-    svc = store_factory.service(raw={"TOKENBUDGET_AUTO_DEACTIVATE": "on"})
+    svc = store_factory.service(names={"TOKENBUDGET_AUTO_DEACTIVATE": "on"})
     assert svc.automation_policy().auto_deactivate is True
     after = svc.set_auto_deactivate(ADMIN, None, False)
     assert after == {"enabled": False, "order": "newest"}

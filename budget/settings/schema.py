@@ -61,14 +61,15 @@ def _api_tokens(value: object) -> dict[str, str]:
 
 def _thresholds(value: object) -> tuple[int, ...]:
     """`80,90,100` or a TOML list: whole percentages above 0, sorted, unique."""
+    raw = value if isinstance(value, list | tuple) else str(value).split(",")
+    if not [item for item in raw if str(item).strip()]:
+        raise ValueError("needs at least one value")
     out = set()
-    for item in items(value):
-        text = item.rstrip("%")
+    for item in raw:
+        text = str(item).strip().rstrip("%")
         if not text.isdigit() or int(text) < 1:
             raise ValueError(f"expected whole percentages like 80,90,100, got {item!r}")
         out.add(int(text))
-    if not out:
-        raise ValueError("needs at least one value")
     return tuple(sorted(out))
 
 
@@ -219,7 +220,8 @@ class AlertSettings(_Section):
 class DeactivationSettings(_Section):
     """Automatic deactivation's defaults; an admin's choice kept with the data wins."""
 
-    enabled: bool = Field(False, alias="TOKENBUDGET_AUTO_DEACTIVATE")
+    enabled: Annotated[bool, BeforeValidator(_lower)] = Field(
+        False, alias="TOKENBUDGET_AUTO_DEACTIVATE")
     order: Annotated[Literal["newest", "largest"], BeforeValidator(_lower)] = Field(
         "newest", alias="TOKENBUDGET_AUTO_DEACTIVATE_ORDER")
 
