@@ -13,7 +13,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
 
 from ..model import ROLES
 from ..tokens import DEFAULT_ENCODING, ENCODINGS
-from .lists import items, pairs
+from .lists import pairs
 
 DEFAULT_STORE = "sqlite:///data/tokenbudget.db"
 DEFAULT_THRESHOLDS: tuple[int, ...] = (80, 90, 100)
