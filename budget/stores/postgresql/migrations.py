@@ -133,6 +133,9 @@ _TRIGGERS = "".join(
 # version -> the statements that bring a database from the version before to it
 MIGRATIONS: dict[int, str] = {
     1: _TABLES + _TRIGGERS,
+    # the day periods turn on, kept per client (a clamped reset date cannot tell it)
+    2: "ALTER TABLE clients ADD COLUMN anchor_day bigint "
+       "CHECK (anchor_day IS NULL OR anchor_day BETWEEN 1 AND 31);",
 }
 LATEST = max(MIGRATIONS)
 
