@@ -10,6 +10,7 @@ import sqlite3
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
+import psycopg
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -19,6 +20,8 @@ from budget.model import BadInput, Client, Tier
 from budget.stores import SQLiteStore
 from budget.stores.airtable.sidecar import Sidecar
 from budget.stores.copy import copy_store
+from budget.stores.postgresql import PostgresStore
+from budget.stores.postgresql.migrations import MIGRATIONS, migrate
 from tests.support.factories import ADMIN, STORES, Clock, make_service
 
 TIERS = {1: Tier(1, "Basic", 1_000)}
@@ -234,6 +237,23 @@ def test_an_older_sidecar_gets_the_column(tmp_path):
         conn.execute("INSERT INTO client_extra VALUES ('A', 5, 3, '2026-01-30')")
     conn.close()
     assert Sidecar(str(path)).extras("A") == (5, 3, date(2026, 1, 30), None)
+
+
+def test_a_postgresql_database_of_the_first_schema_gets_the_column(postgres_databases):
+    url = postgres_databases()
+    with psycopg.connect(url, autocommit=True) as conn:  # as the first release left it
+        assert migrate(conn, "test", {1: MIGRATIONS[1]}) == 1
+        conn.execute("INSERT INTO clients (id, name, service_level, budget_reset_date) "
+                     "VALUES ('A', 'Alpha', 1, '2026-01-30')")
+    store = PostgresStore(url, pool_size=1)
+    try:
+        assert store.schema_version == 2
+        client = store.client("A")
+        assert client is not None and client.anchor_day is None
+        store.save_client(replace(client, anchor_day=30))
+        assert store.client("A").anchor_day == 30
+    finally:
+        store.close()
 
 
 def test_copy_store_copies_the_anchor_day(tmp_path):
