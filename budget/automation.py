@@ -153,19 +153,18 @@ def reset_due(client: Client, now: datetime) -> DueReset | None:
     due = client.budget_reset_date
     if due is not None and due > _utc_day(now):
         return None
-    nxt = core.next_boundary(due, now, client.period_months)
+    nxt = core.client_period(client, now)[1]
     passed = 1 if due is None else max(
         1, ((nxt.year - due.year) * 12 + nxt.month - due.month) // client.period_months)
     return DueReset(client.id, client.name, due, passed, nxt)
 
 
 def after_reset(client: Client, now: datetime) -> Client:
-    """The client as `BudgetService.reset` leaves it: no top-up, the next reset date."""
-    return replace(client, topup=0,
-                   budget_reset_date=core.next_boundary(client.budget_reset_date, now,
-                                                        client.period_months),
-                   last_reset_period=core.period_start(client.budget_reset_date, now,
-                                                       client.period_months))
+    """The client as `BudgetService.reset` leaves it: no top-up, the next reset date,
+    its anchor day kept."""
+    period, nxt = core.client_period(client, now)
+    return replace(client, topup=0, budget_reset_date=nxt, last_reset_period=period,
+                   anchor_day=core.anchor_of(client))
 
 
 def reached(used: int, limit: int, thresholds: Iterable[int]) -> tuple[int, ...]:
@@ -230,14 +229,13 @@ def plan(now: datetime, clients: Sequence[Client], costs: Sequence[AttributeCost
                                                        warning)}
     for client, was_reset in settled:
         u: Usage = report[client.id]
-        period = core.period_start(client.budget_reset_date, now, client.period_months)
+        period, end = core.client_period(client, now)
         already = set() if was_reset else {t for cid, t, p in sent
                                            if cid == client.id and p == period}
         new = tuple(t for t in reached(u.usage, u.budget, policy.thresholds)
                     if t not in already)
         if new:
             to = alerts.recipients(client, policy.recipients, policy.managers)
-            end = core.next_boundary(client.budget_reset_date, now, client.period_months)
             email = alerts.compose(u, max(new), period, end, by_client.get(client.id, []), to)
             emails.append(DueAlert(client.id, client.name, period, new, u.usage, u.budget, email))
         if flags.get(client.id, policy.auto_deactivate) and u.usage > u.budget:

@@ -101,35 +101,69 @@ def as_utc(moment: datetime) -> datetime:
     return aware.astimezone(UTC)
 
 
-def _anchor_day(anchor: date) -> int:
-    month_end = anchor.day == calendar.monthrange(anchor.year, anchor.month)[1]
-    return 31 if month_end else anchor.day
+def _checked_day(record: str, day: int) -> int:
+    if not 1 <= day <= 31:
+        raise BadInput(record, "anchor day",
+                       f"must be a day of the month from 1 to 31, got {day}")
+    return day
 
 
-def next_boundary(anchor: date | None, now: datetime, months: int = 1) -> date:
-    """The first period boundary strictly after `now`. Boundaries fall every
-    `months` months on the anchor's day (clamped to short months), at 00:00 UTC.
-    An anchor on the last day of its month means month-end: the stored reset date of
-    a client anchored on the 31st reads Nov 30 after a short month, and must not
-    drift to the 30th for good."""
+def anchor_of(client: Client) -> int:
+    """The day of the month the client's periods turn on. The day kept with the client
+    wins while its reset date falls on it (that day, or the last day of a shorter month):
+    a date read as Feb 28 cannot tell the 28th from the 30th, so the day is kept and
+    never inferred again. Without a kept day, or with a reset date moved off it (edited
+    in Airtable), the reset date's own day is the anchor; with no date, the 1st."""
+    reset, kept = client.budget_reset_date, client.anchor_day
+    if kept is not None:
+        kept = _checked_day(f"client {client.id}", kept)
+    if reset is None:
+        return kept or 1
+    if kept is not None and _add_months(reset, 0, kept) == reset:
+        return kept
+    return reset.day
+
+
+def _day(reset_date: date | None, anchor_day: int | None) -> int:
+    if anchor_day is not None:
+        return _checked_day("period", anchor_day)
+    return reset_date.day if reset_date else 1
+
+
+def next_boundary(reset_date: date | None, now: datetime, months: int = 1,
+                  anchor_day: int | None = None) -> date:
+    """The first period boundary strictly after `now`. Boundaries fall every `months`
+    months from `reset_date` (the 1st of this month when there is none) on `anchor_day`,
+    or on the last day of a shorter month, at 00:00 UTC. Without `anchor_day`, the reset
+    date's own day is the anchor: right for every date not clamped yet; a client's kept
+    day comes from `anchor_of`."""
     if months < 1:
         raise BadInput("period", "months", f"must be at least 1, got {months}")
     today = as_utc(now).date()
-    anchor = anchor or date(today.year, today.month, 1)
-    day = _anchor_day(anchor)
-    # whole periods from the anchor: floor division puts that boundary in today's month
+    start = reset_date or date(today.year, today.month, 1)
+    day = _day(reset_date, anchor_day)
+    # whole periods from the start: floor division puts that boundary in today's month
     # or before it, so the first boundary after today is it or the one after
-    diff = (today.year - anchor.year) * 12 + today.month - anchor.month
+    diff = (today.year - start.year) * 12 + today.month - start.month
     k = diff // months
-    if _add_months(anchor, k * months, day) <= today:
+    if _add_months(start, k * months, day) <= today:
         k += 1
-    return _add_months(anchor, k * months, day)
+    return _add_months(start, k * months, day)
 
 
-def period_start(anchor: date | None, now: datetime, months: int = 1) -> date:
+def period_start(reset_date: date | None, now: datetime, months: int = 1,
+                 anchor_day: int | None = None) -> date:
     """The boundary that opened the period `now` is in."""
-    nb = next_boundary(anchor, now, months)
-    return _add_months(nb, -months, _anchor_day(anchor or nb))
+    nb = next_boundary(reset_date, now, months, anchor_day)
+    return _add_months(nb, -months, _day(reset_date, anchor_day))
+
+
+def client_period(client: Client, now: datetime) -> tuple[date, date]:
+    """(first day, next boundary) of the client's period at `now`, on its anchor day:
+    what a reset and the scheduled pass both go by."""
+    day = anchor_of(client)
+    nxt = next_boundary(client.budget_reset_date, now, client.period_months, day)
+    return _add_months(nxt, -client.period_months, day), nxt
 
 
 def format_usage(used: int, limit: int) -> str:

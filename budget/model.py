@@ -55,6 +55,10 @@ class Client:
     topup: int = 0  # temporary extra tokens until the next reset
     period_months: int = 1
     last_reset_period: date | None = None
+    # the day (1-31) periods turn on, kept once a reset sets a date: a reset date read
+    # as Feb 28 cannot say whether the client is anchored on the 28th or the 30th.
+    # None: the day of the reset date as it stands.
+    anchor_day: int | None = None
     version: int = 0
 
 

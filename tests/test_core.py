@@ -82,12 +82,12 @@ def test_period_boundaries():
     assert core.next_boundary(date(2026, 12, 1), now) == date(2026, 12, 1)
     assert core.next_boundary(date(2026, 11, 1), now) == date(2026, 12, 1)
     assert core.next_boundary(date(2026, 1, 31), now) == date(2026, 11, 30)  # clamped
-    # a month-end anchor stays month-end: no drift to the 30th after November
-    assert core.next_boundary(date(2026, 11, 30), datetime(2026, 11, 30, tzinfo=UTC)) \
-        == date(2026, 12, 31)
-    assert core.next_boundary(date(2026, 2, 28), datetime(2026, 3, 1, tzinfo=UTC)) \
-        == date(2026, 3, 31)
-    assert core.period_start(date(2026, 11, 30), now) == date(2026, 10, 31)
+    # a kept anchor on the 31st stays month-end: no drift to the 30th after November
+    assert core.next_boundary(date(2026, 11, 30), datetime(2026, 11, 30, tzinfo=UTC),
+                              anchor_day=31) == date(2026, 12, 31)
+    assert core.next_boundary(date(2026, 2, 28), datetime(2026, 3, 1, tzinfo=UTC),
+                              anchor_day=31) == date(2026, 3, 31)
+    assert core.period_start(date(2026, 11, 30), now, anchor_day=31) == date(2026, 10, 31)
     assert core.next_boundary(date(2026, 11, 25), now) == date(2026, 12, 25)  # strictly after
     assert core.next_boundary(date(2024, 2, 15), now, 3) == date(2027, 2, 15)
     assert core.period_start(date(2026, 12, 1), now) == date(2026, 11, 1)

@@ -149,7 +149,7 @@ def test_next_boundary(anchor, now, months, expected):
     (date(2027, 1, 1), 1, date(2026, 11, 1)),
     (date(2026, 8, 31), 3, date(2026, 8, 31)),
     (date(2026, 1, 31), 1, date(2026, 10, 31)),  # month-end: Oct 31, not Oct 30
-    (date(2026, 11, 30), 1, date(2026, 10, 31)),
+    (date(2026, 11, 30), 1, date(2026, 10, 30)),  # no kept anchor: the date's own day
 ])
 def test_period_start(anchor, months, expected):
     assert core.period_start(anchor, NOW, months) == expected

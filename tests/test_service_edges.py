@@ -255,9 +255,10 @@ def test_a_reset_drops_the_top_up_and_records_what_it_did(small):
     assert small.history("A")[-1][2:] == (80, 100)
     entry = small.audit()[-1]
     assert entry.before == {"token_usage": 80, "topup": 40,  # dates kept as ISO text
-                            "budget_reset_date": "2026-12-01", "last_reset_period": None}
+                            "budget_reset_date": "2026-12-01", "last_reset_period": None,
+                            "anchor_day": None}
     assert entry.after == {"token_usage": 80, "topup": 0, "budget_reset_date": "2027-01-01",
-                           "last_reset_period": "2026-12-01"}
+                           "last_reset_period": "2026-12-01", "anchor_day": 1}
     again = small.reset(ADMIN, "A")
     assert not again.changed and again.usage == 80 and again.budget_reset_date == \
         date(2027, 1, 1)

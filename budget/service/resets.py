@@ -1,7 +1,9 @@
 """Budget resets: one client's, or many in one transaction (the admin page, the CLI,
 the scheduled pass). A reset recomputes usage, writes the stored copy and a history
 snapshot, clears the period's alert state and any top-up, and moves the reset date to
-the next period boundary; a second run in the same period changes nothing."""
+the next period boundary, keeping the client's anchor day so that a date clamped to a
+short month's end does not move the boundaries after it; a second run in the same period
+changes nothing."""
 
 from __future__ import annotations
 
@@ -31,18 +33,19 @@ class Resets(ServiceBase):
             client = self.client(client_id)
             used = core.usage(self.costs(client_id), client_id)
             now = self.clock()
-            nxt = core.next_boundary(client.budget_reset_date, now, client.period_months)
-            period = core.period_start(client.budget_reset_date, now, client.period_months)
+            period, nxt = core.client_period(client, now)
             if (client.last_reset_period == period and client.token_usage == used
                     and client.topup == 0 and client.budget_reset_date == nxt):
                 return ResetResult(client_id, False, used, nxt,
                                    f"{client.name} was already reset for the period from "
                                    f"{period:%Y-%m-%d}; nothing changed")
             limit = core.budget(replace(client, topup=0), self.store.tiers())
-            after = replace(client, topup=0, budget_reset_date=nxt, last_reset_period=period)
+            after = replace(client, topup=0, budget_reset_date=nxt, last_reset_period=period,
+                            anchor_day=core.anchor_of(client))
             self._record_usage(after, used, limit)
             self.store.clear_alerts(client_id, period)
-            keys = ("token_usage", "topup", "budget_reset_date", "last_reset_period")
+            keys = ("token_usage", "topup", "budget_reset_date", "last_reset_period",
+                    "anchor_day")
             self._audit(actor, "reset", client_id, self._client_state(client, keys),
                         {**self._client_state(after, keys), "token_usage": used})
         return ResetResult(client_id, True, used, nxt,

@@ -16,7 +16,7 @@ from ..model import (Attribute, AttributeCost, AuditEntry, Client, Deactivation,
 from . import automation_sql
 from .base import PassHolder, StoreError
 from .lease_lock import LeaseLock
-from .sqlite_connection import connect
+from .sqlite_connection import add_column, connect
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tiers (
@@ -90,10 +90,13 @@ CREATE TABLE IF NOT EXISTS alerts_sent (
 """
 
 SCHEMA += automation_sql.SCHEMA
+# columns added since the first release: files made before them get them on opening
+COLUMNS = (("clients", "anchor_day",
+            "INTEGER CHECK (anchor_day IS NULL OR anchor_day BETWEEN 1 AND 31)"),)
 
 _CLIENT_COLS = ("id, name, service_level, token_budget, token_usage, budget_reset_date, "
                 "last_token_update, email, account_manager, topup, period_months, "
-                "last_reset_period, version")
+                "last_reset_period, anchor_day, version")
 
 
 def _date(v: str | None) -> date | None:
@@ -138,6 +141,8 @@ class SQLiteStore:
         try:
             conn = self._conn()
             conn.executescript(SCHEMA)
+            for table, column, declaration in COLUMNS:
+                add_column(conn, table, column, declaration)
         except sqlite3.Error as e:
             raise StoreError(f"cannot open store {path}: {e}") from None
         self._pass_lock = LeaseLock(path)
@@ -189,9 +194,9 @@ class SQLiteStore:
 
     def _client(self, row: tuple) -> Client:
         (cid, name, level, budget, usage, reset, updated, email, manager, topup, months,
-         last_period, version) = row
+         last_period, anchor, version) = row
         return Client(cid, name, level, budget, usage, _date(reset), _datetime(updated),
-                      email, manager, topup, months, _date(last_period), version)
+                      email, manager, topup, months, _date(last_period), anchor, version)
 
     def clients(self) -> list[Client]:
         return [self._client(r) for r in
@@ -317,11 +322,12 @@ class SQLiteStore:
                 "UPDATE clients SET name = ?, service_level = ?, token_budget = ?, "
                 "token_usage = ?, budget_reset_date = ?, last_token_update = ?, email = ?, "
                 "account_manager = ?, topup = ?, period_months = ?, last_reset_period = ?, "
-                "version = version + 1 WHERE id = ? AND version = ?",
+                "anchor_day = ?, version = version + 1 WHERE id = ? AND version = ?",
                 (client.name, client.service_level, client.token_budget, client.token_usage,
                  _iso(client.budget_reset_date), _iso(client.last_token_update), client.email,
                  client.account_manager, client.topup, client.period_months,
-                 _iso(client.last_reset_period), client.id, client.version))
+                 _iso(client.last_reset_period), client.anchor_day, client.id,
+                 client.version))
             if cur.rowcount != 1:
                 raise StaleWrite(f"client {client.id} changed since it was read; reload")
         return self.client(client.id)  # type: ignore[return-value]
@@ -361,11 +367,11 @@ class SQLiteStore:
             conn.executemany("INSERT INTO tiers VALUES (?, ?, ?)",
                              [(t.level, t.name, t.tokens) for t in tiers])
             conn.executemany(
-                f"INSERT INTO clients ({_CLIENT_COLS}) VALUES ({','.join('?' * 13)})",
+                f"INSERT INTO clients ({_CLIENT_COLS}) VALUES ({','.join('?' * 14)})",
                 [(c.id, c.name, c.service_level, c.token_budget, c.token_usage,
                   _iso(c.budget_reset_date), _iso(c.last_token_update), c.email,
                   c.account_manager, c.topup, c.period_months, _iso(c.last_reset_period),
-                  c.version) for c in clients])
+                  c.anchor_day, c.version) for c in clients])
             conn.executemany(
                 "INSERT INTO attributes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 [(a.id, a.client_id, a.name, int(a.active), a.instructions, a.examples,

@@ -19,3 +19,10 @@ def connect(path: str, *, timeout: float, foreign_keys: bool = False) -> sqlite3
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def add_column(conn: sqlite3.Connection, table: str, column: str, declaration: str) -> None:
+    """Adds a column that a file made by an earlier release lacks (CREATE TABLE IF NOT
+    EXISTS leaves an existing table as it is); a no-op once it is there."""
+    if column not in {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}:
+        conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")

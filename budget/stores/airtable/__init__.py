@@ -16,7 +16,7 @@ app needs -- the tier table, the audit log, the usage history, the token-count
 cache (keyed by a hash of the texts, so an edit made directly in Airtable is
 recounted), the alert state, the admin settings kept with the data (e.g. the
 encoding) and the per-client extras (temporary top-up, period length, last reset
-period). Why not Airtable tables: the audit entry, history snapshot and extras of a
+period, anchor day). Why not Airtable tables: the audit entry, history snapshot and extras of a
 change must commit together, which one SQLite transaction gives and Airtable (no
 transactions, 10 records per write) does not; and they would spend the base's 5
 requests per second on data no Airtable user reads. The cost: the sidecar must sit on

@@ -132,11 +132,11 @@ class RecordReader:
                                  cf("last_token_update"))
         email = f.get(cf("email"), "") if cf("email") else ""
         manager = f.get(cf("account_manager"), "") if cf("account_manager") else ""
-        topup, months, last_period = extras(cid)
+        topup, months, last_period, anchor = extras(cid)
         client = Client(cid, name, level, budget, usage, reset, updated,
                         email if isinstance(email, str) else "",
                         manager if isinstance(manager, str) else "",
-                        topup, months, last_period)
+                        topup, months, last_period, anchor)
         self.rid[("c", cid)], self.app_id[("c", rid)] = rid, cid
         return replace(client, version=version_of(client))
 

@@ -17,9 +17,10 @@ from pyairtable.utils import chunked
 from ...model import DEFAULT_TIERS, AuditEntry, FieldTokens, Tier
 from .. import automation_sql
 from ..base import StoreError
-from ..sqlite_connection import connect
+from ..sqlite_connection import add_column, connect
 
-Extras = tuple[int, int, date | None]  # a client's top-up, period months, last reset period
+# a client's top-up, period months, last reset period and anchor day
+Extras = tuple[int, int, date | None, int | None]
 
 SIDECAR_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tiers (level INTEGER PRIMARY KEY, name TEXT NOT NULL,
@@ -42,6 +43,10 @@ CREATE TABLE IF NOT EXISTS alerts_sent (
     client_id TEXT NOT NULL, threshold INTEGER NOT NULL, period TEXT NOT NULL,
     sent_at TEXT NOT NULL, PRIMARY KEY (client_id, threshold, period));
 """
+# columns added since the first release: files made before them get them on opening
+COLUMNS = (("client_extra", "anchor_day",
+            "INTEGER CHECK (anchor_day IS NULL OR anchor_day BETWEEN 1 AND 31)"),)
+EXTRA_COLUMNS = "client_id, topup, period_months, last_reset_period, anchor_day"
 HASHES_PER_QUERY = 900  # under SQLite's limit of host parameters in one statement
 
 
@@ -57,6 +62,8 @@ class Sidecar:
             os.makedirs(parent, exist_ok=True)
             conn = self.conn()
             conn.executescript(SIDECAR_SCHEMA)
+            for table, column, declaration in COLUMNS:
+                add_column(conn, table, column, declaration)
             if not conn.execute("SELECT 1 FROM tiers LIMIT 1").fetchall():
                 conn.executemany("INSERT OR IGNORE INTO tiers VALUES (?, ?, ?)",
                                  [(lvl, n, t) for lvl, (n, t) in DEFAULT_TIERS.items()])
@@ -78,12 +85,12 @@ class Sidecar:
                 self.query("SELECT level, name, tokens FROM tiers ORDER BY level")}
 
     def extras(self, client_id: str) -> Extras:
-        rows = self.query("SELECT topup, period_months, last_reset_period FROM "
+        rows = self.query("SELECT topup, period_months, last_reset_period, anchor_day FROM "
                           "client_extra WHERE client_id = ?", (client_id,))
         if not rows:
-            return 0, 1, None
-        t, m, p = rows[0]
-        return t, m, date.fromisoformat(p) if p else None
+            return 0, 1, None, None
+        t, m, p, a = rows[0]
+        return t, m, date.fromisoformat(p) if p else None, a
 
     def counts(self, encoding: str, hashes: Iterable[str]) -> dict[str, FieldTokens]:
         """The token counts known for these text hashes, by hash."""
@@ -121,8 +128,8 @@ class Sidecar:
         return dict(self.query("SELECT key, value FROM settings ORDER BY key"))
 
     # a new data set ---------------------------------------------------------------------
-    def replace(self, tiers: Iterable[Tier], extras: Iterable[tuple[str, int, int, str | None]]
-                ) -> None:
+    def replace(self, tiers: Iterable[Tier],
+                extras: Iterable[tuple[str, int, int, str | None, int | None]]) -> None:
         """Empties what belongs to the data set being replaced (token counts and
         settings stay), then stores its tiers and client extras; inside the caller's
         transaction."""
@@ -133,4 +140,5 @@ class Sidecar:
             conn.execute(f"DELETE FROM {table}")
         conn.executemany("INSERT INTO tiers VALUES (?, ?, ?)",
                          [(t.level, t.name, t.tokens) for t in tiers])
-        conn.executemany("INSERT INTO client_extra VALUES (?, ?, ?, ?)", extras)
+        conn.executemany(f"INSERT INTO client_extra ({EXTRA_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                         extras)

@@ -24,7 +24,7 @@ from ..lease_lock import LeaseLock
 from .config import AirtableConfig
 from .http import AirtableFailure, Pacer
 from .records import Record, RecordReader, clean, id_value, is_record_id
-from .sidecar import Extras, Sidecar
+from .sidecar import EXTRA_COLUMNS, Extras, Sidecar
 from .tables import Tables
 from .unit_of_work import BATCH, UnitOfWork, WriteReport
 from .versions import text_hash
@@ -328,13 +328,16 @@ class AirtableStore:
                 raise BadInput(f"client {current.id}", cf("id"), "ids cannot change")
             if diff:
                 tx.stage("c", rid, diff)
-            extras = (client.topup, client.period_months, client.last_reset_period)
-            if extras != (current.topup, current.period_months, current.last_reset_period):
+            extras = (client.topup, client.period_months, client.last_reset_period,
+                      client.anchor_day)
+            if extras != (current.topup, current.period_months, current.last_reset_period,
+                          current.anchor_day):
                 tx.extras[client.id] = extras
-                self._op(client.id, "INSERT OR REPLACE INTO client_extra VALUES (?, ?, ?, ?)",
+                self._op(client.id, f"INSERT OR REPLACE INTO client_extra ({EXTRA_COLUMNS}) "
+                         "VALUES (?, ?, ?, ?, ?)",
                          (client.id, client.topup, client.period_months,
                           client.last_reset_period.isoformat() if client.last_reset_period
-                          else None))
+                          else None, client.anchor_day))
             saved = self._parse_client({"id": rid, "fields": tx.records["c"][rid]}, self.tiers())
         return saved  # type: ignore[return-value]
 
@@ -445,7 +448,8 @@ class AirtableStore:
                                  "only partly loaded: run the same load again to finish it")
             self._side.replace(tiers, [
                 (c.id if cf("id") else rid_of[c.id], c.topup, c.period_months,
-                 c.last_reset_period.isoformat() if c.last_reset_period else None)
+                 c.last_reset_period.isoformat() if c.last_reset_period else None,
+                 c.anchor_day)
                 for c in clients])
             tx.forget_reads()
 

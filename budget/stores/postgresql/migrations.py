@@ -156,6 +156,9 @@ CREATE TABLE locks (
 MIGRATIONS: dict[int, str] = {
     1: _TABLES + _TRIGGERS,
     2: _CLAIMS,
+    # the day periods turn on, kept per client (a clamped reset date cannot tell it)
+    3: "ALTER TABLE clients ADD COLUMN anchor_day bigint "
+       "CHECK (anchor_day IS NULL OR anchor_day BETWEEN 1 AND 31);",
 }
 LATEST = max(MIGRATIONS)
 

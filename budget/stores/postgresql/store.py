@@ -24,7 +24,7 @@ from .migrations import migrate
 
 _CLIENT_COLS = ("id, name, service_level, token_budget, token_usage, budget_reset_date, "
                 "last_token_update, email, account_manager, topup, period_months, "
-                "last_reset_period, version")
+                "last_reset_period, anchor_day, version")
 _ATTRIBUTE_COLS = "id, client_id, name, active, instructions, examples, signals, version"
 _json = partial(json.dumps, sort_keys=True, default=str)  # as the SQLite store writes it
 
@@ -50,7 +50,7 @@ def _check_client(c: Client) -> None:
 def _client_row(c: Client) -> tuple:
     return (c.id, c.name, c.service_level, c.token_budget, c.token_usage, c.budget_reset_date,
             c.last_token_update, c.email, c.account_manager, c.topup, c.period_months,
-            c.last_reset_period, c.version)
+            c.last_reset_period, c.anchor_day, c.version)
 
 
 class _Taken(Exception):
@@ -203,7 +203,8 @@ class PostgresStore:
                 "UPDATE clients SET name = %s, service_level = %s, token_budget = %s, "
                 "token_usage = %s, budget_reset_date = %s, last_token_update = %s, "
                 "email = %s, account_manager = %s, topup = %s, period_months = %s, "
-                "last_reset_period = %s, version = version + 1 WHERE id = %s AND version = %s",
+                "last_reset_period = %s, anchor_day = %s, version = version + 1 "
+                "WHERE id = %s AND version = %s",
                 (*_client_row(client)[1:-1], client.id, client.version))
             if changed != 1:
                 raise StaleWrite(f"client {client.id} changed since it was read; reload")
