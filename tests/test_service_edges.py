@@ -565,7 +565,8 @@ class Inbox:
 
 @pytest.fixture
 def mailed(store_factory, tmp_path):
-    """Alpha at 80 % and Beta at 94 % of their budgets, email on (a loopback server)."""
+    """Alpha at 80 % and Beta at 94 % of their budgets, email on (a loopback server).
+    Beta's name holds the word the report line rewords ("email" -> "emailed")."""
     from aiosmtpd.controller import Controller
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -578,7 +579,7 @@ def mailed(store_factory, tmp_path):
     svc.load_data_set(ADMIN, [Tier(1, "Basic", 100)],
                       [Client("A", "Alpha", 1, budget_reset_date=date(2026, 12, 1),
                               email="a@example.com"),
-                       Client("B", "Beta", 1, token_budget=160,
+                       Client("B", "Beta email lists", 1, token_budget=160,
                               budget_reset_date=date(2026, 12, 1), email="b@example.com")],
                       [Attribute("a1", "A", "Size", True, words(80)),
                        Attribute("b1", "B", "Size", True, words(150))])
@@ -592,7 +593,8 @@ def test_run_due_reports_each_email_it_sent(mailed):
     assert (report.now, report.failed) == (NOW, 0)
     assert report.lines == (
         "emailed 80% alert for Alpha (A) to a@example.com: 80 / 100 tokens (80% used)",
-        "emailed 90% alert for Beta (B) to b@example.com: 150 / 160 tokens (94% used)")
+        "emailed 90% alert for Beta email lists (B) to b@example.com: 150 / 160 tokens "
+        "(94% used)")
     assert inbox.to == [["a@example.com"], ["b@example.com"]]
     assert svc.run_due(ADMIN).lines == ("nothing was due",)
 
@@ -600,16 +602,22 @@ def test_run_due_reports_each_email_it_sent(mailed):
 def test_an_alert_sent_meanwhile_by_another_pass_is_skipped_and_the_rest_sent(mailed,
                                                                            monkeypatch):
     svc, inbox = mailed
-    planned = svc.plan_due
+    planned, calls = svc.plan_due, []
 
     def plan_then_another_pass_sends_alphas():
+        """The pass plans its alerts (after its resets, the second plan), then another
+        pass sends Alpha's before this one gets to it."""
         plan = planned()
-        svc.store.save_notification(Notification("A", 80, date(2026, 11, 1), "sent", NOW,
-                                                 ("a@example.com",), "80% used"))
+        calls.append(plan)
+        if len(calls) == 2:
+            assert [a.client_id for a in plan.alerts] == ["A", "B"]
+            svc.store.save_notification(Notification("A", 80, date(2026, 11, 1), "sent",
+                                                     NOW, ("a@example.com",), "80% used"))
         return plan
 
     monkeypatch.setattr(svc, "plan_due", plan_then_another_pass_sends_alphas)
     report = svc.run_due(ADMIN)
     assert report.lines == (
-        "emailed 90% alert for Beta (B) to b@example.com: 150 / 160 tokens (94% used)",)
+        "emailed 90% alert for Beta email lists (B) to b@example.com: 150 / 160 tokens "
+        "(94% used)",)
     assert inbox.to == [["b@example.com"]]
