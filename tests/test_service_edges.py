@@ -382,6 +382,9 @@ def test_preview_encoding_uses_the_warning_share(store_factory, small):
     changes = {now.client.id: (now.status, after.status)
                for now, after in half.preview_encoding("chars4")}
     assert changes == {"A": ("warning", "exceeded")}  # B is a warning either way
+    strict = store_factory.service(warning=0.95)  # B: 150 and 188 of 200, both ok
+    assert [(now.client.id, now.status, after.status)
+            for now, after in strict.preview_encoding("chars4")] == [("A", "ok", "exceeded")]
     with pytest.raises(BadInput) as e:
         small.preview_encoding("gpt2")
     assert (e.value.record, e.value.field) == ("settings", "encoding")
