@@ -172,13 +172,23 @@ def test_service_rewrite_suggestion_counts_and_applies(small, model_server):
     FakeModel.answer = words(12)
     tip = small.rewrite_suggestion("A", "a1", "Instructions")  # 40 tokens -> 12
     assert (tip.kind, tip.saves, tip.edits) == ("rewrite", 28, {"a1": {"Instructions": words(12)}})
+    assert (tip.attribute_id, tip.attribute, tip.field_name) == ("a1", "Size", "Instructions")
+    assert tip.before == {"a1": {"Instructions": words(40)}}
+    assert FakeModel.seen[-1][2]["messages"][1]["content"] == words(40)  # the text itself
     assert small.apply(ADMIN, tip.change("A")).projected == 52
     FakeModel.answer = words(50)  # longer than the text: nothing to suggest
     assert small.rewrite_suggestion("A", "a2", "Instructions") is None
+    FakeModel.answer = words(30)  # as long as the text: nothing saved either
+    assert small.rewrite_suggestion("A", "a2", "Instructions") is None
     with pytest.raises(BadInput, match="Notes"):
         small.rewrite_suggestion("A", "a1", "Notes")
+    with pytest.raises(BadInput) as e:
+        small.rewrite_suggestion("A", "b1", "Instructions")  # another client's
+    assert (e.value.record, e.value.field, e.value.problem) == (
+        "attribute b1", "id", "no such attribute of client A")
 
 
 def test_service_rewrite_needs_configuration(small):
-    with pytest.raises(BadInput, match="no model endpoint"):
+    with pytest.raises(BadInput, match="no model endpoint") as e:
         small.rewrite_suggestion("A", "a1", "Instructions")
+    assert (e.value.record, e.value.field) == ("settings", "TOKENBUDGET_LLM_URL")
