@@ -155,7 +155,10 @@ def _whole(record: str, field: str, text: str, low: int = 0, high: int = MAX_WHO
     if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
         raise BadInput(record, field, f"must be a whole number, got {text!r}")
     digits = text.strip().lstrip("+-").lstrip("0")
-    value = int(text) if len(digits) <= len(str(high)) else high + 1  # int() caps digits
+    if len(digits) > len(str(high)):  # beyond any store (and int() stops at 4,300 digits)
+        raise BadInput(record, field, f"must be from {low} to {high:,}, got a "
+                                      f"{len(digits):,}-digit number")
+    value = int(text)
     if value < low:
         raise BadInput(record, field, ("must not be negative" if low == 0
                                        else f"must be at least {low}") + f", got {value}")
@@ -253,7 +256,8 @@ def _command(args: argparse.Namespace, settings: Settings, service: BudgetServic
         return 0
 
     if args.command == "set-tier":
-        c = service.set_service_level(CLI_ACTOR, args.client_id, args.level)
+        level = _whole(f"client {args.client_id}", "Service Level", args.level, low=1)
+        c = service.set_service_level(CLI_ACTOR, args.client_id, level)
         print(f"{c.name}: service level {c.service_level}")
         return 0
 

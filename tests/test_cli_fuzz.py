@@ -18,7 +18,8 @@ BAD_UTF8 = os.fsdecode(b"\xff")  # how Python hands a non-UTF-8 argument to the 
 HUGE = str(10**20)
 LONG = "x" * 200_000
 VALUES = ["", " ", "-1", "-5", "0", "1.5", "abc", "1e9", HUGE, str(2**63), "9" * 400,
-          "ünïcödé", "💥", "<|endoftext|>", BAD_UTF8, LONG, "NOPE", "a\x00b", "a\nb"]
+          "-" + "9" * 5000, "ünïcödé", "💥", "<|endoftext|>", BAD_UTF8, LONG, "NOPE",
+          "a\x00b", "a\nb"]
 
 
 def _cases() -> list[list[str]]:
@@ -121,7 +122,7 @@ def test_huge_numbers_are_bad_input(small, capsys, monkeypatch):
     for args in (["set-budget", "A", HUGE], ["tiers", "--set", f"1={HUGE}"],
                  ["tiers", "--set", f"{HUGE}=5"], ["demo-data", "--clients", HUGE]):
         code, _, err = run_in_process(small.store.path, args, capsys, monkeypatch)
-        assert code == 2 and ("at most" in err or "from 1 to" in err), err
+        assert code == 2 and ("at most" in err or " to " in err), err
 
 
 def test_count_takes_every_encoding(small, capsys, monkeypatch):
