@@ -28,11 +28,12 @@ from .views import usage_row
 from .model import FIELDS, Actor, Attribute, BadInput, Change, NotAllowed, StaleWrite
 from .service import BudgetService
 from .settings import Settings
-from .stores import StoreError
+from .stores import StoreBusy, StoreError
 
 log = logging.getLogger("uvicorn.error")  # shown with uvicorn's own start-up lines
 MAX_BULK = 500  # ids in one bulk activation; the stores read them in one query
 _STRICT = ConfigDict(extra="forbid", strict=True)  # no "yes" for true, no 1.5 for 1
+RETRY_AFTER = {"busy": "1", "down": "30"}  # seconds: a lock frees soon, a server not
 
 
 # response bodies -----------------------------------------------------------------------
@@ -177,8 +178,10 @@ class Unauthorized(Exception):
     """No token, or one that is not configured; the message never repeats it."""
 
 
-def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+def _error(status: int, error: str, message: str, headers: dict[str, str] | None = None,
+           **extra: Any) -> JSONResponse:
+    if status == 401:
+        headers = {"WWW-Authenticate": "Bearer"}
     return JSONResponse({"error": error, "message": message, **extra}, status, headers)
 
 
@@ -219,18 +222,25 @@ def _install_error_handlers(app: FastAPI) -> None:
             return _error(status, error, str(e))
         return handler
 
+    async def unavailable(request: Request, e: Exception) -> JSONResponse:
+        """Busy past the lock timeout or unreachable: the caller may send the same
+        request again, after Retry-After."""
+        wait = RETRY_AFTER["busy" if isinstance(e, StoreBusy) else "down"]
+        return _error(503, "unavailable", str(e), {"Retry-After": wait})
+
     app.add_exception_handler(BadInput, bad_input)
     app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(StoreError, unavailable)
     for exc, status, error in ((Unauthorized, 401, "unauthorized"),
-                               (NotAllowed, 403, "forbidden"), (StaleWrite, 409, "conflict"),
-                               (StoreError, 503, "unavailable")):
+                               (NotAllowed, 403, "forbidden"), (StaleWrite, 409, "conflict")):
         app.add_exception_handler(exc, simple(status, error))
 
 
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {401: "no token or an unknown one", 403: "the token's role may not do this",
             409: "the record changed since the given version", 422: "bad input; "
-            "each problem names the record and the field", 503: "the store did not answer"}
+            "each problem names the record and the field",
+            503: "the store is busy or did not answer; try again after Retry-After seconds"}
     return {code: {"model": ErrorOut, "description": text[code]} for code in codes}
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from pathlib import Path
+from typing import NoReturn
 
 from . import core, demo
 from .model import FIELDS, Actor, BadInput, Change, NotAllowed, StaleWrite
@@ -21,13 +24,30 @@ from .views import usage_row
 
 CLI_ACTOR = Actor("cli", "admin")  # the shell user owns the store file
 RUN_DUE_ACTOR = Actor("run-due", "admin")  # what the audit log says of the scheduled pass
+MAX_WHOLE = 2**63 - 1  # the largest whole number SQLite and PostgreSQL can store
+DEMO_LIMITS = {"clients": 100_000, "attributes_per_client": 1_000}  # a data set that fits
+
+
+class UsageError(Exception):
+    """The arguments do not fit the command line's grammar (argparse's complaint)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, except that a usage error is one line like every other error, not the
+    usage text followed by the error (subcommands' parsers are of this class too)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tokenbudget", description=__doc__)
+    p = _Parser(prog="tokenbudget", description=__doc__)
     p.add_argument("--store", help="sqlite:///PATH, airtable or postgresql://USER:PASSWORD@HOST"
                                    ":PORT/DB (default: env TOKENBUDGET_STORE or "
                                    "sqlite:///data/tokenbudget.db)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 2, doing nothing, when the store skips a record it cannot read "
+                        "(by default each skipped record is named on stderr)")
     sub = p.add_subparsers(dest="command", required=True)
 
     d = sub.add_parser("demo-data", help="fill the store with the demo data set")
@@ -82,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     cs.add_argument("--to", required=True, metavar="URL", help="the destination store")
 
     c = sub.add_parser("count", help="count tokens of files or stdin")
-    c.add_argument("--encoding", choices=[e for e in ENCODINGS if e != "chars4"])
+    c.add_argument("--encoding", choices=ENCODINGS)
     c.add_argument("--json", action="store_true")
     c.add_argument("paths", nargs="+", metavar="FILE")
 
@@ -128,6 +148,37 @@ def _change(args: argparse.Namespace) -> Change:
     return Change(args.client_id, {args.attribute_id: fields} if fields else {}, active)
 
 
+def _whole(record: str, field: str, text: str, low: int = 0, high: int = MAX_WHOLE) -> int:
+    """A whole-number argument, parsed before the command runs, so that a command with
+    several values writes none of them when one is bad, and a number no store can hold is
+    refused with a message instead of failing inside the store."""
+    if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
+        raise BadInput(record, field, f"must be a whole number, got {text!r}")
+    digits = text.strip().lstrip("+-").lstrip("0")
+    if len(digits) > len(str(high)):  # beyond any store (and int() stops at 4,300 digits)
+        raise BadInput(record, field, f"must be from {low} to {high:,}, got a "
+                                      f"{len(digits):,}-digit number")
+    value = int(text)
+    if value < low:
+        raise BadInput(record, field, ("must not be negative" if low == 0
+                                       else f"must be at least {low}") + f", got {value}")
+    if value > high:
+        raise BadInput(record, field, f"must be at most {high:,}")
+    return value
+
+
+def _tier_limits(items: Sequence[str]) -> list[tuple[int, int]]:
+    """`LEVEL=TOKENS` arguments as (level, tokens), every one checked."""
+    out = []
+    for item in items:
+        level, sep, tokens = item.partition("=")
+        if not sep:
+            raise BadInput(f"tier {item}", "--set", "expected LEVEL=TOKENS")
+        lvl = _whole(f"tier {level}", "level", level, low=1)
+        out.append((lvl, _whole(f"tier {lvl}", "Token Budget", tokens)))
+    return out
+
+
 def _emit(data: object, as_json: bool, lines: Sequence[str]) -> None:
     if as_json:
         print(json.dumps(data, indent=2, default=str))
@@ -142,12 +193,23 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "airtable":  # works on the base's schema, whatever the store setting
         return _airtable(args, settings.airtable)
     service = BudgetService.from_settings(settings)
+    if args.strict:
+        service.usage_report()  # loads every record, so that the skipped ones are known
+        if service.store_warnings:
+            raise SkippedRecords(service.store_warnings)
+    code = _command(args, settings, service)
+    for warning in service.store_warnings:
+        print(f"tokenbudget: skipped: {_one_line(warning)}", file=sys.stderr)
+    return code
 
+
+def _command(args: argparse.Namespace, settings: Settings, service: BudgetService) -> int:
     if args.command == "demo-data":
-        for name in ("clients", "attributes_per_client"):
+        for name, high in DEMO_LIMITS.items():
             value = getattr(args, name)
-            if value is not None and value < 1:
-                raise BadInput("demo-data", f"--{name.replace('_', '-')}", "must be at least 1")
+            if value is not None and not 1 <= value <= high:
+                raise BadInput("demo-data", f"--{name.replace('_', '-')}",
+                               f"must be from 1 to {high:,}, got {value}")
         data = demo.generate(service.counter.count_many, args.clients,
                              args.attributes_per_client, args.seed)
         n = service.load_data_set(CLI_ACTOR, *data)
@@ -194,22 +256,21 @@ def _run(args: argparse.Namespace) -> int:
         return 0
 
     if args.command == "set-tier":
-        c = service.set_service_level(CLI_ACTOR, args.client_id, args.level)
+        level = _whole(f"client {args.client_id}", "Service Level", args.level, low=1)
+        c = service.set_service_level(CLI_ACTOR, args.client_id, level)
         print(f"{c.name}: service level {c.service_level}")
         return 0
 
     if args.command == "set-budget":
-        c = service.set_budget_override(CLI_ACTOR, args.client_id,
-                                        None if args.clear else args.tokens)
+        tokens = None if args.clear else _whole(f"client {args.client_id}", "Token Budget",
+                                                args.tokens)
+        c = service.set_budget_override(CLI_ACTOR, args.client_id, tokens)
         print(f"{c.name}: token budget "
               + ("from its tier" if c.token_budget is None else f"{c.token_budget:,}"))
         return 0
 
     if args.command == "tiers":
-        for item in args.set:
-            level, sep, tokens = item.partition("=")
-            if not sep:
-                raise BadInput(f"tier {item}", "--set", "expected LEVEL=TOKENS")
+        for level, tokens in _tier_limits(args.set):
             service.set_tier_limit(CLI_ACTOR, level, tokens)
         tiers = service.tiers()
         _emit([{"level": t.level, "name": t.name, "tokens": t.tokens} for t in tiers.values()],
@@ -220,8 +281,8 @@ def _run(args: argparse.Namespace) -> int:
         return _run_due(service, args)
 
     if args.command == "copy-store":
-        copied = copy_store(service.store, open_store(args.to, settings.airtable),
-                            service.encoding)
+        target = open_store(args.to, settings.airtable, settings.lock_timeout)
+        copied = copy_store(service.store, target, service.encoding)
         print("\n".join(copied.lines()))
         return 0 if copied.equal else 2
 
@@ -319,13 +380,70 @@ def _count(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+class SkippedRecords(Exception):
+    """--strict: the store skipped records it could not read."""
+
+    def __init__(self, warnings: Sequence[str]) -> None:
+        super().__init__(f"{len(warnings)} record(s) skipped, nothing done (--strict): "
+                         + "; ".join(warnings))
+
+
+def _one_line(text: object) -> str:
+    """The contract promises one stderr line; a value quoted in a message may hold a
+    line break."""
+    return " ".join(str(text).splitlines())
+
+
+def _not_utf8(argv: Sequence[str]) -> int | None:
+    """The position of the first argument that is not UTF-8 text (Python hands such
+    bytes over as lone surrogates, which no store, tokenizer or terminal accepts)."""
+    for n, arg in enumerate(argv, 1):
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return n
+    return None
+
+
+def _silence_stdout() -> None:
+    """The reader of our output went away (`tokenbudget usage | head -1`): point stdout
+    at devnull, as Python's documentation of SIGPIPE advises, so that the flush at exit
+    does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file (tests capture it)
+        pass
+
+
+def _main(argv: Sequence[str]) -> int:
+    bad = _not_utf8(argv)
+    if bad is not None:
+        print(f"tokenbudget: error: argument {bad} is not valid UTF-8 text", file=sys.stderr)
+        return 2
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as e:
+        print(f"tokenbudget: error: {_one_line(e)}", file=sys.stderr)
+        return 2
     try:
         return _run(args)
-    except (BadInput, UnknownEncoding, StoreError, NotAllowed, StaleWrite) as e:
-        print(f"tokenbudget: {e}", file=sys.stderr)
+    except (BadInput, UnknownEncoding, StoreError, NotAllowed, StaleWrite,
+            SkippedRecords) as e:
+        print(f"tokenbudget: {_one_line(e)}", file=sys.stderr)
         return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Exit 0 done or allowed, 1 refused by the budget, 2 bad input or a store that
+    cannot serve (one line on stderr)."""
+    code = 0  # a closed pipe mid-output: the command ran, its reader left
+    try:
+        code = _main(sys.argv[1:] if argv is None else argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+    return code
 
 
 if __name__ == "__main__":

@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+from budget import cli
+from tests.support.airtable_server import API_KEY, BASE_ID, standard_base
+
 USAGE_KEYS = {"client_id", "name", "service_level", "budget", "usage", "remaining",
               "percent_used", "status", "budget_reset_date"}
 ATTR_KEYS = {"attribute_id", "name", "active", "instructions_tokens", "examples_tokens",
@@ -137,3 +140,35 @@ def test_bad_input_one_line_exit_2_nothing_written(db, args, message):
 def test_unreadable_store_path(tmp_path):
     r = tb(tmp_path / "missing" / "x.db", "usage")
     assert r.returncode == 2 and "missing" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.fixture
+def airtable_with_a_bad_record(airtable_server, tmp_path, monkeypatch):
+    """Ten clients on the loopback Airtable base, one with a Service Level that is not a
+    number; the CLI reads the base through the settings a person would set."""
+    base = standard_base(airtable_server)
+    for n in range(9):
+        base.put("Clients", {"Client Name": f"Client {n}", "Service Level": 1})
+    base.put("Clients", {"Client Name": "Text level", "Service Level": "gold"})
+    for name, value in {"AIRTABLE_API_KEY": API_KEY, "AIRTABLE_BASE_ID": BASE_ID,
+                        "AIRTABLE_ENDPOINT_URL": base.url, "AIRTABLE_MIN_INTERVAL": "0",
+                        "AIRTABLE_SIDECAR": str(tmp_path / "sidecar.db")}.items():
+        monkeypatch.setenv(name, value)
+    return base
+
+
+def test_a_skipped_record_is_named_on_stderr(airtable_with_a_bad_record, capsys):
+    assert cli.main(["--store", "airtable", "usage"]) == 0
+    out = capsys.readouterr()
+    assert len(out.out.splitlines()) == 9
+    assert len(out.err.splitlines()) == 1
+    assert out.err.startswith("tokenbudget: skipped: Clients record rec")
+    assert "(Text level): Service Level: not a service level number: 'gold'" in out.err
+
+
+def test_strict_refuses_a_data_set_with_skipped_records(airtable_with_a_bad_record, capsys):
+    assert cli.main(["--store", "airtable", "--strict", "usage"]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert len(out.err.splitlines()) == 1
+    assert "1 record(s) skipped, nothing done (--strict)" in out.err and "(Text level)" in out.err

@@ -21,4 +21,5 @@ __all__ = ["BatchResult", "BudgetService", "ResetResult"]
 class BudgetService(Edits, Admin, ScheduledPass, Suggestions):
     @classmethod
     def from_settings(cls, settings: Settings) -> BudgetService:
-        return cls(open_store(settings.store, settings.airtable), settings)
+        return cls(open_store(settings.store, settings.airtable, settings.lock_timeout),
+                   settings)

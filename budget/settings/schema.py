@@ -17,6 +17,7 @@ from .lists import pairs
 
 DEFAULT_STORE = "sqlite:///data/tokenbudget.db"
 DEFAULT_THRESHOLDS: tuple[int, ...] = (80, 90, 100)
+DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a writer waits for another's lock
 
 
 class _Section(BaseModel):
@@ -250,6 +251,7 @@ class Schema(_Section):
     warning: float = Field(0.8, gt=0, le=1, alias="TOKENBUDGET_WARNING")
     upgrade_url: str = Field("https://example.com/upgrade", alias="TOKENBUDGET_UPGRADE_URL")
     max_text_chars: int = Field(100_000, ge=1, alias="TOKENBUDGET_MAX_TEXT_CHARS")
+    lock_timeout: Seconds = Field(DEFAULT_LOCK_TIMEOUT, alias="TOKENBUDGET_LOCK_TIMEOUT")
     roles: Annotated[dict[str, str], BeforeValidator(_roles)] = Field(
         default_factory=dict, alias="TOKENBUDGET_ROLES")
     api_tokens: Annotated[dict[str, str], BeforeValidator(_api_tokens)] = Field(

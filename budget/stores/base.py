@@ -19,6 +19,12 @@ class StoreError(RuntimeError):
     """The backend failed; the message names the table and field, never a secret."""
 
 
+class StoreBusy(StoreError):
+    """Another writer held the store's lock past the lock timeout. Nothing was changed,
+    and the same request can simply be tried again ("busy, try again"), which is why the
+    CLI and the API tell it apart from a store that is down."""
+
+
 class PartialWrite(StoreError):
     """Some records were written, some were not (a backend without transactions);
     `written`/`not_written` name them, and running the same operation again finishes it."""

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
 
+from ..settings.schema import DEFAULT_LOCK_TIMEOUT
 from ..model import (Attribute, AttributeCost, AuditEntry, Client, Deactivation, FieldTokens,
                      Notification, StaleWrite, Tier)
 from . import automation_sql
@@ -128,10 +129,11 @@ def _collector_paused() -> Iterator[None]:
 class SQLiteStore:
     """Thread-safe: one connection per thread; `transaction()` takes SQLite's write
     lock up front (BEGIN IMMEDIATE), so a check and its write cannot interleave with
-    another writer's, even in another process."""
+    another writer's, even in another process. `lock_timeout`: seconds a writer waits
+    for another's lock before the store raises StoreBusy."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: str, lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> None:
+        self.path, self.lock_timeout = path, lock_timeout
         self.label = f"SQLite: {path}"
         self.warnings: list[str] = []
         self._local = threading.local()
@@ -150,7 +152,8 @@ class SQLiteStore:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.path, timeout=30, foreign_keys=True)
+            conn = self._local.conn = connect(self.path, timeout=self.lock_timeout,
+                                               foreign_keys=True)
             self._local.depth = 0
         return conn
 

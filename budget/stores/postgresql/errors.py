@@ -13,7 +13,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import PoolTimeout
 
 from ...redact import scrub
-from ..base import StoreError
+from ..base import StoreBusy, StoreError
 
 
 def redact(url: str) -> str:
@@ -48,6 +48,7 @@ class Translator:
                               "try again")
         text = str(e).strip()
         first = scrub(text.splitlines()[0] if text else type(e).__name__, self._password)
+        kind = StoreBusy if isinstance(e, pg.LockNotAvailable | pg.QueryCanceled) else StoreError
         if isinstance(e, pg.LockNotAvailable):
             why = f"busy: a lock was not granted within {self.lock_timeout:g} s; try again"
         elif isinstance(e, pg.QueryCanceled):
@@ -59,7 +60,7 @@ class Translator:
             why = f"cannot connect: {first}"
         else:
             why = first
-        return StoreError(f"{self.label}: {why}")
+        return kind(f"{self.label}: {why}")
 
     @contextmanager
     def translated(self) -> Iterator[None]:
