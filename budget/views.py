@@ -5,6 +5,7 @@ Formatting for people lives here too, so every page says numbers the same way.""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -33,6 +34,47 @@ def usage_frame(report: Sequence[Usage], tiers: dict[int, Tier]) -> pd.DataFrame
         "stored_usage", "drifted", "attributes", "active_attributes"])
     return frame.sort_values(["percent_used", "client"], ascending=[False, True],
                              ignore_index=True)
+
+
+def remaining_text(remaining: int) -> str:
+    """'1,250' left, or 'over by 1,250': a minus sign is easy to miss in a table."""
+    return f"over by {-remaining:,}" if remaining < 0 else f"{remaining:,}"
+
+
+def usage_figure(used: int, limit: int) -> str:
+    """'5,727 / 6,000': the usage-against-budget figure of a table cell."""
+    return f"{used:,} / {limit:,}"
+
+
+def usage_bar(percent: int, status: str) -> str:
+    """A bar of `percent` (full at the budget) in the status colour with the figure next
+    to it, as an SVG data URL for an image column: a table's own progress bar has one
+    colour per column, not one per row. The zero-padded percent comes first in the URL,
+    so sorting the column sorts by percent."""
+    width = min(max(percent, 0), 100) * 0.8
+    svg = (f"<svg xmlns='http://www.w3.org/2000/svg' data-percent='{percent:05d}' "
+           "width='130' height='20' viewBox='0 0 130 20'>"
+           "<rect x='0' y='5' width='80' height='10' rx='3' fill='#e0e0e0'/>"
+           f"<rect x='0' y='5' width='{width:.1f}' height='10' rx='3' "
+           f"fill='{STATUS_COLOURS[status]}'/>"
+           "<text x='86' y='14.5' font-family='sans-serif' font-size='12' "
+           f"fill='#31333f'>{percent:,}%</text></svg>")
+    return "data:image/svg+xml;utf8," + quote(svg)
+
+
+def usage_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """`usage_frame` with the cells a person reads: figure, coloured bar, remaining as
+    'over by N', and a dash where a date or a name is missing (never 'None')."""
+    return frame.assign(
+        figure=[usage_figure(u, b) for u, b in zip(frame["usage"], frame["budget"], strict=True)],
+        bar=[usage_bar(p, s) for p, s in zip(frame["percent_used"], frame["status"],
+                                             strict=True)],
+        remaining_text=frame["remaining"].map(remaining_text),
+        next_reset_text=frame["next_reset"].map(lambda d: f"{d:%Y-%m-%d}" if pd.notna(d) else "—"),
+        manager=frame["account_manager"].map(lambda m: m if pd.notna(m) and m else "—"))
+
+
+DISPLAY_COLUMNS = ["figure", "bar", "remaining_text", "next_reset_text", "manager"]
 
 
 def filter_usage(frame: pd.DataFrame, search: str = "", tiers: Sequence[str] = (),
