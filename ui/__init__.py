@@ -1,7 +1,7 @@
 """Streamlit glue shared by the pages, one concept per module: the service and who acts
 (`session`), cached loaders (`loaders`), writes (`writes`), the confirmation dialog
-(`dialogs`), the suggestion card (`cards`), charts (`charts`) badges and the usage headline (`format`).
-Pages use it as `ui.name`."""
+(`dialogs`), the suggestion card (`cards`), charts (`charts`), badges and the usage
+headline (`format`). Pages use it as `ui.name`."""
 
 from ui.cards import suggestion_card
 from ui.charts import COLOURS, DIRECTION_COLOURS, LABELS, SERIES, chart, csv_download
