@@ -51,13 +51,13 @@ def usage_bar(percent: int, status: str) -> str:
     to it, as an SVG data URL for an image column: a table's own progress bar has one
     colour per column, not one per row. The zero-padded percent comes first in the URL,
     so sorting the column sorts by percent."""
-    width = min(max(percent, 0), 100) * 0.8
+    width = min(max(percent, 0), 100) * 0.6
     svg = (f"<svg xmlns='http://www.w3.org/2000/svg' data-percent='{percent:05d}' "
-           "width='130' height='20' viewBox='0 0 130 20'>"
-           "<rect x='0' y='5' width='80' height='10' rx='3' fill='#e0e0e0'/>"
-           f"<rect x='0' y='5' width='{width:.1f}' height='10' rx='3' "
+           "width='108' height='32' viewBox='0 0 108 32'>"  # a table row's proportions
+           "<rect x='0' y='11' width='60' height='10' rx='3' fill='#e0e0e0'/>"
+           f"<rect x='0' y='11' width='{width:.1f}' height='10' rx='3' "
            f"fill='{STATUS_COLOURS[status]}'/>"
-           "<text x='86' y='14.5' font-family='sans-serif' font-size='12' "
+           "<text x='66' y='20.5' font-family='sans-serif' font-size='13' "
            f"fill='#31333f'>{percent:,}%</text></svg>")
     return "data:image/svg+xml;utf8," + quote(svg)
 

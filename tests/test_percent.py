@@ -41,13 +41,9 @@ def test_format_usage_says_it_one_way():
     assert core.format_usage(5727, 6000) == "5,727 / 6,000 tokens (95% used)"
 
 
-def demo_service(path):
-    return make_service(path)
-
-
 def test_overview_csv_and_client_headline_agree_for_every_demo_client(demo_copy):
     """The Overview download against each client's headline: one figure per client."""
-    svc = demo_service(demo_copy)
+    svc = make_service(demo_copy)
     csv = views.usage_frame(svc.usage_report(), svc.tiers()).to_csv(index=False)
     table = pd.read_csv(io.StringIO(csv))
     assert len(table) == 40
@@ -62,7 +58,7 @@ def test_overview_csv_and_client_headline_agree_for_every_demo_client(demo_copy)
 
 
 def test_overview_page_client_page_cli_and_api_show_one_figure(app, demo_copy):
-    svc = demo_service(demo_copy)
+    svc = make_service(demo_copy)
     report = svc.usage_report()
     # the client whose exact share has the largest fraction: where rounding twice shows
     u = max(report, key=lambda u: (100 * u.usage / u.budget) % 1)
