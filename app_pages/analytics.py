@@ -73,19 +73,19 @@ st.caption("The date each client reaches its budget follows a straight line thro
            f"A line needs at least {analytics.MIN_POINTS} snapshots spanning {min_days:g} days "
            "(TOKENBUDGET_TREND_MIN_DAYS); before that the trend says **not enough history "
            f"yet**, and less than {analytics.FLAT:,.0f} token a day of change is **no trend**.")
-st.dataframe(outlook, key="outlook_table", hide_index=True, width="stretch",
-             column_order=["client", "tier", "usage", "budget", "headroom", "percent_used",
-                           "tokens_per_day", "trend", "snapshots"],
+st.dataframe(outlook.assign(headroom_text=outlook["headroom"].map(views.remaining_text),
+                            per_day=outlook["tokens_per_day"].map(views.count_text)),
+             key="outlook_table", hide_index=True, width="stretch",
+             column_order=["client", "trend", "percent_used", "usage", "budget",
+                           "headroom_text", "per_day", "snapshots", "tier"],
              column_config={
-                 "client": "Client", "tier": "Tier",
+                 "client": st.column_config.TextColumn("Client", pinned=True),
+                 "trend": st.column_config.TextColumn("At this trend", width=190),
+                 "percent_used": st.column_config.NumberColumn("% used", format="%d%%"),
                  "usage": st.column_config.NumberColumn("Usage (tokens)", format="localized"),
                  "budget": st.column_config.NumberColumn("Budget (tokens)", format="localized"),
-                 "headroom": st.column_config.NumberColumn("Headroom (tokens)",
-                                                           format="localized"),
-                 "percent_used": st.column_config.NumberColumn("% used", format="%d%%"),
-                 "tokens_per_day": st.column_config.NumberColumn("Trend (tokens/day)",
-                                                                 format="localized"),
-                 "trend": "At this trend", "snapshots": "Snapshots"})
+                 "headroom_text": "Headroom (tokens)",
+                 "per_day": "Trend (tokens/day)", "snapshots": "Snapshots", "tier": "Tier"})
 csv(outlook, "headroom-forecast")
 
 # 3. distribution by tier ------------------------------------------------------------------
@@ -129,6 +129,7 @@ else:
     fig = px.line(overall, labels=LABELS, x="at", y="usage", markers=True, line_shape="hv",
                   title="All clients together (each client's last known usage, summed)",
                   hover_data={"usage": ":,", "clients": True})
+    fig.update_yaxes(rangemode="tozero")  # a steady total reads as steady, not as a cliff
     chart(fig, "overall_over_time", "Time (UTC)", "Tokens", x_is_time=True)
     with_history = [c for c in outlook["client_id"] if c in set(per["client_id"])]
     picked = st.multiselect("Clients", with_history, default=with_history[:5],

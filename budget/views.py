@@ -41,6 +41,11 @@ def remaining_text(remaining: int) -> str:
     return f"over by {-remaining:,}" if remaining < 0 else f"{remaining:,}"
 
 
+def count_text(n: object) -> str:
+    """'12,345', or a dash where there is no figure (never 'None' or 'nan')."""
+    return "—" if n is None or pd.isna(n) else f"{int(n):,}"  # type: ignore[call-overload]
+
+
 def usage_figure(used: int, limit: int) -> str:
     """'5,727 / 6,000': the usage-against-budget figure of a table cell."""
     return f"{used:,} / {limit:,}"
@@ -108,8 +113,9 @@ def attribute_frame(attrs: Sequence[Attribute], costs: Sequence[AttributeCost]) 
 
 
 def label(name: str) -> str:
-    """'budget_override' -> 'Budget override': a stored key as a person reads it."""
-    return name.replace("_", " ").capitalize()
+    """'budget_override' -> 'Budget override', 'attribute.update' -> 'Attribute
+    update': a stored key as a person reads it."""
+    return name.replace("_", " ").replace(".", " ").capitalize()
 
 
 def _value_text(value: object) -> str:
