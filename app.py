@@ -51,11 +51,15 @@ if me.role == "admin":
     nav["Administration"] = [admin, scheduled_pass]
 pg = st.navigation(nav)
 
-# the root URL with ?client=ID opens that client's page
-if pg is overview and "client" in st.query_params:
-    st.switch_page(client, query_params={"client": st.query_params["client"]})
-
 ui.begin_run()
+
+# the root URL with ?client=ID opens that client's page; an id no client has stays on the
+# overview with the error, its URL untouched, rather than opening some other client
+if pg is overview and "client" in st.query_params:
+    wanted = st.query_params["client"]
+    if wanted in set(ui.usage_table()[0]["client_id"]):
+        st.switch_page(client, query_params={"client": wanted})
+    st.error(f"No client with id {wanted!r}. Pick one from the table below.", icon="🔎")
 
 with st.sidebar:
     st.caption(f"Store: **{svc.store_label}**")

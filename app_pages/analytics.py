@@ -1,3 +1,5 @@
+from datetime import timedelta
+
 import plotly.express as px
 import streamlit as st
 
@@ -6,7 +8,9 @@ from budget import analytics, views
 from ui import COLOURS, DIRECTION_COLOURS, LABELS, SERIES, chart
 from ui import csv_download as csv
 
-
+# how far back the trends and the lines over time look, in days (None: all history)
+RANGES: dict[str, int | None] = {"Last 7 days": 7, "Last 30 days": 30, "Last 90 days": 90,
+                                 "Last year": 365, "All history": None}
 svc = ui.service()
 version = ui.data_version()  # cached figures last until the data changes
 st.title("Analytics")
@@ -18,11 +22,13 @@ if frame.empty:
     st.info("No clients yet. Run `make run` (or `tokenbudget demo-data`) to load the demo data.")
     st.stop()
 
-f1, f2 = st.columns(2)
+f1, f2, f3 = st.columns(3)
 tiers = f1.multiselect("Tier", list(frame.sort_values("service_level")["tier"].unique()),
                        key="an_tier")
 statuses = f2.multiselect("Status", list(views.STATUS_LABELS), key="an_status",
                           format_func=views.STATUS_LABELS.get)
+span = f3.selectbox("History", list(RANGES), index=len(RANGES) - 1, key="an_range",
+                    help="The usage snapshots the trends and the lines over time are drawn from")
 shown = views.filter_usage(frame, tiers=tiers, statuses=statuses)
 names = dict(zip(frame["client_id"], frame["client"], strict=True))
 st.caption(f"{len(shown):,} of {len(frame):,} clients match the filters.")
@@ -47,34 +53,39 @@ else:
 # 2. approaching limits --------------------------------------------------------------------
 st.header("Clients approaching their limits")
 now = svc.clock()
-outlook = analytics.forecast(shown, ui.history(version), now)
+start = None if RANGES[span] is None else now - timedelta(days=RANGES[span])
+history = analytics.since(ui.history(version), start)
+min_days = svc.settings.trend_min_days
+outlook = analytics.forecast(shown, history, now, min_days)
 closest = outlook.head(15)
 # bars within budget say when they reach it; over budget, the red says it already
 closest = closest.assign(note=closest["trend"].where(closest["status"] != "exceeded", ""))
 fig = px.bar(closest, labels=LABELS, x="headroom", y="client", color="status", orientation="h",
              text="note", color_discrete_map=COLOURS,
              title="Headroom left in the budget, least first (below zero: over budget)",
-             hover_data={**hover, "usage": ":,", "budget": ":,", "percent_used": ":.1f",
-                         "tokens_per_day": ":,.1f", "trend": True, "note": False})
+             hover_data={**hover, "usage": ":,", "budget": ":,", "percent_used": ":d",
+                         "tokens_per_day": ":,", "trend": True, "note": False})
 fig.update_traces(textposition="outside", cliponaxis=False, textfont_size=11)
 fig.update_layout(yaxis={"categoryorder": "array", "categoryarray": closest["client"][::-1]})
 chart(fig, "headroom", "Tokens left before the budget", "Client", 160 + 26 * len(closest))
 st.caption("The date each client reaches its budget follows a straight line through its "
-           "usage snapshots (one is taken at every change and reset); with fewer than two, "
-           f"or less than {analytics.FLAT:,.0f} token a day of change, there is **no trend**.")
-st.dataframe(outlook, key="outlook_table", hide_index=True, width="stretch",
-             column_order=["client", "tier", "usage", "budget", "headroom", "percent_used",
-                           "tokens_per_day", "trend", "snapshots"],
+           "usage snapshots in the chosen history (one is taken at every change and reset). "
+           f"A line needs at least {analytics.MIN_POINTS} snapshots spanning {min_days:g} days "
+           "(TOKENBUDGET_TREND_MIN_DAYS); before that the trend says **not enough history "
+           f"yet**, and less than {analytics.FLAT:,.0f} token a day of change is **no trend**.")
+st.dataframe(outlook.assign(headroom_text=outlook["headroom"].map(views.remaining_text),
+                            per_day=outlook["tokens_per_day"].map(views.count_text)),
+             key="outlook_table", hide_index=True, width="stretch",
+             column_order=["client", "trend", "percent_used", "usage", "budget",
+                           "headroom_text", "per_day", "snapshots", "tier"],
              column_config={
-                 "client": "Client", "tier": "Tier",
+                 "client": st.column_config.TextColumn("Client", pinned=True),
+                 "trend": st.column_config.TextColumn("At this trend", width=190),
+                 "percent_used": st.column_config.NumberColumn("% used", format="%d%%"),
                  "usage": st.column_config.NumberColumn("Usage (tokens)", format="localized"),
                  "budget": st.column_config.NumberColumn("Budget (tokens)", format="localized"),
-                 "headroom": st.column_config.NumberColumn("Headroom (tokens)",
-                                                           format="localized"),
-                 "percent_used": st.column_config.NumberColumn("Used", format="%.1f%%"),
-                 "tokens_per_day": st.column_config.NumberColumn("Trend (tokens/day)",
-                                                                 format="%.1f"),
-                 "trend": "At this trend", "snapshots": "Snapshots"})
+                 "headroom_text": "Headroom (tokens)",
+                 "per_day": "Trend (tokens/day)", "snapshots": "Snapshots", "tier": "Tier"})
 csv(outlook, "headroom-forecast")
 
 # 3. distribution by tier ------------------------------------------------------------------
@@ -84,32 +95,41 @@ fig = px.strip(shown, labels=LABELS,
                x="tier", y="percent_used", color="status", color_discrete_map=COLOURS,
                category_orders={"tier": order}, title="Share of budget used, each dot a client",
                hover_data={"client": True, "usage": ":,", "budget": ":,",
-                           "percent_used": ":.1f", "status": False})
+                           "percent_used": ":d", "status": False})
 fig.add_hline(y=100 * svc.settings.warning, line_dash="dot", line_color=COLOURS["warning"],
               annotation_text="warning")
 fig.add_hline(y=100, line_dash="dash", line_color=COLOURS["exceeded"], annotation_text="budget")
 chart(fig, "by_tier", "Tier", "Budget used (%)")
 by_tier = analytics.tier_summary(shown) if not shown.empty else shown
 st.dataframe(by_tier, key="tier_table", hide_index=True, width="stretch",
-             column_config={"usage": st.column_config.NumberColumn("Usage (tokens)",
+             column_order=["tier", "clients", "usage", "mean_percent_used",
+                           "median_percent_used", "ok", "warning", "exceeded"],
+             column_config={"tier": "Tier",
+                            "clients": st.column_config.NumberColumn("Clients",
+                                                                     format="localized"),
+                            "usage": st.column_config.NumberColumn("Usage (tokens)",
                                                                    format="localized"),
                             "mean_percent_used": st.column_config.NumberColumn(
-                                "Mean used", format="%.1f%%"),
+                                "Mean % used", format="%d%%"),
                             "median_percent_used": st.column_config.NumberColumn(
-                                "Median used", format="%.1f%%")})
+                                "Median % used", format="%d%%"),
+                            **{s: st.column_config.NumberColumn(views.STATUS_LABELS[s])
+                               for s in views.STATUS_LABELS}})
 csv(by_tier, "usage-by-tier")
 
 # 4. usage over time -----------------------------------------------------------------------
 st.header("Usage over time")
 per, overall = analytics.usage_over_time(
-    [h for h in ui.history(version) if h[0] in set(shown["client_id"])], names)
+    ui.history(version), names, dict(zip(shown["client_id"], shown["usage"], strict=True)),
+    start)
 if per.empty:
     st.info("No usage history yet: a snapshot is taken at every change and every reset, "
             "so the lines appear as soon as clients' attributes are edited or reset.")
 else:
     fig = px.line(overall, labels=LABELS, x="at", y="usage", markers=True, line_shape="hv",
-                  title="All clients together (each client's latest snapshot, summed)",
+                  title="All clients together (each client's last known usage, summed)",
                   hover_data={"usage": ":,", "clients": True})
+    fig.update_yaxes(rangemode="tozero")  # a steady total reads as steady, not as a cliff
     chart(fig, "overall_over_time", "Time (UTC)", "Tokens", x_is_time=True)
     with_history = [c for c in outlook["client_id"] if c in set(per["client_id"])]
     picked = st.multiselect("Clients", with_history, default=with_history[:5],
@@ -144,8 +164,14 @@ fig.update_layout(yaxis={"categoryorder": "array", "categoryarray": per_client["
 chart(fig, "estimate_error", "Tokens (estimate − real)", "Client", 160 + 18 * len(per_client))
 st.caption("Largest differences by attribute (all attributes, active or not):")
 st.dataframe(per_attr.head(20), key="estimate_table", hide_index=True, width="stretch",
-             column_config={c: st.column_config.NumberColumn(c.capitalize(), format="localized")
-                            for c in ("tokens", "chars4", "error")})
+             column_order=["attribute", "client", "active", "tokens", "chars4", "error",
+                           "error_percent"],
+             column_config={"attribute": "Attribute", "client": "Client",
+                            "active": st.column_config.CheckboxColumn("Active"),
+                            **{c: st.column_config.NumberColumn(LABELS[c], format="localized")
+                               for c in ("tokens", "chars4", "error")},
+                            "error_percent": st.column_config.NumberColumn(
+                                LABELS["error_percent"], format="%+.1f%%")})
 csv(per_client, "chars4-vs-real-by-client")
 csv(per_attr, "chars4-vs-real")
 

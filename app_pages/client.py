@@ -30,8 +30,7 @@ st.title(client.name)
 st.caption(f"{tier.name if tier else 'Level ' + str(client.service_level)} plan · "
            f"account manager {client.account_manager or '—'} · {client.email or 'no contact'}")
 
-st.subheader(views.headline(usage))
-st.progress(min(1.0, usage.usage / usage.budget) if usage.budget else 1.0)
+ui.usage_headline(usage)
 message = views.status_message(usage)
 if usage.status == "warning":
     st.warning(message, icon="⚠️")

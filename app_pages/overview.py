@@ -22,10 +22,10 @@ search = f1.text_input("Search clients", placeholder="Name or id", key="search")
 tiers = f2.multiselect("Tier", sorted(frame["tier"].unique()), key="tier_filter")
 statuses = f3.multiselect("Status", list(views.STATUS_LABELS), key="status_filter",
                           format_func=views.STATUS_LABELS.get)
-shown = views.filter_usage(frame, search, tiers, statuses)
-shown = shown.assign(open="client?client=" + shown["client_id"])
+shown = views.usage_display(views.filter_usage(frame, search, tiers, statuses))
 
-st.caption(f"{len(shown):,} of {len(frame):,} clients · select a row to open the client")
+st.caption(f"{len(shown):,} of {len(frame):,} clients · click a row's box at the left to "
+           "open the client")
 event = st.dataframe(
     shown,
     key="clients",
@@ -33,25 +33,27 @@ event = st.dataframe(
     width="stretch",
     on_select="rerun",
     selection_mode="single-row",
-    column_order=["client", "open", "tier", "percent_used", "usage", "budget", "remaining",
-                  "status_label", "next_reset", "account_manager"],
+    # what a person looks for first, so it fits a laptop screen: who, how it stands,
+    # how much is used and left; then the details
+    column_order=["client", "status_label", "figure", "bar", "remaining_text", "tier",
+                  "next_reset_text", "manager"],
     column_config={
-        "client": st.column_config.TextColumn("Client", pinned=True),
-        "open": st.column_config.LinkColumn("Page", display_text="Open"),
-        "tier": "Tier",
-        "percent_used": st.column_config.ProgressColumn(
-            "Used", format="%.0f%%", min_value=0, max_value=100),
-        "usage": st.column_config.NumberColumn("Usage (tokens)", format="localized"),
-        "budget": st.column_config.NumberColumn("Budget (tokens)", format="localized"),
-        "remaining": st.column_config.NumberColumn("Remaining", format="localized"),
-        "status_label": "Status",
-        "next_reset": st.column_config.DateColumn("Next reset", format="YYYY-MM-DD"),
-        "account_manager": "Account manager",
+        "client": st.column_config.TextColumn("Client", pinned=True, width=170),
+        "status_label": st.column_config.TextColumn("Status", width=105),
+        "figure": st.column_config.TextColumn("Used / budget (tokens)", width=150),
+        "bar": st.column_config.ImageColumn("% used", width=115,
+                                            help="Whole percent of the budget, rounded down"),
+        "remaining_text": st.column_config.TextColumn("Remaining (tokens)", width=130),
+        "tier": st.column_config.TextColumn("Tier", width=110),
+        "next_reset_text": st.column_config.TextColumn("Next reset", width=100),
+        "manager": st.column_config.TextColumn("Account manager", width=150),
     },
 )
-st.download_button("Download CSV", shown.drop(columns=["open", "status_label"]).to_csv(index=False),
+st.download_button("Download CSV",
+                   shown.drop(columns=["status_label", *views.DISPLAY_COLUMNS]).to_csv(
+                       index=False),
                    file_name="client-usage.csv", mime="text/csv", icon="⬇️", key="csv")
 
-if event.selection.rows:
+if event.selection.rows:  # one click on a row opens its client, in this tab
     chosen = shown.iloc[event.selection.rows[0]]["client_id"]
     st.switch_page("app_pages/client.py", query_params={"client": chosen})

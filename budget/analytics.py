@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from difflib import SequenceMatcher
 
+import numpy as np
 import pandas as pd
 
 from .model import FIELDS, Attribute, AttributeCost
@@ -19,6 +20,9 @@ from .model import FIELDS, Attribute, AttributeCost
 History = Sequence[tuple[str, datetime, int, int]]  # (client id, at, usage, budget)
 FLAT = 1.0  # tokens per day: a slope smaller than this is no trend
 NO_TREND = "no trend"
+NOT_ENOUGH = "not enough history yet"
+MIN_DAYS = 7.0  # the default span of history a trend needs (TOKENBUDGET_TREND_MIN_DAYS)
+MIN_POINTS = 3  # and the snapshots: two points always fit a line exactly
 
 
 # top attributes --------------------------------------------------------------------------
@@ -57,13 +61,28 @@ def slope_per_day(points: Sequence[tuple[datetime, int]]) -> float | None:
             / sum((x - mx) ** 2 for x in xs))
 
 
+def trend_per_day(points: Sequence[tuple[datetime, int]], min_days: float = MIN_DAYS
+                  ) -> float | None:
+    """The slope of `points` in tokens per day, only when they can carry one: at least
+    `MIN_POINTS` snapshots spanning at least `min_days` days. Two edits minutes apart
+    would otherwise extrapolate to tens of thousands of tokens a day."""
+    if len(points) < MIN_POINTS:
+        return None
+    times = [at for at, _ in points]
+    if (max(times) - min(times)).total_seconds() < min_days * 86_400:
+        return None
+    return slope_per_day(points)
+
+
 def reaches_budget(usage: int, budget: int, slope: float | None, now: datetime
                    ) -> tuple[date | None, str]:
     """(the date usage reaches the budget at `slope`, a phrase saying so). Over budget
-    already, flat, falling or without history there is no date."""
+    already, flat, falling or without enough history there is no date."""
     if usage > budget:
         return None, "over budget now"
-    if slope is None or abs(slope) < FLAT:
+    if slope is None:
+        return None, NOT_ENOUGH
+    if abs(slope) < FLAT:
         return None, NO_TREND
     if slope < 0:
         return None, "falling"
@@ -71,49 +90,69 @@ def reaches_budget(usage: int, budget: int, slope: float | None, now: datetime
     return when, f"reaches budget {when:%Y-%m-%d}"
 
 
-def forecast(clients: pd.DataFrame, history: History, now: datetime) -> pd.DataFrame:
+def forecast(clients: pd.DataFrame, history: History, now: datetime,
+             min_days: float = MIN_DAYS) -> pd.DataFrame:
     """Clients sorted by headroom (remaining tokens, least first) with the trend of their
-    history snapshots and the date each reaches its budget at that trend."""
+    history snapshots (whole tokens per day) and the date each reaches its budget at it."""
     points: dict[str, list[tuple[datetime, int]]] = {}
     for cid, at, used, _ in history:
         points.setdefault(cid, []).append((at, used))
     rows = []
     for r in clients.itertuples(index=False):
-        slope = slope_per_day(points.get(r.client_id, []))
+        slope = trend_per_day(points.get(r.client_id, []), min_days)
         when, phrase = reaches_budget(int(r.usage), int(r.budget), slope, now)
         rows.append({"client_id": r.client_id, "client": r.client, "tier": r.tier,
                      "usage": int(r.usage), "budget": int(r.budget),
                      "headroom": int(r.remaining), "percent_used": r.percent_used,
                      "status": r.status, "snapshots": len(points.get(r.client_id, [])),
-                     "tokens_per_day": None if slope is None else round(slope, 1),
+                     "tokens_per_day": None if slope is None else round(slope),
                      "reaches_budget": when, "trend": phrase})
     frame = pd.DataFrame(rows, columns=[
         "client_id", "client", "tier", "usage", "budget", "headroom", "percent_used", "status",
         "snapshots", "tokens_per_day", "reaches_budget", "trend"])
+    frame["tokens_per_day"] = frame["tokens_per_day"].astype("Int64")
     return frame.sort_values(["headroom", "client"], ignore_index=True)
 
 
-def usage_over_time(history: History, names: Mapping[str, str]) -> tuple[pd.DataFrame,
-                                                                         pd.DataFrame]:
-    """(per client, overall) usage over time from the snapshots. Overall at each time is
-    the sum of every client's latest snapshot so far; `clients` says how many had one."""
+def since(history: History, start: datetime | None) -> list[tuple[str, datetime, int, int]]:
+    """The snapshots taken at or after `start` (all of them without one)."""
+    return [h for h in history if start is None or h[1] >= start]
+
+
+def usage_over_time(history: History, names: Mapping[str, str], current: Mapping[str, int],
+                    start: datetime | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(per client, overall) usage over time from the snapshots, from `start` on.
+
+    Overall at each time is the sum over every client in `current` (client id -> usage
+    now) of its usage then: its latest snapshot so far, before its first snapshot that
+    first figure, and for a client with no snapshot at all its usage now. Summing only
+    the clients that happen to have a snapshot would draw a climb that never happened.
+    `clients` says how many had a snapshot so far."""
     per = pd.DataFrame([{"client_id": c, "client": names.get(c, c), "at": at, "usage": u,
-                         "budget": b} for c, at, u, b in history],
+                         "budget": b} for c, at, u, b in history if c in current],
                        columns=["client_id", "client", "at", "usage", "budget"])
     if per.empty:
         return per, pd.DataFrame(columns=["at", "usage", "clients"])
     per = per.sort_values(["at", "client_id"], ignore_index=True)
     wide = (per.drop_duplicates(["at", "client_id"], keep="last")
-            .pivot(index="at", columns="client_id", values="usage").ffill())
-    overall = pd.DataFrame({"at": wide.index, "usage": wide.sum(axis=1).astype(int).to_numpy(),
-                            "clients": wide.notna().sum(axis=1).to_numpy()})
-    return per, overall.reset_index(drop=True)
+            .pivot(index="at", columns="client_id", values="usage"))
+    seen = wide.notna().cumsum().gt(0).sum(axis=1)
+    known = wide.ffill().bfill()
+    without = [c for c in current if c not in known.columns]
+    total = known.sum(axis=1) + sum(int(current[c]) for c in without)
+    overall = pd.DataFrame({"at": wide.index, "usage": total.astype(int).to_numpy(),
+                            "clients": seen.to_numpy()})
+    if start is not None:
+        before = overall[overall["at"] < start].tail(1).assign(at=start)
+        overall = pd.concat([before, overall[overall["at"] >= start]], ignore_index=True)
+        per = per[per["at"] >= start]
+    return per.reset_index(drop=True), overall.reset_index(drop=True)
 
 
 # distribution by tier --------------------------------------------------------------------
 def tier_summary(clients: pd.DataFrame) -> pd.DataFrame:
-    """Per tier: clients, tokens, average and median share of budget used, and how many
-    clients are in each status."""
+    """Per tier: clients, tokens, average and median share of budget used (of the
+    clients' whole percents, rounded down), and how many clients are in each status."""
     counts = pd.crosstab(clients["tier"], clients["status"]).reindex(
         columns=["ok", "warning", "exceeded"], fill_value=0)
     grouped = clients.groupby("tier").agg(
@@ -121,8 +160,9 @@ def tier_summary(clients: pd.DataFrame) -> pd.DataFrame:
         usage=("usage", "sum"), mean_percent_used=("percent_used", "mean"),
         median_percent_used=("percent_used", "median"))
     out = grouped.join(counts).fillna(0).reset_index()
+    # whole percent rounded down, like every other percent used the app shows
     out[["mean_percent_used", "median_percent_used"]] = out[
-        ["mean_percent_used", "median_percent_used"]].round(1)
+        ["mean_percent_used", "median_percent_used"]].apply(np.floor).astype(int)
     return out.sort_values("service_level", ignore_index=True)
 
 

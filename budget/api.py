@@ -60,7 +60,7 @@ class UsageOut(BaseModel):
     budget: int
     usage: int
     remaining: int
-    percent_used: float
+    percent_used: int
     status: Literal["ok", "warning", "exceeded"]
     budget_reset_date: date | None
 

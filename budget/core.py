@@ -166,8 +166,16 @@ def client_period(client: Client, now: datetime) -> tuple[date, date]:
     return _add_months(nxt, -client.period_months, day), nxt
 
 
+def percent_used(used: int, limit: int) -> int:
+    """Share of the budget used, in whole percent rounded down, so a figure never claims
+    more than was used: 95.45% reads 95, and 100 appears only at or over the budget.
+    Integer arithmetic, so no float rounding can push 99.999...% to 100. An empty budget
+    is 0% while nothing is used and 100% as soon as anything is (over it)."""
+    if limit <= 0:
+        return 100 if used > 0 else 0
+    return max(0, used) * 100 // limit
+
+
 def format_usage(used: int, limit: int) -> str:
     """'1,250 / 5,000 tokens (25% used)': how every screen and message says it."""
-    pct = 100.0 * used / limit if limit else 0.0
-    pct_text = f"{pct:.0f}" if pct >= 10 or pct == 0 else f"{pct:.1f}".rstrip("0").rstrip(".")
-    return f"{used:,} / {limit:,} tokens ({pct_text}% used)"
+    return f"{used:,} / {limit:,} tokens ({percent_used(used, limit)}% used)"

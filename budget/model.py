@@ -118,8 +118,10 @@ class Usage:
         return self.budget - self.usage
 
     @property
-    def percent_used(self) -> float:
-        return round(100.0 * self.usage / self.budget, 1) if self.budget else 0.0
+    def percent_used(self) -> int:
+        """Whole percent, rounded down: the one figure every page, CSV, CLI and API show."""
+        from .core import percent_used  # core builds on this module's types
+        return percent_used(self.usage, self.budget)
 
     @property
     def drifted(self) -> bool:

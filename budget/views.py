@@ -4,7 +4,8 @@ Formatting for people lives here too, so every page says numbers the same way.""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from urllib.parse import quote
 
 import pandas as pd
 
@@ -35,6 +36,52 @@ def usage_frame(report: Sequence[Usage], tiers: dict[int, Tier]) -> pd.DataFrame
                              ignore_index=True)
 
 
+def remaining_text(remaining: int) -> str:
+    """'1,250' left, or 'over by 1,250': a minus sign is easy to miss in a table."""
+    return f"over by {-remaining:,}" if remaining < 0 else f"{remaining:,}"
+
+
+def count_text(n: object) -> str:
+    """'12,345', or a dash where there is no figure (never 'None' or 'nan')."""
+    return "—" if n is None or pd.isna(n) else f"{int(n):,}"  # type: ignore[call-overload]
+
+
+def usage_figure(used: int, limit: int) -> str:
+    """'5,727 / 6,000': the usage-against-budget figure of a table cell."""
+    return f"{used:,} / {limit:,}"
+
+
+def usage_bar(percent: int, status: str) -> str:
+    """A bar of `percent` (full at the budget) in the status colour with the figure next
+    to it, as an SVG data URL for an image column: a table's own progress bar has one
+    colour per column, not one per row. The zero-padded percent comes first in the URL,
+    so sorting the column sorts by percent."""
+    width = min(max(percent, 0), 100) * 0.6
+    svg = (f"<svg xmlns='http://www.w3.org/2000/svg' data-percent='{percent:05d}' "
+           "width='108' height='32' viewBox='0 0 108 32'>"  # a table row's proportions
+           "<rect x='0' y='11' width='60' height='10' rx='3' fill='#e0e0e0'/>"
+           f"<rect x='0' y='11' width='{width:.1f}' height='10' rx='3' "
+           f"fill='{STATUS_COLOURS[status]}'/>"
+           "<text x='66' y='20.5' font-family='sans-serif' font-size='13' "
+           f"fill='#31333f'>{percent:,}%</text></svg>")
+    return "data:image/svg+xml;utf8," + quote(svg)
+
+
+def usage_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """`usage_frame` with the cells a person reads: figure, coloured bar, remaining as
+    'over by N', and a dash where a date or a name is missing (never 'None')."""
+    return frame.assign(
+        figure=[usage_figure(u, b) for u, b in zip(frame["usage"], frame["budget"], strict=True)],
+        bar=[usage_bar(p, s) for p, s in zip(frame["percent_used"], frame["status"],
+                                             strict=True)],
+        remaining_text=frame["remaining"].map(remaining_text),
+        next_reset_text=frame["next_reset"].map(lambda d: f"{d:%Y-%m-%d}" if pd.notna(d) else "—"),
+        manager=frame["account_manager"].map(lambda m: m if pd.notna(m) and m else "—"))
+
+
+DISPLAY_COLUMNS = ["figure", "bar", "remaining_text", "next_reset_text", "manager"]
+
+
 def filter_usage(frame: pd.DataFrame, search: str = "", tiers: Sequence[str] = (),
                  statuses: Sequence[str] = ()) -> pd.DataFrame:
     mask = pd.Series(True, index=frame.index)
@@ -63,6 +110,32 @@ def attribute_frame(attrs: Sequence[Attribute], costs: Sequence[AttributeCost]) 
     frame = pd.DataFrame(rows, columns=["attribute_id", "name", "active", "instructions",
                                         "examples", "signals", "tokens", "share", "version"])
     return frame.sort_values(["active", "tokens"], ascending=[False, False], ignore_index=True)
+
+
+def label(name: str) -> str:
+    """'budget_override' -> 'Budget override', 'attribute.update' -> 'Attribute
+    update': a stored key as a person reads it."""
+    return name.replace("_", " ").replace(".", " ").capitalize()
+
+
+def _value_text(value: object) -> str:
+    if value is None or value == "":
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        return f"{value:,}"
+    if isinstance(value, list | tuple):
+        return ", ".join(_value_text(v) for v in value) or "—"
+    if isinstance(value, Mapping):
+        return values_text(value)
+    return str(value)
+
+
+def values_text(values: Mapping) -> str:
+    """An audit entry's before or after as a line for people: 'Token budget: 5,000;
+    Reason: —', never a Python dict with None in it."""
+    return "; ".join(f"{label(str(k))}: {_value_text(v)}" for k, v in values.items()) or "—"
 
 
 def headline(u: Usage) -> str:

@@ -14,7 +14,7 @@ from budget.model import (
     FieldTokens,
     NotAllowed,
 )
-from tests.support.factories import ADMIN, NOW, Clock, words
+from tests.support.factories import ADMIN, NOW, Clock, make_service, words
 
 DAY = timedelta(days=1)
 
@@ -57,7 +57,7 @@ def test_slope_is_least_squares_tokens_per_day():
 def test_reaches_budget_phrases():
     assert analytics.reaches_budget(120, 200, 10.0, NOW) == (
         date(2026, 12, 3), "reaches budget 2026-12-03")  # 80 tokens at 10 a day: 8 days
-    assert analytics.reaches_budget(120, 200, None, NOW) == (None, "no trend")
+    assert analytics.reaches_budget(120, 200, None, NOW) == (None, "not enough history yet")
     assert analytics.reaches_budget(120, 200, 0.5, NOW) == (None, "no trend")  # flat
     assert analytics.reaches_budget(120, 200, -3.0, NOW) == (None, "falling")
     assert analytics.reaches_budget(201, 200, 10.0, NOW) == (None, "over budget now")
@@ -67,30 +67,87 @@ def test_reaches_budget_phrases():
 
 def test_forecast_from_history_written_by_changes(small):
     """Three edits a day apart put A at 70, 75, 80 tokens: 5 a day, so the 20 left of its
-    100 last 4 days. B has no snapshots: no trend."""
+    100 last 4 days, once two days of history are enough. B has no snapshots."""
     clock = Clock(NOW - 2 * DAY)
     small.clock = clock
     for n in (30, 35, 40):  # a1: 40 -> 30 -> 35 -> 40 tokens
         assert small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": words(n)}})).allowed
         clock.now += DAY
     assert [u for _, _, u, _ in small.history("A")] == [70, 75, 80]
-    out = analytics.forecast(frame_of(small), small.history(), NOW).set_index("client_id")
+    default = analytics.forecast(frame_of(small), small.history(), NOW).set_index("client_id")
+    assert default.loc["A", "trend"] == "not enough history yet"  # 2 days < 7
+    out = analytics.forecast(frame_of(small), small.history(), NOW, min_days=2
+                             ).set_index("client_id")
     assert list(out.index) == ["A", "B"]  # least headroom first: 20, then 50
-    assert out.loc["A", "headroom"] == 20 and out.loc["A", "tokens_per_day"] == 5.0
+    assert out.loc["A", "headroom"] == 20 and out.loc["A", "tokens_per_day"] == 5
     assert out.loc["A", "reaches_budget"] == date(2026, 11, 29)
     assert out.loc["A", "trend"] == "reaches budget 2026-11-29"
-    assert out.loc["B", "trend"] == "no trend" and out.loc["B", "snapshots"] == 0
+    assert out.loc["B", "trend"] == "not enough history yet"
+    assert out.loc["B", "snapshots"] == 0
 
 
-def test_usage_over_time_sums_latest_snapshot_per_client():
+def test_edits_seconds_apart_make_no_trend(small):
+    """Two or three edits seconds apart once extrapolated to ~100,000 tokens a day and
+    'reaches budget tomorrow': a trend needs days of history, not seconds."""
+    clock = Clock(NOW)
+    small.clock = clock
+    for n in (10, 60, 20):  # a1: 40 -> 10 -> 60 -> 20 tokens, five seconds apart
+        assert small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": words(n)}})).allowed
+        clock.now += timedelta(seconds=5)
+    assert analytics.slope_per_day([(at, u) for _, at, u, _ in small.history("A")]) > 10_000
+    out = analytics.forecast(frame_of(small), small.history(), NOW).set_index("client_id")
+    assert out.loc["A", "trend"] == "not enough history yet"
+    assert pd.isna(out.loc["A", "tokens_per_day"]) and pd.isna(out.loc["A", "reaches_budget"])
+
+
+def test_trend_over_months_is_whole_tokens_per_day():
+    """Snapshots over three months: a trend, in whole tokens per day."""
+    start = NOW - timedelta(days=90)
+    history = [("A", start + timedelta(days=d), 1_000 + 3 * d, 10_000) for d in range(0, 91, 15)]
+    assert analytics.trend_per_day([(at, u) for _, at, u, _ in history]) == pytest.approx(3)
+    assert analytics.trend_per_day([(at, u) for _, at, u, _ in history[:2]]) is None  # 2 points
+    frame = pd.DataFrame([{"client_id": "A", "client": "Alpha", "tier": "Basic", "usage": 1_270,
+                           "budget": 10_000, "remaining": 8_730, "percent_used": 12,
+                           "status": "ok"}])
+    out = analytics.forecast(frame, history, NOW).iloc[0]
+    assert out["tokens_per_day"] == 3 and str(out["tokens_per_day"]).isdigit()
+    assert out["trend"] == f"reaches budget {(NOW + timedelta(days=2910)).date():%Y-%m-%d}"
+    assert analytics.trend_per_day([(at, u) for _, at, u, _ in history], min_days=120) is None
+
+
+def test_usage_over_time_sums_every_client():
+    """Each client's last known usage is carried forward (and its first back, before
+    it); a client without snapshots counts at its usage now."""
     t1, t2, t3 = NOW, NOW + DAY, NOW + 2 * DAY
     history = [("A", t1, 10, 100), ("B", t2, 20, 200), ("A", t3, 15, 100)]
-    per, overall = analytics.usage_over_time(history, {"A": "Alpha", "B": "Beta"})
+    current = {"A": 15, "B": 20, "C": 1_000}
+    per, overall = analytics.usage_over_time(history, {"A": "Alpha", "B": "Beta"}, current)
     assert list(per["client"]) == ["Alpha", "Beta", "Alpha"]
-    assert overall.to_dict("list") == {"at": [t1, t2, t3], "usage": [10, 30, 35],
+    assert overall.to_dict("list") == {"at": [t1, t2, t3], "usage": [1_030, 1_030, 1_035],
                                        "clients": [1, 2, 2]}
-    per, overall = analytics.usage_over_time([], {})
+    _, later = analytics.usage_over_time(history, {}, current, start=t2 + DAY / 2)
+    assert later.to_dict("list") == {"at": [t2 + DAY / 2, t3], "usage": [1_030, 1_035],
+                                     "clients": [2, 2]}
+    per, overall = analytics.usage_over_time([], {}, current)
     assert per.empty and overall.empty
+
+
+def test_usage_over_time_after_edits_seconds_apart_stays_at_the_real_total(demo_copy):
+    """Edits to a few demo clients seconds apart: the total over time is the real total
+    at every point, not the sum of the few clients that have a snapshot."""
+    svc = make_service(demo_copy, clock=Clock(NOW))
+    report = svc.usage_report()
+    for u in report[:4]:  # deactivate one active attribute each, five seconds apart
+        attr = next(a for a in svc.attributes(u.client.id) if a.active)
+        assert svc.apply(ADMIN, Change(u.client.id, active={attr.id: False})).allowed
+        svc.clock.now += timedelta(seconds=5)
+    current = {u.client.id: u.usage for u in svc.usage_report()}
+    _, overall = analytics.usage_over_time(svc.history(), {}, current)
+    assert len(overall) == 4
+    total_before = sum(u.usage for u in report)
+    assert total_before > overall["usage"].iloc[0] > 0.9 * total_before
+    assert overall["usage"].iloc[-1] == sum(current.values())
+    assert overall["usage"].is_monotonic_decreasing
 
 
 # distribution by tier --------------------------------------------------------------------
@@ -100,7 +157,7 @@ def test_tier_summary(small):
     assert out.loc["Basic", ["clients", "usage", "ok", "warning", "exceeded"]].tolist() == [
         1, 80, 0, 1, 0]
     assert out.loc["Professional", ["usage", "exceeded", "mean_percent_used"]].tolist() == [
-        150, 1, 107.1]
+        150, 1, 107]  # 150 / 140 = 107.14%: whole percent, rounded down
     assert list(out.index) == ["Basic", "Professional"]  # by service level
 
 

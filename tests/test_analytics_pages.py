@@ -58,15 +58,18 @@ def test_every_chart_has_titles_units_and_a_csv(app, demo_copy):
     assert "roi" in charts(at) and not at.exception
 
 
-def test_figures_on_the_small_set(app, small):
+def test_figures_on_the_small_set(app, small, monkeypatch):
     with_history(small)
+    at = app(small.store.path, "app_pages/analytics.py")
+    assert set(table(at, "trend")["trend"]) == {"not enough history yet"}  # 2 days < 7
+    monkeypatch.setenv("TOKENBUDGET_TREND_MIN_DAYS", "2")
     at = app(small.store.path, "app_pages/analytics.py")
     outlook = table(at, "trend").set_index("client_id")
     assert list(outlook.index) == ["A", "B"]  # headroom 20, then 50
     # 20 tokens left at 5 a day: 4 days from today (the page's now)
     when = datetime.now(UTC).date() + timedelta(days=4)
     assert outlook.loc["A", "trend"] == f"reaches budget {when:%Y-%m-%d}"
-    assert outlook.loc["B", "trend"] == "no trend"
+    assert outlook.loc["B", "trend"] == "not enough history yet"  # one snapshot
     metrics = {m.label: m.value for m in at.metric}
     # real 80 + 151 (the 'x' signal is 1 token) = 231; chars4 101 + 188 + 1 = 290
     assert metrics["Real (o200k_base)"] == "231" and metrics["chars4 estimate"] == "290"

@@ -88,7 +88,7 @@ def test_token_usage_has_the_cli_keys_and_figures(api, small, capsys):
     assert every.json() == cli_json(small, capsys, "usage")[1]
     one = api.get("/api/token-usage", params={"client_id": "A"}, headers=AS_VIEWER).json()
     assert one == [{"client_id": "A", "name": "Alpha", "service_level": 1, "budget": 100,
-                    "usage": 80, "remaining": 20, "percent_used": 80.0, "status": "warning",
+                    "usage": 80, "remaining": 20, "percent_used": 80, "status": "warning",
                     "budget_reset_date": "2026-12-01"}]
     assert one == cli_json(small, capsys, "usage", "--client", "A")[1]
 

@@ -61,7 +61,7 @@ def test_default_demo_data_set(demo_db):
 def test_usage_and_attributes(db):
     rows = ok_json(db, "usage", "--client", "A")
     assert rows == [{"client_id": "A", "name": "Alpha", "service_level": 1, "budget": 100,
-                     "usage": 80, "remaining": 20, "percent_used": 80.0, "status": "warning",
+                     "usage": 80, "remaining": 20, "percent_used": 80, "status": "warning",
                      "budget_reset_date": "2026-12-01"}]
     text = tb(db, "usage").stdout
     assert "Alpha: 80 / 100 tokens (80% used) [warning]" in text

@@ -170,8 +170,8 @@ def test_a_period_shorter_than_a_month_is_refused():
     (0, 0, "0 / 0 tokens (0% used)"),  # an empty budget: no division by zero
     (102, 1000, "102 / 1,000 tokens (10% used)"),
     (1234, 10000, "1,234 / 10,000 tokens (12% used)"),
-    (55, 1000, "55 / 1,000 tokens (5.5% used)"),
-    (5, 1000, "5 / 1,000 tokens (0.5% used)"),
+    (55, 1000, "55 / 1,000 tokens (5% used)"),  # whole percent, rounded down
+    (5, 1000, "5 / 1,000 tokens (0% used)"),
     (20, 1000, "20 / 1,000 tokens (2% used)"),
     (1000, 1000, "1,000 / 1,000 tokens (100% used)"),
     (3700, 3000, "3,700 / 3,000 tokens (123% used)"),

@@ -1,12 +1,12 @@
 """Streamlit glue shared by the pages, one concept per module: the service and who acts
 (`session`), cached loaders (`loaders`), writes (`writes`), the confirmation dialog
-(`dialogs`), the suggestion card (`cards`), charts (`charts`) and badges (`format`).
-Pages use it as `ui.name`."""
+(`dialogs`), the suggestion card (`cards`), charts (`charts`), badges and the usage
+headline (`format`). Pages use it as `ui.name`."""
 
 from ui.cards import suggestion_card
 from ui.charts import COLOURS, DIRECTION_COLOURS, LABELS, SERIES, chart, csv_download
 from ui.dialogs import ask, confirm
-from ui.format import status_badge
+from ui.format import status_badge, usage_headline
 from ui.loaders import (
     banner,
     begin_run,
@@ -28,4 +28,5 @@ __all__ = ["COLOURS", "DIRECTION_COLOURS", "LABELS", "SERIES", "actor", "after_w
            "apply_change", "ask", "attempt", "auth_configured", "banner", "begin_run",
            "chart", "client_detail", "confirm", "costs", "csv_download", "data_version",
            "due_plan", "freshness", "history", "refresh", "savings", "seen_version",
-           "service", "status_badge", "suggestion_card", "templates", "usage_table"]
+           "service", "status_badge", "suggestion_card", "templates", "usage_headline",
+           "usage_table"]

@@ -19,7 +19,7 @@ T = TypeVar("T")
 def after_write(message: str) -> None:
     """Every successful write: forget cached figures, say what happened, redraw."""
     refresh()
-    st.toast(message, icon="✅")
+    st.toast(message, icon="✅", duration="long")  # long enough to read what was saved
     st.rerun()
 
 

@@ -252,6 +252,9 @@ class Schema(_Section):
     upgrade_url: str = Field("https://example.com/upgrade", alias="TOKENBUDGET_UPGRADE_URL")
     max_text_chars: int = Field(100_000, ge=1, alias="TOKENBUDGET_MAX_TEXT_CHARS")
     lock_timeout: Seconds = Field(DEFAULT_LOCK_TIMEOUT, alias="TOKENBUDGET_LOCK_TIMEOUT")
+    # a usage trend is fitted only over history spanning this many days: edits minutes
+    # apart say nothing about tokens per day
+    trend_min_days: float = Field(7, gt=0, alias="TOKENBUDGET_TREND_MIN_DAYS")
     roles: Annotated[dict[str, str], BeforeValidator(_roles)] = Field(
         default_factory=dict, alias="TOKENBUDGET_ROLES")
     api_tokens: Annotated[dict[str, str], BeforeValidator(_api_tokens)] = Field(
