@@ -4,6 +4,8 @@ import streamlit as st
 import ui
 from budget import views
 from budget.core import format_usage
+from budget.model import BadInput
+from budget.service import ResetResult
 from budget.tokens import ENCODINGS
 
 svc = ui.service()
@@ -21,24 +23,49 @@ def describe_reset(ids: list[str]) -> None:
     chosen = frame[frame["client_id"].isin(ids)]
     if len(chosen) == 1:
         row = chosen.iloc[0]
+        nxt = f"{row['next_reset']:%Y-%m-%d}" if pd.notna(row["next_reset"]) else "not set"
         st.markdown(f"Reset **{row['client']}**?")
         st.markdown("- usage recomputed from its attributes: "
                     f"**{format_usage(row['usage'], row['budget'])}**"
                     f" (stored copy: {row['stored_usage']:,})\n"
                     f"- any temporary top-up and this period's alerts are cleared\n"
-                    f"- next reset date moves to the first period boundary after now\n"
-                    f"- no attribute is deleted or deactivated")
+                    f"- the next reset date becomes the first period boundary after now: "
+                    f"**{nxt}** stays if it is still ahead, a date already passed moves on\n"
+                    f"- no attribute is deleted or deactivated\n\n"
+                    "Afterwards this page lists exactly what changed.")
     else:
         st.markdown(f"Reset **{len(chosen)} clients** "
                     f"({int(chosen['usage'].sum()):,} tokens in use between them)? Usage is "
                     "recomputed, top-ups and alerts cleared, reset dates moved; attributes stay.")
+        st.markdown(", ".join(f"**{name}**" for name in chosen["client"]))
+
+
+def reset_line(r: ResetResult, name: str) -> str:
+    """What one reset changed, figure by figure, or why it changed nothing."""
+    nxt = f"{r.budget_reset_date:%Y-%m-%d}"
+    if not r.changed:
+        return (f"{name}: nothing changed. It was already reset for the period from "
+                f"{r.period_start:%Y-%m-%d}: usage {r.usage:,} tokens matches the stored "
+                f"copy, no top-up, and the next reset {nxt} is already the first period "
+                "boundary after now")
+    before = f"{r.reset_date_before:%Y-%m-%d}" if r.reset_date_before else "not set"
+    return (f"{name}: usage {r.usage_before:,} → {r.usage:,} tokens"
+            + (" (unchanged)" if r.usage_before == r.usage else "")
+            + f"; next reset {before} → {nxt}"
+            + (" (unchanged: already the first period boundary after now)"
+               if before == nxt else "")
+            + (f"; top-up {r.topup_before:,} → 0" if r.topup_before else "; no top-up to clear")
+            + "; this period's alerts cleared")
 
 
 def reset(ids: list[str]) -> None:
     results = ui.attempt(lambda: svc.reset_all(me, ids))
     if results is not None:
+        names = dict(zip(frame["client_id"], frame["client"], strict=True))
+        lines = [reset_line(r, names.get(r.client_id, r.client_id)) for r in results]
+        st.session_state["reset_report"] = lines
         changed = sum(r.changed for r in results)
-        ui.after_write(results[0].message if len(results) == 1 else
+        ui.after_write(lines[0] if len(results) == 1 else
                        f"Reset {changed} of {len(results)} clients "
                        f"({len(results) - changed} were already reset this period)")
 
@@ -65,6 +92,8 @@ if b1.button(f"Reset selected ({len(selected)})", disabled=not selected, key="re
 if b2.button(f"Reset all ({len(frame)})", key="reset_all"):
     ui.ask("reset", list(frame["client_id"]))
 ui.confirm("reset", "Confirm reset", "Reset", describe_reset, reset)
+if report := st.session_state.get("reset_report"):
+    st.success("**Last reset**\n\n" + "\n".join(f"- {line}" for line in report), icon="✅")
 
 st.header("One client")
 names = dict(zip(frame["client_id"], frame["client"], strict=True))
@@ -96,55 +125,99 @@ with t2:
     if st.button("Change service level", disabled=level == client.service_level, key="set_level"):
         if ui.attempt(lambda: svc.set_service_level(me, cid, level, version)):
             ui.after_write(f"{client.name}: service level {level} ({tiers[level].name})")
+
+
+def tokens_field(label: str, value: int, key: str, preview: str, field: str) -> str | None:
+    """A token figure typed as text and handed to the service as typed; None when the
+    service refuses it (not a whole, non-negative number), said under the field: a
+    number widget would clamp or truncate it and save something else."""
+    typed = st.text_input(label, value=str(value), key=key,
+                          help="A whole number of tokens, 0 or more, in digits")
+    try:
+        preview_line(preview, svc.preview_client(cid, **{field: typed}))
+    except BadInput as e:
+        st.error(f"{e.field}: {e.problem}. Nothing is saved until it is a whole number "
+                 "of tokens, 0 or more.", icon="⛔")
+        return None
+    return typed
+
+
 with t3:
-    override = st.number_input("Token Budget override", min_value=0, step=500,
-                               value=client.token_budget or now.budget, key="override")
-    preview_line("Override", svc.preview_client(cid, token_budget=int(override)))
+    override = tokens_field("Token Budget override", client.token_budget or now.budget,
+                            "override", "Override", "token_budget")
     c1, c2 = st.columns(2)
-    if c1.button("Set override", key="set_override"):
-        if ui.attempt(lambda: svc.set_budget_override(me, cid, int(override), version)):
-            ui.after_write(f"{client.name}: budget {int(override):,} tokens")
+    if c1.button("Set override", key="set_override", disabled=override is None):
+        if saved := ui.attempt(lambda: svc.set_budget_override(me, cid, override, version)):
+            ui.after_write(f"{client.name}: budget {saved.token_budget:,} tokens")
     if c2.button("Clear override", disabled=client.token_budget is None, key="clear_override"):
         if ui.attempt(lambda: svc.set_budget_override(me, cid, None, version)):
             ui.after_write(f"{client.name}: budget back to its tier's limit")
 with t4:
-    topup = st.number_input("Temporary top-up (until the next reset)", min_value=0, step=500,
-                            value=client.topup, key="topup")
-    preview_line("Top-up", svc.preview_client(cid, topup=int(topup)))
-    if st.button("Grant top-up", key="grant_topup"):
-        if ui.attempt(lambda: svc.grant_topup(me, cid, int(topup), version)):
-            ui.after_write(f"{client.name}: top-up {int(topup):,} tokens until "
+    topup = tokens_field("Temporary top-up (until the next reset)", client.topup, "topup",
+                         "Top-up", "topup")
+    if st.button("Grant top-up", key="grant_topup", disabled=topup is None):
+        if saved := ui.attempt(lambda: svc.grant_topup(me, cid, topup, version)):
+            ui.after_write(f"{client.name}: top-up {saved.topup:,} tokens until "
                            f"{client.budget_reset_date or 'the next reset'}")
 
 st.header("Tier limits")
-tier_frame = pd.DataFrame([{"level": t.level, "name": t.name, "tokens": t.tokens}
+st.caption("Levels and budgets are whole numbers typed as digits; a value the service "
+           "refuses is said next to its row and nothing is saved.")
+tier_frame = pd.DataFrame([{"level": str(t.level), "name": t.name, "tokens": str(t.tokens)}
                            for t in tiers.values()])
 edited = st.data_editor(
     tier_frame, key="tiers_editor", num_rows="dynamic", hide_index=True,
-    column_config={"level": st.column_config.NumberColumn("Level", min_value=1, step=1,
-                                                          required=True),
+    column_config={"level": st.column_config.TextColumn("Level", required=True),
                    "name": st.column_config.TextColumn("Name", required=True),
-                   "tokens": st.column_config.NumberColumn("Token Budget", min_value=0, step=500,
-                                                           required=True, format="localized")})
-changes = [(int(r.level), str(r.name), int(r.tokens)) for r in edited.dropna().itertuples()
-           if (int(r.level), str(r.name), int(r.tokens)) not in
-           {(t.level, t.name, t.tokens) for t in tiers.values()}]
-if changes:
-    for level, name, tokens in changes:
-        pushed = svc.preview_tier_limit(level, tokens)
-        old = tiers.get(level)
-        st.markdown(f"**Level {level} ({name})**: {old.tokens:,} → {tokens:,} tokens"
-                    if old else f"**New level {level} ({name})**: {tokens:,} tokens")
+                   "tokens": st.column_config.TextColumn("Token Budget", required=True)})
+known = {(str(t.level), t.name, str(t.tokens)) for t in tiers.values()}
+rows = [(str(r.level).strip(), str(r.name), str(r.tokens).strip())
+        for r in edited.dropna().itertuples()]
+changes, pushed, refused = [], {}, False
+for level, name, tokens in [row for row in rows if row not in known]:
+    try:
+        over = svc.preview_tier_limit(level, tokens)  # checks both figures, as a save does
+    except BadInput as e:
+        st.error(f"Row {level or '?'} ({name}): {e.field}: {e.problem}. Nothing is saved "
+                 "until every row is a whole number, 0 or more.", icon="⛔")
+        refused = True
+        continue
+    changes.append((level, name, tokens))
+    old = tiers.get(int(level))
+    st.markdown(f"**Level {level} ({name})**: {old.tokens:,} → {int(tokens):,} tokens"
+                if old else f"**New level {level} ({name})**: {int(tokens):,} tokens")
+    if over:
+        pushed[level] = over
+        st.warning(f"{len(over)} client(s) would go over budget: " + ", ".join(
+            f"{u.client.name} ({format_usage(u.usage, u.budget)})" for u in over))
+    else:
+        st.caption("No client would go over budget.")
+
+
+def save_tiers(changes: list[tuple[str, str, str]]) -> None:
+    saved = [ui.attempt(lambda lv=lv, n=n, t=t: svc.set_tier_limit(me, lv, t, n))
+             for lv, n, t in changes]
+    if all(saved):
+        ui.after_write(f"Saved {len(saved)} tier limit(s): " + ", ".join(
+            f"level {t.level} ({t.name}) {t.tokens:,} tokens" for t in saved if t))
+
+
+def describe_tiers(changes: list[tuple[str, str, str]]) -> None:
+    over = [u for level, _, _ in changes for u in pushed.get(level, [])]
+    st.markdown(f"These **{len(over)} client(s)** would go over budget:")
+    st.markdown("\n".join(f"- **{u.client.name}**: {format_usage(u.usage, u.budget)}"
+                           for u in over))
+    st.markdown("Save the new limits anyway?")
+
+
+if changes or refused:
+    if st.button("Save tier limits", type="primary", key="save_tiers", disabled=refused):
         if pushed:
-            st.warning(f"{len(pushed)} client(s) would go over budget: " + ", ".join(
-                f"{u.client.name} ({format_usage(u.usage, u.budget)})" for u in pushed))
+            ui.ask("tiers", changes)
         else:
-            st.caption("No client would go over budget.")
-    if st.button("Save tier limits", type="primary", key="save_tiers"):
-        saved = [ui.attempt(lambda lv=lv, n=n, t=t: svc.set_tier_limit(me, lv, t, n))
-                 for lv, n, t in changes]
-        if all(saved):
-            ui.after_write(f"Saved {len(saved)} tier limit(s)")
+            save_tiers(changes)
+ui.confirm("tiers", "Clients would go over budget", "Save tier limits", describe_tiers,
+           save_tiers)
 
 st.header("Tokenizer")
 encodings = list(ENCODINGS)

@@ -3,7 +3,7 @@ import streamlit as st
 
 import ui
 from budget import optimize, views
-from budget.model import FIELDS, Change
+from budget.model import FIELDS, BadInput, Change
 
 svc = ui.service()
 me = ui.actor()
@@ -80,8 +80,29 @@ def preview(result) -> None:
     st.caption(f"{result.current:,} → {result.projected:,} tokens (delta {result.delta:+,})")
 
 
+def last_change(attribute_id: str) -> str:
+    """Who saved the attribute last and when, from the audit log: what a user whose
+    draft was overtaken needs to know before saving over it."""
+    entries = [e for e in svc.audit(client_id)
+               if e.action == "attribute.update" and attribute_id in e.after]
+    if not entries:
+        return "someone outside this app"
+    e = entries[-1]
+    before, after = e.before.get(attribute_id, {}), e.after[attribute_id]
+    fields = [k.capitalize() for k in after if before.get(k) != after[k]]
+    return (f"{e.actor} at {e.at:%Y-%m-%d %H:%M:%S} UTC"
+            + (f" ({', '.join(fields)})" if fields else ""))
+
+
+def draft_keys(aid: str, version: int) -> dict[str, str]:
+    """The widget keys of a draft: one set per version it is based on, so a draft
+    outlives the cache reload that brings someone else's newer version."""
+    return {f: f"{f}_{aid}_{version}" for f in (*FIELDS, "active")}
+
+
 st.header("Edit an attribute")
 by_id = {a.id: a for a in attrs}
+limit = svc.settings.max_text_chars
 if not attrs:
     st.info("This client has no attributes.")
 else:
@@ -90,21 +111,74 @@ else:
                                              f"({'active' if by_id[i].active else 'inactive'})")
     a = by_id[aid]
     seen = {i: ui.seen_version(f"attribute:{i}", x.version) for i, x in by_id.items()}
-    active = st.toggle("Active", value=a.active, key=f"active_{aid}_{a.version}")
-    texts = {f: st.text_area(f, value=a.text(f), key=f"{f}_{aid}_{a.version}", height=110)
-             for f in FIELDS}
+    # the draft: the version the user's text is based on, and a conflict once someone
+    # else saved a newer one over it
+    draft_key = f"draft_{aid}"
+    draft = st.session_state.setdefault(draft_key, {"base": a, "conflict": None})
+    base = draft["base"]
+    if base.version != a.version:
+        old = draft_keys(aid, base.version)
+        mine = {f: st.session_state[k] for f, k in old.items() if k in st.session_state
+                and st.session_state[k] != (base.active if f == "active" else base.text(f))}
+        if mine:  # keep what the user typed, on top of the new version, and say so
+            draft["conflict"] = (last_change(aid), {f: a.text(f) for f in mine if f in FIELDS})
+            for f, value in mine.items():
+                st.session_state[draft_keys(aid, a.version)[f]] = value
+        draft["base"] = base = a
+    keys = draft_keys(aid, a.version)
+    st.session_state.setdefault(keys["active"], a.active)
+    active = st.toggle("Active", key=keys["active"])
+    texts, slots = {}, {}
+    for f in FIELDS:
+        st.session_state.setdefault(keys[f], a.text(f))
+        texts[f] = st.text_area(f, key=keys[f], height=110,
+                                help=f"At most {limit:,} characters; a longer text is refused.")
+        slots[f] = st.container()
+        slots[f].caption(f"{len(texts[f]):,} / {limit:,} characters")
+    if draft["conflict"]:
+        who, theirs = draft["conflict"]
+        st.error(f"'{a.name}' was changed by someone else since you opened it: {who}. "
+                 "Your text is still in the boxes; compare it with theirs below, then save "
+                 "yours on purpose or keep theirs.", icon="🔄")
+        with st.expander("Their version", expanded=True):
+            for f, text in theirs.items():
+                st.text_area(f"{f} (theirs)", text, disabled=True, height=110,
+                             key=f"theirs_{f}_{aid}_{a.version}")
+
+    def keep_theirs(aid: str = aid, keys: dict[str, str] = keys, a=a) -> None:
+        for f in FIELDS:
+            st.session_state[keys[f]] = a.text(f)
+        st.session_state[keys["active"]] = a.active
+        st.session_state.pop(f"draft_{aid}", None)
+
     edited = {f: t for f, t in texts.items() if t != a.text(f)}
     change = Change(client_id, {aid: edited} if edited else {},
                     {aid: active} if active != a.active else {})
     if edited or change.active:
-        result = svc.validate(change)
-        preview(result)
-        if not result.allowed:
-            st.error(f"Cannot save: {result.reason}. Trim the text or deactivate another "
-                     "attribute first.", icon="⛔")
-        if st.button("Save change", type="primary", disabled=not result.allowed, key="save"):
-            ui.apply_change(me, change, {aid: seen[aid]}, f"Saved '{a.name}'")
+        try:
+            result = svc.validate(change)
+        except BadInput as e:  # a text over the length limit: said under its field
+            (slots[e.field] if e.field in slots else st).error(
+                f"{e.field}: {e.problem}. Shorten it to save; nothing was saved.", icon="⛔")
+            result = None
+        if result is not None:
+            preview(result)
+            if not result.allowed:
+                st.error(f"Cannot save: {result.reason}. Trim the text or deactivate another "
+                         "attribute first.", icon="⛔")
+            done = (f"Deactivated '{a.name}'" if change.active == {aid: False} and not edited
+                    else f"Activated '{a.name}'" if change.active and not edited
+                    else f"Saved '{a.name}' ({', '.join(edited) or 'Active'})")
+            label, key = (("Save mine anyway", "save_anyway") if draft["conflict"]
+                          else ("Save change", "save"))
+            c1, c2 = st.columns(2)
+            if c1.button(label, type="primary", disabled=not result.allowed, key=key):
+                ui.apply_change(me, change, {aid: a.version}, done, forget=draft_key)
+            if draft["conflict"]:
+                c2.button("Keep theirs", key="keep_theirs", on_click=keep_theirs)
     else:
+        if draft["conflict"]:
+            st.session_state.pop(draft_key, None)
         st.caption("Change the toggle or a text to see its impact before saving.")
 
     st.subheader("Bulk activate or deactivate")

@@ -56,11 +56,11 @@ def test_service_level_preview_and_change(app, small):
 def test_override_and_topup(app, small):
     at = admin_page(app, small)
     at.selectbox(key="admin_client").select("A").run()
-    at.number_input(key="override").set_value(70).run()
+    at.text_input(key="override").input("70").run()
     assert any("budget 100 → 70; 80 / 70 tokens" in c.value for c in at.caption)
     at.button(key="set_override").click().run()
     assert small.client("A").token_budget == 70
-    at.number_input(key="topup").set_value(50).run()
+    at.text_input(key="topup").input("50").run()
     at.button(key="grant_topup").click().run()
     assert small.client_usage("A").budget == 120
     at.button(key="clear_override").click().run()
@@ -73,7 +73,7 @@ def test_override_and_topup(app, small):
 def test_stale_admin_write_refused_with_reload(app, small):
     at = admin_page(app, small)
     at.selectbox(key="admin_client").select("A").run()
-    at.number_input(key="override").set_value(90).run()
+    at.text_input(key="override").input("90").run()
     small.set_budget_override(ADMIN, "A", 95)  # another admin acts first
     at.button(key="set_override").click().run()
     assert any("changed since it was read" in e.value for e in at.error)
@@ -83,7 +83,7 @@ def test_stale_admin_write_refused_with_reload(app, small):
 def test_tier_limit_edit_previews_then_saves_and_is_audited(app, small):
     at = admin_page(app, small)
     assert not [b for b in at.button if b.key == "save_tiers"]  # nothing changed yet
-    at.session_state["tiers_editor"] = {"edited_rows": {0: {"tokens": 70}}, "added_rows": [],
+    at.session_state["tiers_editor"] = {"edited_rows": {0: {"tokens": "70"}}, "added_rows": [],
                                         "deleted_rows": []}
     at.run()
     assert "**Level 1 (Basic)**: 100 → 70 tokens" in text_of(at)
@@ -91,6 +91,7 @@ def test_tier_limit_edit_previews_then_saves_and_is_audited(app, small):
                for w in at.warning)
     assert small.tiers()[1].tokens == 100  # nothing before Save
     at.button(key="save_tiers").click().run()
+    at.button(key="tiers_confirm").click().run()  # Alpha would go over: asked first
     assert not at.exception
     assert small.tiers()[1].tokens == 70 and small.client_usage("A").status == "exceeded"
     (entry,) = small.audit()

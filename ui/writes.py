@@ -45,7 +45,8 @@ def apply_change(me: Actor, change: Change, versions: dict[str, int], done: str,
                  forget: str | None = None) -> None:
     """Saves an attribute change (an edit, a bulk switch, an applied suggestion) if the
     budget allows it, based on the `versions` the user saw; on success says `done` with
-    the client's new usage and drops the session key `forget` (what offered the change)."""
+    the client's usage before and after and drops the session key `forget` (what
+    offered the change)."""
     result = attempt(lambda: session.service().apply(me, change, versions))
     if result is None:
         return
@@ -54,7 +55,8 @@ def apply_change(me: Actor, change: Change, versions: dict[str, int], done: str,
         return
     if forget:
         st.session_state.pop(forget, None)
-    after_write(f"{done}. Token Usage: {result.projected:,} / {result.budget:,} tokens")
+    after_write(f"{done}: usage {result.current:,} → {result.projected:,} of "
+                f"{result.budget:,} tokens")
 
 
 def seen_version(key: str, current: int) -> int:

@@ -55,8 +55,13 @@ class Admin(ServiceBase):
 
     def preview_client(self, client_id: str, **changes: object) -> Usage:
         """The client's usage against the budget it would have after `changes`
-        (service_level, token_budget, topup)."""
-        client = replace(self.client(client_id), **changes)  # type: ignore[arg-type]
+        (service_level, token_budget, topup). Each figure is checked as the write checks
+        it, so a preview never shows a number that a save would refuse or change."""
+        names = {"service_level": "Service Level", "token_budget": "Token Budget",
+                 "topup": "Top-up"}
+        checked = {k: v if v is None else _int_tokens(f"client {client_id}", names.get(k, k), v)
+                   for k, v in changes.items()}
+        client = replace(self.client(client_id), **checked)  # type: ignore[arg-type]
         return core.summarize([client], self.costs(client_id), self.store.tiers(),
                               self.settings.warning)[0]
 

@@ -18,11 +18,19 @@ from .base import ServiceBase
 
 @dataclass(frozen=True)
 class ResetResult:
+    """What a reset did, with the figures before it so that a caller can say exactly
+    what moved: the stored usage, the reset date, the top-up (the period's alert state
+    is cleared whenever `changed`)."""
+
     client_id: str
     changed: bool
     usage: int
     budget_reset_date: date
     message: str
+    usage_before: int
+    reset_date_before: date | None
+    topup_before: int
+    period_start: date
 
 
 class Resets(ServiceBase):
@@ -38,7 +46,9 @@ class Resets(ServiceBase):
                     and client.topup == 0 and client.budget_reset_date == nxt):
                 return ResetResult(client_id, False, used, nxt,
                                    f"{client.name} was already reset for the period from "
-                                   f"{period:%Y-%m-%d}; nothing changed")
+                                   f"{period:%Y-%m-%d}; nothing changed",
+                                   client.token_usage, client.budget_reset_date, client.topup,
+                                   period)
             limit = core.budget(replace(client, topup=0), self.store.tiers())
             after = replace(client, topup=0, budget_reset_date=nxt, last_reset_period=period,
                             anchor_day=core.anchor_of(client))
@@ -49,7 +59,8 @@ class Resets(ServiceBase):
             self._audit(actor, "reset", client_id, self._client_state(client, keys),
                         {**self._client_state(after, keys), "token_usage": used})
         return ResetResult(client_id, True, used, nxt,
-                           f"{client.name} reset: usage {used:,} tokens, next reset {nxt:%Y-%m-%d}")
+                           f"{client.name} reset: usage {used:,} tokens, next reset {nxt:%Y-%m-%d}",
+                           client.token_usage, client.budget_reset_date, client.topup, period)
 
     def reset_all(self, actor: Actor, client_ids: Iterable[str] | None = None
                   ) -> list[ResetResult]:

@@ -1,0 +1,158 @@
+"""AppTest of what a user can type or click on the Client and Admin pages: refused in
+place with a message (never a traceback, never a silently different value), an
+overtaken draft kept, and every write saying exactly what it changed."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from budget.model import Actor, Change
+from tests.support.apptest import text_of
+from tests.support.factories import ADMIN
+
+
+def client_page(app, small, aid: str = "a1"):
+    at = app(small.store.path, "app_pages/client.py", client="A")
+    at.selectbox(key="edit_attr").select(aid).run()
+    return at
+
+
+def admin_page(app, small, cid: str = "A"):
+    at = app(small.store.path, "app_pages/admin.py")
+    at.selectbox(key="admin_client").select(cid).run()
+    return at
+
+
+def area(at, label: str):
+    return next(t for t in at.text_area if t.label == label)
+
+
+def test_text_over_the_limit_is_refused_under_its_field(app, small):
+    at = client_page(app, small)
+    assert "0 / 100,000 characters" in text_of(at)  # the count against the limit
+    area(at, "Examples").input("x" * 200_000).run()
+    assert not at.exception
+    assert any("Examples: 200,000 characters is over the limit of 100,000" in e.value
+               for e in at.error)
+    assert "200,000 / 100,000 characters" in text_of(at)
+    assert not [b for b in at.button if b.key == "save"]
+    # the rest of the page is still there
+    assert at.multiselect(key="bulk_pick").label == "Attributes"
+    assert "Suggestions for reducing usage" in [h.value for h in at.header]
+    assert small.store.attributes(ids=["a1"])[0].examples == ""
+
+
+def test_overtaken_draft_is_kept_and_saved_only_on_purpose(app, small):
+    at = client_page(app, small)
+    area(at, "Signals").input("mine").run()
+    small.apply(Actor("bob", "admin"), Change("A", fields={"a1": {"Signals": "theirs"}}))
+    at.button(key="save").click().run()
+    assert not at.exception
+    (refusal,) = [e.value for e in at.error if "someone else" in e.value]
+    assert "changed by someone else since you opened it: bob at " in refusal
+    assert "(Signals)" in refusal
+    assert area(at, "Signals").value == "mine"  # what the user typed stays
+    assert area(at, "Signals (theirs)").value == "theirs"  # next to theirs
+    assert small.store.attributes(ids=["a1"])[0].signals == "theirs"
+    assert [e.actor for e in small.audit("A")] == ["bob"]
+    at.button(key="save_anyway").click().run()
+    assert not at.exception
+    assert small.store.attributes(ids=["a1"])[0].signals == "mine"
+    assert [e.actor for e in small.audit("A")] == ["bob", "local admin"]
+    assert not [e for e in at.error if "someone else" in e.value]
+
+
+def test_keep_theirs_drops_the_draft(app, small):
+    at = client_page(app, small)
+    area(at, "Signals").input("mine").run()
+    small.apply(Actor("bob", "admin"), Change("A", fields={"a1": {"Signals": "theirs"}}))
+    at.run()
+    at.button(key="keep_theirs").click().run()
+    assert area(at, "Signals").value == "theirs"
+    assert not [e for e in at.error if "someone else" in e.value]
+    assert [e.actor for e in small.audit("A")] == ["bob"]
+
+
+def test_deactivation_says_what_happened(app, small):
+    at = client_page(app, small)
+    at.toggle[0].set_value(False).run()
+    at.button(key="save").click().run()
+    assert not small.store.attributes(ids=["a1"])[0].active
+    assert [t.value for t in at.toast] == ["Deactivated 'Size': usage 80 → 40 of 100 tokens"]
+
+
+@pytest.mark.parametrize(("typed", "problem"), [
+    ("-100", "must not be negative, got -100"),
+    ("1e9", "must be a whole number, got '1e9'"),
+    ("12.5", "must be a whole number, got '12.5'"),
+    ("", "must be a whole number, got ''")])
+@pytest.mark.parametrize(("key", "button"), [("override", "set_override"),
+                                             ("topup", "grant_topup")])
+def test_token_figures_are_refused_in_place_not_coerced(app, small, typed, problem, key,
+                                                        button):
+    at = admin_page(app, small)
+    at.text_input(key=key).input(typed).run()
+    assert not at.exception
+    assert any(problem in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key=button).disabled
+    assert small.client("A").token_budget is None and small.client("A").topup == 0
+    assert small.audit() == []
+
+
+def test_token_figure_saved_as_typed(app, small):
+    at = admin_page(app, small)
+    at.text_input(key="override").input("1000000000").run()
+    assert any("budget 100 → 1,000,000,000" in c.value for c in at.caption)
+    at.button(key="set_override").click().run()
+    assert small.client("A").token_budget == 1_000_000_000
+    assert [t.value for t in at.toast] == ["Alpha: budget 1,000,000,000 tokens"]
+
+
+def test_negative_tier_limit_is_refused_in_place(app, small):
+    at = app(small.store.path, "app_pages/admin.py")
+    at.session_state["tiers_editor"] = {"edited_rows": {0: {"tokens": "-500"}},
+                                        "added_rows": [], "deleted_rows": []}
+    at.run()
+    assert not at.exception
+    assert any("Token Budget: must not be negative, got -500" in e.value for e in at.error)
+    assert at.button(key="save_tiers").disabled
+    assert small.tiers()[1].tokens == 100
+
+
+def test_tier_limit_that_pushes_clients_over_asks_first(app, small):
+    at = app(small.store.path, "app_pages/admin.py")
+    at.session_state["tiers_editor"] = {"edited_rows": {0: {"tokens": "70"}},
+                                        "added_rows": [], "deleted_rows": []}
+    at.run()
+    at.button(key="save_tiers").click().run()
+    assert small.tiers()[1].tokens == 100  # asked, not saved
+    assert "- **Alpha**: 80 / 70 tokens (114% used)" in text_of(at)
+    at.button(key="tiers_confirm").click().run()
+    assert not at.exception
+    assert small.tiers()[1].tokens == 70
+
+
+def test_reset_says_what_changed_then_that_nothing_did(app, small):
+    ahead = datetime.now(UTC).date() + timedelta(days=10)  # the app runs on the real clock
+    small.store.save_client(replace(small.client("B"), budget_reset_date=ahead))
+    small.grant_topup(ADMIN, "B", 50)
+    at = admin_page(app, small, "B")
+    at.button(key="reset_one").click().run()
+    at.button(key="reset_confirm").click().run()
+    assert not at.exception
+    said = (f"Beta: usage 150 → 150 tokens (unchanged); next reset {ahead:%Y-%m-%d} → "
+            f"{ahead:%Y-%m-%d} (unchanged: already the first period boundary after now); "
+            "top-up 50 → 0; this period's alerts cleared")
+    assert [t.value for t in at.toast] == [said]
+    assert any(said in s.value for s in at.success)  # the page says it too
+    at.button(key="reset_one").click().run()
+    at.button(key="reset_confirm").click().run()
+    assert any("Beta: nothing changed. It was already reset for the period from" in s.value
+               for s in at.success)
+
+
+def test_reset_dialog_for_several_clients_names_them(app, small):
+    at = app(small.store.path, "app_pages/admin.py")
+    at.button(key="reset_all").click().run()
+    assert "**Alpha**, **Beta**" in text_of(at)
