@@ -32,7 +32,7 @@ names = dict(zip(frame["client_id"], frame["client"], strict=True))
 tips, versions = ui.savings(ui.data_version())
 visible = set(shown["client_id"])
 table = pd.DataFrame([{"client_id": cid, "client": names.get(cid, cid), "kind": t.kind,
-                       "attribute": t.attribute, "field": t.field, "saves": t.saves,
+                       "attribute": t.attribute, "field": t.field_name, "saves": t.saves,
                        "suggestion": t.message} for cid, t in tips if cid in visible],
                      columns=["client_id", "client", "kind", "attribute", "field", "saves",
                               "suggestion"])
