@@ -1,4 +1,5 @@
-"""Budget arithmetic: pure functions over the model, the contract of DESIGN.md."""
+"""Budget arithmetic: pure functions over the model, the contract every part agrees on:
+usage, budget, status, validation, percent used and period dates."""
 
 from __future__ import annotations
 

@@ -193,11 +193,11 @@ def test_newest_activated_first_stops_as_soon_as_it_fits_and_restores(store_fact
     assert [d.attribute_id for d in svc.deactivation_runs()] == ["c4", "c3"]
     (line,) = [x for x in report.lines if x.startswith("deactivated")]
     assert line.startswith("deactivated for Gamma (C), newest-activated first: "
-                           "Newest (15 tokens), Recent (20 tokens); 95 / 70 tokens (136% used) "
-                           "-> 60 / 70 tokens (86% used)")
+                           "Newest (15 tokens), Recent (20 tokens); 95 / 70 tokens (135% used) "
+                           "-> 60 / 70 tokens (85% used)")
     entries = [e for e in svc.audit()[audit_before:] if e.action == "auto_deactivate"]
     assert [list(e.before)[0] for e in entries] == ["c4", "c3"]
-    assert entries[0].after["reason"] == ("over budget at 95 / 70 tokens (136% used); "
+    assert entries[0].after["reason"] == ("over budget at 95 / 70 tokens (135% used); "
                                           "newest-activated first: Newest (15 tokens) off, "
                                           "80 / 70 tokens (114% used)")
     assert {e.after["run"] for e in entries} == {report.run_id}

@@ -41,6 +41,8 @@ class Clock:
 def settings_from(names: Mapping[str, object] | None = None, **fields: object) -> Settings:
     """Settings from the names a person sets (`SMTP_HOST`...), read as `Settings.load`
     reads the environment, plus fields by name (`warning=0.9`)."""
+    unknown = set(fields) - set(Settings.model_fields)
+    assert not unknown, f"not settings: {sorted(unknown)}"  # a typo would pass silently
     try:
         return Settings.model_validate({**nest(names or {}), **fields})
     except ValidationError as e:
