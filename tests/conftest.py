@@ -14,7 +14,7 @@ from budget import demo
 from budget.model import Attribute, Client, Tier
 from tests.support.airtable_server import FakeAirtable, standard_base
 from tests.support.apptest import run_app
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium, streamlit_server
 from tests.support.factories import (
     ADMIN,
     TODAY,
@@ -140,3 +140,18 @@ def postgres_databases():
     server.start()
     yield server.create_database
     server.stop()
+
+
+@pytest.fixture(scope="module")
+def server(demo_db, tmp_path_factory):
+    """`streamlit run` over the demo data, one per browser test module (a module with
+    data of its own defines its own)."""
+    require_chromium()
+    with streamlit_server(demo_db, tmp_path_factory.mktemp("streamlit")) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def svc(demo_db):
+    """The service on the demo data: what the pages must show."""
+    return make_service(demo_db)

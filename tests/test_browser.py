@@ -11,11 +11,8 @@ from tests.support.browser import (
     IDLE,
     grid_rows,
     open_page,
-    require_chromium,
     screenshot,
-    streamlit_server,
 )
-from tests.support.factories import make_service
 
 PAGES = {"overview": "", "client": "client?client=C0004", "analytics": "analytics",
          "savings": "savings", "batch-edit": "batch_edit", "admin": "admin",
@@ -26,19 +23,6 @@ HEADINGS = {"overview": "Token budgets", "analytics": "Analytics",
 HEADLINE = re.compile(r"Token Usage: ([\d,]+) / ([\d,]+) tokens \(([\d.]+)% used\)")
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def server(demo_db, tmp_path_factory):
-    require_chromium()
-    with streamlit_server(demo_db, tmp_path_factory.mktemp("streamlit")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def svc(demo_db):
-    """The service on the same data: what the pages must show."""
-    return make_service(demo_db)
 
 
 @pytest.mark.parametrize("name", list(PAGES))

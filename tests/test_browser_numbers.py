@@ -15,26 +15,11 @@ from tests.support.browser import (
     SHOTS,
     grid_rows,
     open_page,
-    require_chromium,
     screenshot,
-    streamlit_server,
 )
-from tests.support.factories import make_service
 
 pytestmark = pytest.mark.browser
 KEY_COLUMNS = ["Client", "Status", "Used / budget (tokens)", "% used", "Remaining (tokens)"]
-
-
-@pytest.fixture(scope="module")
-def server(demo_db, tmp_path_factory):
-    require_chromium()
-    with streamlit_server(demo_db, tmp_path_factory.mktemp("streamlit")) as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def svc(demo_db):
-    return make_service(demo_db)
 
 
 def at_width(page, width: int) -> None:
