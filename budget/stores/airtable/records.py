@@ -97,11 +97,7 @@ class RecordReader:
                 label: str) -> Client:
         cf = self.config.cf
         rid, f = rec["id"], rec.get("fields") or {}
-        cid = rid
-        if cf("id"):
-            cid = id_value(f.get(cf("id")))
-            if not cid:
-                raise _Skip(cf("id"), "missing")
+        cid = _own_id(rid, f, cf("id"))
         name = f.get(cf("name"))
         if not isinstance(name, str) or not name.strip():
             name = cid
@@ -172,11 +168,7 @@ class RecordReader:
     def _attribute(self, rec: Record) -> Attribute:
         af = self.config.af
         rid, f = rec["id"], rec.get("fields") or {}
-        aid = rid
-        if af("id"):
-            aid = id_value(f.get(af("id")))
-            if not aid:
-                raise _Skip(af("id"), "missing")
+        aid = _own_id(rid, f, af("id"))
         links = f.get(af("client"))
         if not links:
             raise _Skip(af("client"), "linked to no client")
@@ -207,3 +199,14 @@ class RecordReader:
         self.rid[("a", aid)], self.app_id[("a", rid)] = rid, aid
         self.hashes[aid] = text_hash(instructions, examples, signals)
         return replace(attr, version=version_of(attr))
+
+
+def _own_id(rid: str, fields: Mapping[str, object], id_field: str) -> str:
+    """The record's id in the app: its id field's value when one is configured (a record
+    without one is skipped), else Airtable's record id."""
+    if not id_field:
+        return rid
+    own = id_value(fields.get(id_field))
+    if not own:
+        raise _Skip(id_field, "missing")
+    return own
