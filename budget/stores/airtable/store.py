@@ -164,27 +164,18 @@ class AirtableStore:
     def clients(self) -> list[Client]:
         self._read.warnings["c"] = []
         tiers = self.tiers()
-        out: list[Client] = []
-        seen: dict[str, str] = {}
-        for rec in self._client_records():
-            c = self._parse_client(rec, tiers)
-            if c is None:
-                continue
-            if c.id in seen:
-                self._read.warn("c", f"{self._read.label('c', rec['id'], rec['fields'])}: "
-                                     f"{self.config.cf('id')}: duplicate id {c.id!r} (also "
-                                     f"record {seen[c.id]}); record skipped")
-                continue
-            seen[c.id] = rec["id"]
-            out.append(c)
+        records = self._read.unique("c", self._client_records(), every_holder=True)
+        out = [c for c in (self._parse_client(rec, tiers) for rec in records) if c is not None]
         return sorted(out, key=lambda c: (c.name, c.id))
 
     def _client_record(self, client_id: str) -> Record | None:
+        """The client's record; DuplicateId if several hold its id."""
         id_field = self.config.cf("id")
         tx = self._current()
         if tx is not None:
             cached = tx.cached("c", [self._read.rid.get(("c", client_id))])
             if cached and (not id_field or cached[0]["fields"].get(id_field) == client_id):
+                self._read.refuse_duplicate("c", client_id)
                 return cached[0]
         if id_field:
             records = self.tables.by_app_ids("c", [client_id])
@@ -192,10 +183,8 @@ class AirtableStore:
             records = self.tables.by_record_ids("c", [client_id])
         else:
             records = []
-        records = self._remember("c", records)
-        if len(records) > 1:
-            self._read.warn("c", f"{self.config.clients_table}: {id_field}: {len(records)} "
-                                 f"records have id {client_id!r}; using {records[0]['id']}")
+        records = self._read.unique("c", self._remember("c", records), every_holder=True)
+        self._read.refuse_duplicate("c", client_id)
         return records[0] if records else None
 
     def client(self, client_id: str) -> Client | None:
@@ -230,21 +219,29 @@ class AirtableStore:
 
     def _load_attributes(self, client_id: str | None = None,
                          ids: Sequence[str] | None = None) -> list[Attribute]:
-        if client_id is None and ids is None:
+        """The attributes asked for; DuplicateId if one asked for by id, or one of the
+        client's, has an id that several records hold (the client's usage and any
+        check against its budget would depend on which record counts)."""
+        whole = client_id is None and ids is None
+        if whole:
             self._read.warnings["a"] = []
         records = self._attribute_records(client_id, ids)
         self._ensure_client_ids(records)
-        out, seen = [], set()
-        for rec in records:
+        kept = self._read.unique("a", records, every_holder=whole)
+        if client_id is not None:
+            own = self._read.rid.get(("c", client_id), client_id)
+            for rec in records:
+                fields = rec.get("fields") or {}
+                if own in (fields.get(self.config.af("client")) or []):
+                    self._read.refuse_duplicate("a", id_value(fields.get(self.config.af("id"))))
+        if ids is not None:
+            for aid in ids:
+                self._read.refuse_duplicate("a", aid)
+        out = []
+        for rec in kept:
             a = self._read.attribute(rec)
             if a is None:
                 continue
-            if a.id in seen:
-                self._read.warn("a", f"{self._read.label('a', rec['id'], rec['fields'])}: "
-                                     f"{self.config.af('id')}: duplicate id {a.id!r}; "
-                                     "record skipped")
-                continue
-            seen.add(a.id)
             if client_id is not None and a.client_id != client_id:
                 continue
             if ids is not None and a.id not in ids:
