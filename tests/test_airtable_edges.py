@@ -120,3 +120,23 @@ def test_a_duplicate_attribute_id_is_refused_and_named(base, tmp_path):
     assert "'Scoring Attributes'" in str(err.value) and "Attribute ID" in str(err.value)
     svc.usage_report()
     assert any(orig in w and twin in w for w in svc.store_warnings)
+
+
+# answers that are not Airtable's JSON -------------------------------------------------------
+@pytest.mark.parametrize("answer", ["cut", "html", "shape"])
+def test_a_garbled_answer_is_retried_then_a_store_error_naming_the_table(
+        base, tmp_path, monkeypatch, capsys, answer):
+    client_with_attribute(base, "C001")
+    env_for(base, tmp_path, monkeypatch, **IDS, AIRTABLE_RETRIES="2")
+    base.fail(200, answer=answer, kind="list", table="Clients", times=2)
+    assert cli.main(["usage"]) == 0, capsys.readouterr().err  # retried: a GET is idempotent
+    assert "C001" in capsys.readouterr().out
+    base.fail(200, answer=answer, kind="list", table="Clients", times=99)
+    assert cli.main(["usage"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Airtable table 'Clients'" in err, err
+    assert "not Airtable's JSON" in err
+    with serve(service(base, tmp_path, AIRTABLE_RETRIES="1")) as api:
+        r = api.get("/api/token-usage", headers=AS_VIEWER)
+        assert r.status_code == 503 and "Retry-After" in r.headers
+        assert "Airtable table 'Clients'" in r.json()["message"]

@@ -12,8 +12,10 @@ pyairtable, requests and urllib3 exactly as it does against api.airtable.com:
   checkboxes omitted from records, inverse link fields kept in step, unknown fields
   refused with 422 UNKNOWN_FIELD_NAME, bad values with INVALID_VALUE_FOR_COLUMN,
   unknown tables with 404, a wrong token with 401;
-- fault switches: `fail(...)` queues an injected status (429, 5xx, 422...) or a
-  dropped connection for the next matching requests; `expire_cursors` makes every
+- fault switches: `fail(...)` queues an injected status (429, 5xx, 422...), a
+  dropped connection, or a garbled 200 (`answer="cut"`: the body cut off mid-way,
+  `"html"`: a proxy's HTML page, `"shape"`: JSON that is not Airtable's) for the next
+  matching requests, a write optionally performed first (`apply`); `expire_cursors` makes every
   offset answer LIST_RECORDS_ITERATOR_NOT_AVAILABLE (a number makes only that many);
 - every request is logged (`requests`) so tests can count them.
 """
@@ -64,6 +66,12 @@ class Fault:
     message: str = ""
     after: int = 0  # let this many matching requests through first
     apply: bool = False  # for writes: perform the write, then fail (the answer is lost)
+    answer: str = ""  # garbled 200: "cut" (body cut off), "html" (a page), "shape" (not
+    #                   Airtable's JSON); the status is then 200
+
+    def __post_init__(self) -> None:
+        if self.answer:
+            self.status = 200
 
 
 @dataclass
@@ -364,7 +372,8 @@ class FakeAirtable:
             self._check_value(table, k, v)
 
     def handle(self, method: str, raw_path: str, body: object, key: str | None,
-               ) -> tuple[int, object] | None:
+               ) -> tuple[int, object, str] | None:
+        """(status, JSON payload, how to garble it: "" not at all), or None: drop."""
         split = urlsplit(raw_path)
         parts = [unquote(p) for p in split.path.split("/") if p]
         params = parse_qs(split.query, keep_blank_values=True)
@@ -378,7 +387,8 @@ class FakeAirtable:
             if fault.status == 0:
                 return None
             return fault.status, {"error": {"type": fault.error_type or _TYPES.get(
-                fault.status, "SERVER_ERROR"), "message": fault.message or "injected"}}
+                fault.status, "SERVER_ERROR"), "message": fault.message or "injected"}}, \
+                fault.answer
         try:
             if key != self.api_key and key not in self.forbidden_keys:
                 raise _Reject(401, "AUTHENTICATION_REQUIRED", "Authentication required")
@@ -389,15 +399,17 @@ class FakeAirtable:
                 result = self._route(method, parts, params, body)
         except _Reject as e:
             entry.status = e.status
-            return e.status, {"error": {"type": e.error_type, "message": e.message}}
+            return e.status, {"error": {"type": e.error_type, "message": e.message}}, ""
         if fault is not None:  # applied, then the answer is lost
             entry.status = fault.status
             if fault.status == 0:
                 return None
+            if fault.answer:
+                return 200, result, fault.answer
             return fault.status, {"error": {"type": _TYPES.get(fault.status, "SERVER_ERROR"),
-                                            "message": "injected after applying"}}
+                                            "message": "injected after applying"}}, ""
         entry.status = 200
-        return 200, result
+        return 200, result, ""
 
     def _classify(self, method: str, parts: list[str], body: object) -> tuple[str | None, str]:
         if len(parts) >= 2 and parts[1] == "meta":
@@ -627,14 +639,28 @@ def _handler(fake: FakeAirtable) -> type[BaseHTTPRequestHandler]:
                 except OSError:
                     pass
                 return
-            status, payload = answer
+            status, payload, garble = answer
             data = json.dumps(payload).encode()
+            kind = "application/json"
+            if garble == "html":
+                kind, data = "text/html", (b"<html><head><title>502 Bad Gateway</title></head>"
+                                           b"<body><h1>502 Bad Gateway</h1></body></html>")
+            elif garble == "shape":
+                data = json.dumps({"data": payload, "note": "not Airtable's shape"}).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
+            if garble == "cut":  # the promised length, half of it sent, then hang up
+                data = data[:max(1, len(data) // 2)]
+                self.close_connection = True
             # headers and body in one write: no delayed-ACK stall between two segments
             self._headers_buffer.append(b"\r\n" + data)
             self.flush_headers()
+            if garble == "cut":
+                try:
+                    self.connection.shutdown(2)
+                except OSError:
+                    pass
 
         do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 

@@ -2,9 +2,11 @@
 
 Paced under Airtable's 5 requests per second per base (`AIRTABLE_MIN_INTERVAL`); a 429
 waits out Airtable's penalty (`AIRTABLE_RATE_LIMIT_PENALTY`, 30 s) and is retried;
-idempotent requests (GET, PATCH with absolute values, DELETE, list) are retried on 5xx
-and dropped connections with backoff. pyairtable's own retry (429 only, about 3 s) is
-switched off. Error messages name the table and never contain the API key."""
+idempotent requests (GET, PATCH with absolute values, DELETE, list) are retried on 5xx,
+dropped connections and answers that are not the JSON Airtable promises (a body cut off
+mid-way, a proxy's HTML page, JSON of another shape), with backoff. pyairtable's own
+retry (429 only, about 3 s) is switched off. Error messages name the table and never
+contain the API key."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ from ..base import StoreError
 from .config import AirtableConfig
 
 _IDEMPOTENT = {"GET", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"}
+GARBLED = "NOT_AIRTABLE_JSON"  # the error type of an answer that is not Airtable's JSON
 
 
 class Pacer:
@@ -72,14 +75,20 @@ class PacedApi(Api):
             self._pacer.wait()
             self.sent += 1
             try:
-                return super().request(method, url, fallback=fallback, options=options,
-                                       params=params, json=json)
+                answer = super().request(method, url, fallback=fallback, options=options,
+                                         params=params, json=json)
+                problem = _not_promised(answer, str(url), self._config.base_id)
+                if not problem:
+                    return answer
+                failure = AirtableFailure(200, GARBLED, problem, method)
             except requests.HTTPError as e:
                 failure = self._failure(e.response, method)
             except (requests.ConnectionError, requests.Timeout) as e:
                 failure = AirtableFailure(0, "NETWORK", f"no answer from "
                                           f"{self._config.endpoint_url} ({type(e).__name__})",
                                           method)
+            except (requests.RequestException, ValueError) as e:  # cut off, or not JSON
+                failure = AirtableFailure(200, GARBLED, _garbled(e), method)
             except AirtableFailure:
                 raise  # from a nested fallback request
             # decided outside the except blocks: no exception context to leak
@@ -87,7 +96,8 @@ class PacedApi(Api):
                 raise failure
             if failure.status == 429:
                 self._pacer.penalise(self._config.penalty)
-            elif idempotent and (failure.status >= 500 or failure.status == 0):
+            elif idempotent and (failure.status >= 500 or failure.status == 0
+                                 or failure.error_type == GARBLED):
                 time.sleep(self._config.backoff * 2 ** attempt)
             else:
                 raise failure
@@ -106,6 +116,28 @@ class PacedApi(Api):
             error_type = err
         key = self._config.api_key
         return AirtableFailure(status, scrub(error_type, key), scrub(message, key), method)
+
+
+def _garbled(e: Exception) -> str:
+    """What was wrong with an answer that could not be read (never its text, which a
+    proxy's page could fill with anything)."""
+    if isinstance(e, ValueError):
+        return "the answer was not Airtable's JSON (not JSON at all: an HTML page?)"
+    return f"the answer was not Airtable's JSON (cut off mid-way: {type(e).__name__})"
+
+
+def _not_promised(answer: object, url: str, base_id: str) -> str:
+    """"" if `answer` has the shape Airtable promises: a JSON object, and from a records
+    endpoint a record (with its id) or a list of records; else what is wrong."""
+    if not isinstance(answer, dict):
+        return f"the answer was not Airtable's JSON (a {type(answer).__name__}, not an object)"
+    if f"/v0/{base_id}/" not in url or "id" in answer:
+        return ""
+    records = answer.get("records")
+    if not isinstance(records, list) or not all(
+            isinstance(r, dict) and isinstance(r.get("id"), str) for r in records):
+        return "the answer was not Airtable's JSON (no list of records with ids)"
+    return ""
 
 
 def store_error(f: AirtableFailure, config: AirtableConfig, kind: str | None,
@@ -130,6 +162,8 @@ def store_error(f: AirtableFailure, config: AirtableConfig, kind: str | None,
         detail = f"rate limited (429) after {config.retries} retries"
     elif f.status == 0:
         detail = f"network failure: {f.message}"
+    elif f.error_type == GARBLED:
+        detail = f.message
     else:
         detail = f"Airtable answered {f.status} {f.error_type}: {f.message}".rstrip(": ")
     return StoreError(scrub(f"{where}: {action}: {detail}", config.api_key))
