@@ -4,6 +4,11 @@ whose process dies, a bad record inside a batch, and the 429 penalty under load.
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import subprocess
+import sys
+
 import pytest
 
 from budget import cli
@@ -11,6 +16,7 @@ from budget.model import Change
 from budget.service import BudgetService
 from budget.settings import Settings
 from budget.stores.airtable import AirtableStore
+from budget.stores.base import StoreError
 from tests.support.airtable_server import FakeAirtable, standard_base
 from tests.support.api_server import AS_ADMIN, AS_VIEWER, serve
 from tests.support.factories import ADMIN, Clock, airtable_config, env_for
@@ -140,3 +146,148 @@ def test_a_garbled_answer_is_retried_then_a_store_error_naming_the_table(
         r = api.get("/api/token-usage", headers=AS_VIEWER)
         assert r.status_code == 503 and "Retry-After" in r.headers
         assert "Airtable table 'Clients'" in r.json()["message"]
+
+
+# writes never unaudited --------------------------------------------------------------------
+def fill(server: FakeAirtable, clients: int) -> list[str]:
+    """Clients due for a reset (reset date in the past), one attribute each."""
+    rids = []
+    for i in range(clients):
+        rid = server.put("Clients", {"Client ID": f"C{i:04d}", "Client Name": f"Client {i:04d}",
+                                     "Service Level": 1, "Token Usage": 0,
+                                     "Budget Reset Date": "2026-11-01"})
+        server.put("Scoring Attributes", {"Attribute ID": f"A{i:04d}", "Name": "Region",
+                                          "Active": True, "Client": [rid],
+                                          "Instructions": f"Score leads from region {i}."})
+        rids.append(rid)
+    server.reset_log()
+    return rids
+
+
+def unaudited(server: FakeAirtable, sidecar) -> tuple[int, int, int]:
+    """(clients changed in Airtable, of them without a reset audit row, audit rows more
+    than one per client), read from the base and the sidecar file as they are."""
+    changed = {r["fields"]["Client ID"] for r in server.records("Clients")
+               if r["fields"].get("Budget Reset Date") != "2026-11-01"}
+    with sqlite3.connect(sidecar) as conn:
+        rows = [c for (c,) in conn.execute(
+            "SELECT client_id FROM audit_log WHERE action = 'reset'")]
+    return len(changed), len(changed - set(rows)), len(rows) - len(set(rows))
+
+
+@pytest.mark.parametrize("fault", [
+    {"status": 200, "answer": "cut", "apply": True},  # the answer cut off after it landed
+    {"status": 200, "answer": "html", "apply": True},
+    {"status": 500, "apply": True},  # a proxy's 500 in front of a write that went through
+    {"status": 0, "apply": True},  # the connection dropped after sending
+    {"status": 200, "delay": 1.5, "apply": True},  # answered after the read timeout
+])
+def test_a_write_whose_answer_is_lost_is_read_again_and_audited(base, tmp_path, fault):
+    fill(base, 25)
+    svc = service(base, tmp_path, AIRTABLE_RETRIES="1", AIRTABLE_READ_TIMEOUT="0.5")
+    base.fail(kind="update", table="Clients", after=1, times=99, **fault)
+    results = svc.reset_all(ADMIN)
+    assert all(r.changed for r in results)
+    assert unaudited(base, tmp_path / "sidecar.db") == (25, 0, 0)
+    assert len(svc.history()) == 25
+
+
+def test_an_attribute_changed_behind_a_500_is_audited(base, tmp_path):
+    fill(base, 1)
+    svc = service(base, tmp_path, AIRTABLE_RETRIES="1")
+    base.fail(500, kind="update", table="Scoring Attributes", apply=True, times=99)
+    svc.apply(ADMIN, Change("C0000", fields={"A0000": {"Signals": "Funding rounds."}}))
+    (attr,) = base.records("Scoring Attributes")
+    assert attr["fields"]["Signals"] == "Funding rounds."
+    assert [e.action for e in svc.audit("C0000")] == ["attribute.update"]
+
+
+def test_a_write_not_known_to_have_landed_is_settled_by_the_next_store(base, tmp_path):
+    fill(base, 12)
+    svc = service(base, tmp_path, AIRTABLE_RETRIES="1")
+    stale = base.fail(0, kind="update", table="Clients", apply=True, times=99)
+    down = base.fail(0, kind="list", after=3, times=99)  # and Airtable goes away
+    with pytest.raises(StoreError, match="not known whether it landed"):
+        svc.reset_all(ADMIN)
+    # the first batch landed, its answer lost; sending stopped there
+    assert unaudited(base, tmp_path / "sidecar.db") == (10, 10, 0)
+    stale.times = down.times = 0  # Airtable is back
+    service(base, tmp_path)  # the next start
+    assert unaudited(base, tmp_path / "sidecar.db") == (10, 0, 0)
+
+
+def killed_reset(server: FakeAirtable, tmp_path, monkeypatch, step: int, apply: bool
+                 ) -> tuple[int, int, int]:
+    """`tokenbudget reset --all` in a process of its own, killed (-9) at its request
+    number `step` (counted from 0), before or after Airtable applied it; then what the
+    kill left: unaudited() of the base and the sidecar as the process left them."""
+    env_for(server, tmp_path, monkeypatch, **IDS)
+    proc: list[subprocess.Popen] = []
+
+    def kill() -> None:
+        proc[0].kill()
+        proc[0].wait()
+
+    server.faults.clear()
+    server.fail(0, after=step, apply=apply, call=kill)
+    proc.append(subprocess.Popen([sys.executable, "-m", "budget", "reset", "--all"],
+                                 cwd=tmp_path, env=os.environ.copy(),
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    proc[0].wait(timeout=120)
+    server.faults.clear()
+    return unaudited(server, tmp_path / "sidecar.db")
+
+
+def requests_of_a_reset(server: FakeAirtable, tmp_path, clients: int) -> int:
+    """How many requests `reset --all` sends on a fresh base of `clients` clients."""
+    probe = standard_base(FakeAirtable(), id_fields=True)
+    probe.start()
+    try:
+        fill(probe, clients)
+        service(probe, tmp_path / "probe").reset_all(ADMIN)
+        return probe.count()
+    finally:
+        probe.stop()
+
+
+def test_kill_9_at_every_step_of_a_reset_leaves_no_change_unaudited(base, tmp_path,
+                                                                    monkeypatch):
+    """Each step of a 25-client reset (every request, killed before and after Airtable
+    applied it); what the kill left, and what the next start made of it."""
+    (tmp_path / "probe").mkdir()
+    steps = requests_of_a_reset(base, tmp_path, 25)
+    left, after = [], []
+    for step in range(steps):
+        for apply in (False, True):
+            run = tmp_path / f"s{step}{apply:d}"
+            run.mkdir()
+            server = standard_base(FakeAirtable(), id_fields=True)
+            server.start()
+            try:
+                fill(server, 25)
+                left.append(killed_reset(server, run, monkeypatch, step, apply))
+                service(server, run)  # the next start
+                after.append(unaudited(server, run / "sidecar.db"))
+            finally:
+                server.stop()
+    print(f"\n25 clients, {steps} steps x 2: changed/unaudited left by the kill "
+          f"{[x[:2] for x in left]}; after the next start {[x[:2] for x in after]}")
+    assert max(x[0] for x in left) > 0  # some kills came after writes had landed
+    assert [x[1:] for x in after] == [(0, 0)] * (2 * steps)
+
+
+@pytest.mark.parametrize("update", [0, 12, 24])
+def test_kill_9_in_a_250_client_reset_leaves_no_change_unaudited(base, tmp_path, monkeypatch,
+                                                                 update):
+    """Killed right after Airtable applied the first, the 13th and the last of the 25
+    batches; the next run of the reset then finishes it, each client audited once."""
+    fill(base, 250)
+    reads = 3 + 3 + 3  # pages of the clients, the attributes, the re-read before writing
+    left = killed_reset(base, tmp_path, monkeypatch, reads + update, apply=True)
+    service(base, tmp_path)
+    after = unaudited(base, tmp_path / "sidecar.db")
+    print(f"\n250 clients, killed after batch {update + 1}: changed/unaudited left "
+          f"{left[:2]}, after the next start {after[:2]}")
+    assert left[0] == 10 * (update + 1) and after == (left[0], 0, 0)
+    assert cli.main(["reset", "--all"]) == 0
+    assert unaudited(base, tmp_path / "sidecar.db") == (250, 0, 0)

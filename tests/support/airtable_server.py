@@ -29,6 +29,7 @@ import re
 import string
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -66,6 +67,9 @@ class Fault:
     message: str = ""
     after: int = 0  # let this many matching requests through first
     apply: bool = False  # for writes: perform the write, then fail (the answer is lost)
+    delay: float = 0.0  # seconds to wait before answering (a timeout, with `apply`: late)
+    call: Callable[[], None] | None = None  # run when it strikes (after the write, with
+    #                                          `apply`): e.g. kill -9 the client process
     answer: str = ""  # garbled 200: "cut" (body cut off), "html" (a page), "shape" (not
     #                   Airtable's JSON); the status is then 200
 
@@ -383,6 +387,7 @@ class FakeAirtable:
             self.requests.append(entry)
             fault = self._fault(entry)
         if fault is not None and not fault.apply:
+            self._strike(fault)
             entry.status = fault.status
             if fault.status == 0:
                 return None
@@ -401,6 +406,7 @@ class FakeAirtable:
             entry.status = e.status
             return e.status, {"error": {"type": e.error_type, "message": e.message}}, ""
         if fault is not None:  # applied, then the answer is lost
+            self._strike(fault)
             entry.status = fault.status
             if fault.status == 0:
                 return None
@@ -410,6 +416,13 @@ class FakeAirtable:
                                             "message": "injected after applying"}}, ""
         entry.status = 200
         return 200, result, ""
+
+    @staticmethod
+    def _strike(fault: Fault) -> None:
+        if fault.call is not None:
+            fault.call()
+        if fault.delay:
+            time.sleep(fault.delay)
 
     def _classify(self, method: str, parts: list[str], body: object) -> tuple[str | None, str]:
         if len(parts) >= 2 and parts[1] == "meta":

@@ -1,8 +1,10 @@
 """AirtableStore: the Store protocol over an Airtable base, its reads and writes.
 
-`transaction()` takes a lock shared by every store of the same base in the process and
-the sidecar's SQLite write lock (BEGIN IMMEDIATE), so writers on one machine are
-serialised, across processes too; inside it, writes are buffered in a UnitOfWork."""
+`transaction()` takes a lock shared by every store of the same base in the process, the
+machine's writer lock (`writer_lock`) and the sidecar's SQLite write lock (BEGIN
+IMMEDIATE), so writers on one machine are serialised, across processes too; it first
+settles what a writer that died left in the journal; inside it, writes are buffered in
+a UnitOfWork."""
 
 from __future__ import annotations
 
@@ -24,10 +26,12 @@ from ..lease_lock import LeaseLock
 from .config import AirtableConfig
 from .http import AirtableFailure, Pacer
 from .records import Record, RecordReader, clean, id_value, is_record_id
-from .sidecar import EXTRA_COLUMNS, Extras, Sidecar
+from .journal import reconcile
+from .sidecar import EXTRA_COLUMNS, SIDECAR_TIMEOUT, Extras, Sidecar
 from .tables import Tables
 from .unit_of_work import BATCH, UnitOfWork, WriteReport
 from .versions import text_hash
+from .writer_lock import writer_lock
 
 _SHARED: dict[str, tuple[Pacer, threading.RLock]] = {}
 _SHARED_LOCK = threading.Lock()
@@ -62,6 +66,21 @@ class AirtableStore:
         self._tx: UnitOfWork | None = None
         self._tx_owner: int | None = None
         self.last_write: WriteReport | None = None
+        self._settle_journal()
+
+    def _settle_journal(self) -> None:
+        """What a writer that died left in the journal, settled on opening (every
+        transaction does so first as well). Skipped, for the next writer, if another is
+        at work (it settles first) or Airtable cannot be read now."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            with writer_lock(self.sidecar_path, 0):
+                reconcile(self.tables, self._side)
+        except StoreError:
+            pass
+        finally:
+            self._lock.release()
 
     def __repr__(self) -> str:
         return f"<AirtableStore base={self.config.base_id}>"
@@ -94,14 +113,15 @@ class AirtableStore:
             finally:
                 tx.depth -= 1
             return
-        with self._lock:
+        with self._lock, writer_lock(self.sidecar_path, SIDECAR_TIMEOUT):
+            reconcile(self.tables, self._side)
             conn = self._side.conn()
             conn.execute("BEGIN IMMEDIATE")
             tx = UnitOfWork()
             self._tx, self._tx_owner = tx, threading.get_ident()
             try:
                 yield
-                self.last_write = tx.flush(self.tables, self._read, conn)
+                self.last_write = tx.flush(self.tables, self._read, self._side)
                 self.last_write.raise_for_failure()
             except BaseException:
                 if conn.in_transaction:
