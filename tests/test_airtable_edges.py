@@ -15,7 +15,7 @@ from budget import cli
 from budget.model import Change
 from budget.service import BudgetService
 from budget.settings import Settings
-from budget.stores.airtable import AirtableStore
+from budget.stores.airtable import AirtableStore, PartialWrite
 from budget.stores.base import StoreError
 from tests.support.airtable_server import FakeAirtable, standard_base
 from tests.support.api_server import AS_ADMIN, AS_VIEWER, serve
@@ -291,3 +291,24 @@ def test_kill_9_in_a_250_client_reset_leaves_no_change_unaudited(base, tmp_path,
     assert left[0] == 10 * (update + 1) and after == (left[0], 0, 0)
     assert cli.main(["reset", "--all"]) == 0
     assert unaudited(base, tmp_path / "sidecar.db") == (250, 0, 0)
+
+
+# one bad record in a batch -------------------------------------------------------------------
+def test_a_record_airtable_refuses_is_isolated_and_the_rest_of_its_batch_written(base,
+                                                                                 tmp_path):
+    rids = fill(base, 25)
+    bad = rids[12]  # in the second batch of ten
+    base.fail(422, kind="update", record=bad, times=99, error_type="INVALID_VALUE_FOR_COLUMN",
+              message='Field "Budget Reset Date" cannot accept the provided value')
+    svc = service(base, tmp_path)
+    with pytest.raises(PartialWrite) as err:
+        svc.reset_all(ADMIN)
+    changed, missing_audit, doubled = unaudited(base, tmp_path / "sidecar.db")
+    print(f"\nhealthy clients reset: {changed} of 24")
+    assert (changed, missing_audit, doubled) == (24, 0, 0)
+    text = str(err.value)
+    assert "Airtable table 'Clients'" in text and f"record Clients {bad} (C0012)" in text
+    assert '"Budget Reset Date"' in text
+    assert err.value.not_written == [f"Clients {bad} (C0012)"]
+    assert bad not in {r["id"] for r in base.records("Clients")
+                       if r["fields"]["Budget Reset Date"] != "2026-11-01"}

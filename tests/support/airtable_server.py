@@ -15,7 +15,8 @@ pyairtable, requests and urllib3 exactly as it does against api.airtable.com:
 - fault switches: `fail(...)` queues an injected status (429, 5xx, 422...), a
   dropped connection, or a garbled 200 (`answer="cut"`: the body cut off mid-way,
   `"html"`: a proxy's HTML page, `"shape"`: JSON that is not Airtable's) for the next
-  matching requests, a write optionally performed first (`apply`); `expire_cursors` makes every
+  matching requests (by method, table, kind, or a record in a write's body), a write
+  optionally performed first (`apply`); `expire_cursors` makes every
   offset answer LIST_RECORDS_ITERATOR_NOT_AVAILABLE (a number makes only that many);
 - every request is logged (`requests`) so tests can count them.
 """
@@ -66,6 +67,7 @@ class Fault:
     error_type: str = ""
     message: str = ""
     after: int = 0  # let this many matching requests through first
+    record: str | None = None  # only writes whose records include this record id
     apply: bool = False  # for writes: perform the write, then fail (the answer is lost)
     delay: float = 0.0  # seconds to wait before answering (a timeout, with `apply`: late)
     call: Callable[[], None] | None = None  # run when it strikes (after the write, with
@@ -447,7 +449,8 @@ class FakeAirtable:
             if f.times <= 0:
                 continue
             if ((f.method and f.method != entry.method) or (f.table and f.table != entry.table)
-                    or (f.kind and f.kind != entry.kind)):
+                    or (f.kind and f.kind != entry.kind)
+                    or (f.record and f.record not in _record_ids(entry.body))):
                 continue
             if f.after > 0:
                 f.after -= 1
@@ -621,6 +624,12 @@ class FakeAirtable:
         return {"id": t.id, "name": t.name, "primaryFieldId": t.fields[0]["id"] if t.fields else "",
                 "fields": [dict(f) for f in t.fields],
                 "views": [{"id": "viw" + t.id[3:], "name": "Grid view", "type": "grid"}]}
+
+
+def _record_ids(body: object) -> list[str]:
+    records = body.get("records") if isinstance(body, dict) else None
+    return [r.get("id") for r in records if isinstance(r, dict)] \
+        if isinstance(records, list) else []
 
 
 _TYPES = {429: "RATE_LIMIT_REACHED", 500: "SERVER_ERROR", 502: "BAD_GATEWAY",
