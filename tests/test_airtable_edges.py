@@ -8,6 +8,8 @@ import os
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
@@ -16,7 +18,8 @@ from budget.model import Change
 from budget.service import BudgetService
 from budget.settings import Settings
 from budget.stores.airtable import AirtableStore, PartialWrite
-from budget.stores.base import StoreError
+from budget.stores.airtable.writer_lock import writer_lock
+from budget.stores.base import StoreBusy, StoreError
 from tests.support.airtable_server import FakeAirtable, standard_base
 from tests.support.api_server import AS_ADMIN, AS_VIEWER, serve
 from tests.support.factories import ADMIN, Clock, airtable_config, env_for
@@ -312,3 +315,56 @@ def test_a_record_airtable_refuses_is_isolated_and_the_rest_of_its_batch_written
     assert err.value.not_written == [f"Clients {bad} (C0012)"]
     assert bad not in {r["id"] for r in base.records("Clients")
                        if r["fields"]["Budget Reset Date"] != "2026-11-01"}
+
+
+# the base's 5 requests per second, shared ------------------------------------------------------
+def test_three_processes_share_the_bases_rate_limit(base, tmp_path, monkeypatch):
+    """Three `usage` runs at once (10 list requests each) against a base that refuses
+    a sixth request within a second."""
+    fill(base, 500)
+    base.rate_limit = 5
+    env_for(base, tmp_path, monkeypatch, **IDS, AIRTABLE_MIN_INTERVAL="0.22",
+            AIRTABLE_RATE_LIMIT_PENALTY="1")
+    assert cli.main(["usage"]) == 0  # counts the texts once, so the three only read
+    base.reset_log()
+    runs = [subprocess.Popen([sys.executable, "-m", "budget", "usage"], cwd=tmp_path,
+                             env=os.environ.copy(), stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE) for _ in range(3)]
+    for run in runs:
+        assert run.wait(timeout=300) == 0, run.stderr.read() if run.stderr else ""
+    refused = base.count() - sum(r.status == 200 for r in base.requests)
+    print(f"\n3 processes, {base.count()} requests, {refused} answered 429")
+    assert refused <= 1  # a late wake-up of one process may still bunch two requests
+
+
+def test_a_429_in_a_transaction_fails_fast_and_the_next_writer_waits_outside_the_lock(
+        base, tmp_path):
+    fill(base, 3)
+    svc = service(base, tmp_path, AIRTABLE_RATE_LIMIT_PENALTY="2")
+    base.fail(429, kind="update", times=1)
+    start = time.monotonic()
+    with pytest.raises(StoreBusy, match=r"'Clients'.*rate limited \(429\).*try again"):
+        svc.reset_all(ADMIN)
+    held = time.monotonic() - start
+    assert base.count("update") == 1  # not retried while holding the writers' lock
+    assert svc.audit() == [] and unaudited(base, tmp_path / "sidecar.db") == (0, 0, 0)
+    # the next writer, in another store, waits out the penalty before taking the lock
+    other = service(base, tmp_path, AIRTABLE_RATE_LIMIT_PENALTY="2")
+    waiter = threading.Thread(target=other.reset_all, args=(ADMIN,))
+    waiter.start()
+    time.sleep(0.3)
+    with writer_lock(str(tmp_path / "sidecar.db"), 0):  # free meanwhile: nobody waits on it
+        pass
+    waiter.join()
+    print(f"\nwriter lock held {held:.2f} s by the writer that got the 429 (penalty 2 s)")
+    assert unaudited(base, tmp_path / "sidecar.db") == (3, 0, 0)
+
+
+def test_a_429_in_a_cli_write_is_one_busy_line(base, tmp_path, monkeypatch, capsys):
+    fill(base, 1)
+    env_for(base, tmp_path, monkeypatch, **IDS, AIRTABLE_RATE_LIMIT_PENALTY="0.5")
+    base.fail(429, kind="update", times=1)
+    assert cli.main(["reset", "C0000"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "rate limited (429)" in err and "try again" in err
+    assert cli.main(["reset", "C0000"]) == 0  # after the penalty, outside the lock

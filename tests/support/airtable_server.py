@@ -18,6 +18,7 @@ pyairtable, requests and urllib3 exactly as it does against api.airtable.com:
   matching requests (by method, table, kind, or a record in a write's body), a write
   optionally performed first (`apply`); `expire_cursors` makes every
   offset answer LIST_RECORDS_ITERATOR_NOT_AVAILABLE (a number makes only that many);
+- `rate_limit`: more requests in a second than that are refused with 429;
 - every request is logged (`requests`) so tests can count them.
 """
 
@@ -226,6 +227,8 @@ class FakeAirtable:
         self.faults: list[Fault] = []
         self.expire_cursors: bool | int = False
         self.page_delay = 0.0
+        self.rate_limit = 0  # requests per second the base accepts (0: any number)
+        self._accepted: list[float] = []  # when the last accepted requests came
         self._cursors: dict[str, tuple[str, list[str]]] = {}
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
@@ -387,6 +390,10 @@ class FakeAirtable:
         entry = Logged(method, split.path, table_name, kind, params, body, time.monotonic())
         with self._lock:
             self.requests.append(entry)
+            if self._over_rate(entry.at):
+                entry.status = 429
+                return 429, {"errors": [{"error": "RATE_LIMIT_REACHED", "message":
+                                         "Rate limit exceeded. Please try again later"}]}, ""
             fault = self._fault(entry)
         if fault is not None and not fault.apply:
             self._strike(fault)
@@ -418,6 +425,17 @@ class FakeAirtable:
                                             "message": "injected after applying"}}, ""
         entry.status = 200
         return 200, result, ""
+
+    def _over_rate(self, now: float) -> bool:
+        """Airtable's 5 requests per second per base, as a sliding window of 1 s over
+        the requests it accepted."""
+        if not self.rate_limit:
+            return False
+        self._accepted = [t for t in self._accepted if now - t < 1.0]
+        if len(self._accepted) >= self.rate_limit:
+            return True
+        self._accepted.append(now)
+        return False
 
     @staticmethod
     def _strike(fault: Fault) -> None:

@@ -39,10 +39,14 @@ _SHARED_LOCK = threading.Lock()
 
 def _shared(config: AirtableConfig) -> tuple[Pacer, threading.RLock]:
     """The request pacer and the writer lock of the config's base, shared by every store
-    of that base in the process: the rate limit and the writes are the base's."""
+    of that base in the process: the rate limit and the writes are the base's. The
+    pacer keeps its schedule in a file next to the sidecar, shared by the machine's
+    processes."""
     key = f"{config.endpoint_url}|{config.base_id}"
     with _SHARED_LOCK:
-        pacer, lock = _SHARED.setdefault(key, (Pacer(config.min_interval), threading.RLock()))
+        pacer, lock = _SHARED.setdefault(key, (Pacer(config.min_interval,
+                                                     config.sidecar + ".pace"),
+                                               threading.RLock()))
         pacer.interval = config.min_interval
     return pacer, lock
 
@@ -113,7 +117,9 @@ class AirtableStore:
             finally:
                 tx.depth -= 1
             return
-        with self._lock, writer_lock(self.sidecar_path, SIDECAR_TIMEOUT):
+        self.api.wait_out_penalty()  # before the locks: nobody waits behind the penalty
+        with self._lock, writer_lock(self.sidecar_path, SIDECAR_TIMEOUT), \
+                self.api.failing_fast():
             reconcile(self.tables, self._side)
             conn = self._side.conn()
             conn.execute("BEGIN IMMEDIATE")

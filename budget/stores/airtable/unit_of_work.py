@@ -27,7 +27,7 @@ from typing import Any
 from pyairtable.utils import chunked
 
 from ...model import StaleWrite
-from ..base import PartialWrite, StoreError
+from ..base import PartialWrite, StoreBusy, StoreError
 from .config import AirtableConfig
 from .http import AirtableFailure
 from .journal import Outcome, learn, settle
@@ -45,6 +45,7 @@ class WriteReport:
     unknown: list[str] = field(default_factory=list)  # sent, but could not be read again
     requests: int = 0
     error: str = ""
+    busy: bool = False  # stopped by a 429: the same operation succeeds after the penalty
 
     @property
     def complete(self) -> bool:
@@ -59,7 +60,7 @@ class WriteReport:
                              f"{len(self.unknown)} record(s) ({', '.join(self.unknown)}), "
                              "checked again (and audited if they did) on the next write")
         if not self.written:
-            raise StoreError(f"{self.error}; nothing was written")
+            raise (StoreBusy if self.busy else StoreError)(f"{self.error}; nothing was written")
         raise PartialWrite(
             f"{self.error}. Written: {len(self.written)} record(s)"
             + (f" ({', '.join(self.written)})" if self.written else "")
@@ -238,6 +239,11 @@ class _Sender:
             failure = e
         if failure is None:
             self.outcome.update({(kind, i.rid): True for i in chunk})
+            return
+        if failure.status == 429:  # refused unread: nothing landed; Airtable wants quiet
+            self.outcome.update({(kind, i.rid): False for i in chunk})
+            self.errors.append(str(self.tables.error(failure, kind, "write records")))
+            self.stopped = self.report.busy = True
             return
         learnt = learn(self.tables, kind, chunk)
         self.outcome.update(learnt)
