@@ -368,3 +368,12 @@ def test_a_429_in_a_cli_write_is_one_busy_line(base, tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "rate limited (429)" in err and "try again" in err
     assert cli.main(["reset", "C0000"]) == 0  # after the penalty, outside the lock
+
+
+def test_a_429_in_an_api_write_is_503_with_the_penalty_as_retry_after(base, tmp_path):
+    fill(base, 1)
+    base.fail(429, kind="update", times=1)
+    with serve(service(base, tmp_path, AIRTABLE_RATE_LIMIT_PENALTY="7")) as api:
+        r = api.post("/api/clients/C0000/reset", headers=AS_ADMIN)
+    assert r.status_code == 503 and r.headers["Retry-After"] == "7"
+    assert "rate limited (429)" in r.json()["message"]
