@@ -375,5 +375,5 @@ def test_a_429_in_an_api_write_is_503_with_the_penalty_as_retry_after(base, tmp_
     base.fail(429, kind="update", times=1)
     with serve(service(base, tmp_path, AIRTABLE_RATE_LIMIT_PENALTY="7")) as api:
         r = api.post("/api/clients/C0000/reset", headers=AS_ADMIN)
-    assert r.status_code == 503 and r.headers["Retry-After"] == "7"
+    assert r.status_code == 503 and r.headers["Retry-After"] == "7", r.text
     assert "rate limited (429)" in r.json()["message"]

@@ -239,7 +239,7 @@ def store_error(f: AirtableFailure, config: AirtableConfig, kind: str | None,
     elif f.status == 429:  # busy, not down: the same request succeeds after the penalty
         return StoreBusy(scrub(f"{where}: {action}: rate limited (429): Airtable asks for "
                                f"{config.penalty:g} s without requests; try again after "
-                               "that", config.api_key))
+                               "that", config.api_key), retry_after=config.penalty)
     elif f.status == 0:
         detail = f"network failure: {f.message}"
     elif f.error_type == GARBLED:

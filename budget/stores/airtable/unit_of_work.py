@@ -45,7 +45,7 @@ class WriteReport:
     unknown: list[str] = field(default_factory=list)  # sent, but could not be read again
     requests: int = 0
     error: str = ""
-    busy: bool = False  # stopped by a 429: the same operation succeeds after the penalty
+    busy: float | None = None  # stopped by a 429: seconds until the same write succeeds
 
     @property
     def complete(self) -> bool:
@@ -59,8 +59,10 @@ class WriteReport:
             raise StoreError(f"{self.error}; not known whether it landed: "
                              f"{len(self.unknown)} record(s) ({', '.join(self.unknown)}), "
                              "checked again (and audited if they did) on the next write")
+        if not self.written and self.busy is not None:
+            raise StoreBusy(f"{self.error}; nothing was written", self.busy)
         if not self.written:
-            raise (StoreBusy if self.busy else StoreError)(f"{self.error}; nothing was written")
+            raise StoreError(f"{self.error}; nothing was written")
         raise PartialWrite(
             f"{self.error}. Written: {len(self.written)} record(s)"
             + (f" ({', '.join(self.written)})" if self.written else "")
@@ -243,7 +245,8 @@ class _Sender:
         if failure.status == 429:  # refused unread: nothing landed; Airtable wants quiet
             self.outcome.update({(kind, i.rid): False for i in chunk})
             self.errors.append(str(self.tables.error(failure, kind, "write records")))
-            self.stopped = self.report.busy = True
+            self.stopped = True
+            self.report.busy = self.tables.config.penalty
             return
         learnt = learn(self.tables, kind, chunk)
         self.outcome.update(learnt)
