@@ -377,3 +377,25 @@ def test_a_429_in_an_api_write_is_503_with_the_penalty_as_retry_after(base, tmp_
         r = api.post("/api/clients/C0000/reset", headers=AS_ADMIN)
     assert r.status_code == 503 and r.headers["Retry-After"] == "7", r.text
     assert "rate limited (429)" in r.json()["message"]
+
+
+def test_a_field_problem_is_not_split_record_by_record(base, tmp_path):
+    """An unknown field refuses every request: one is enough to say so."""
+    fill(base, 25)
+    base.fail(422, kind="update", times=99, error_type="UNKNOWN_FIELD_NAME",
+              message='Unknown field name: "Token Usage"')
+    with pytest.raises(StoreError, match='"Token Usage".*nothing was written'):
+        service(base, tmp_path).reset_all(ADMIN)
+    assert base.count("update") == 1
+
+
+def test_more_than_three_bad_records_stop_the_isolating(base, tmp_path):
+    rids = fill(base, 25)
+    for rid in (rids[0], rids[3], rids[11], rids[14], rids[21]):
+        base.fail(422, kind="update", record=rid, times=99,
+                  error_type="INVALID_VALUE_FOR_COLUMN", message="cannot accept the value")
+    with pytest.raises(PartialWrite) as err:
+        service(base, tmp_path).reset_all(ADMIN)
+    assert str(err.value).count("(record Clients") == 3
+    changed, missing_audit, _ = unaudited(base, tmp_path / "sidecar.db")
+    assert missing_audit == 0 and changed < 20

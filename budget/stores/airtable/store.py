@@ -79,7 +79,7 @@ class AirtableStore:
         if not self._lock.acquire(blocking=False):
             return
         try:
-            with writer_lock(self.sidecar_path, 0):
+            with writer_lock(self.sidecar_path, 0), self.api.failing_fast():
                 reconcile(self.tables, self._side)
         except StoreError:
             pass

@@ -36,6 +36,11 @@ from .sidecar import Extras, Intent, Sidecar
 from .tables import Tables
 
 BATCH = 10  # Airtable: records per create/update/delete request
+# Airtable's errors that one record of a request can cause (a value its field refuses,
+# a record deleted meanwhile), and how many such records are isolated before the rest
+# is left unsent
+RECORD_ERRORS = {"INVALID_VALUE_FOR_COLUMN", "ROW_DOES_NOT_EXIST"}
+MAX_BAD = 3
 
 
 @dataclass
@@ -199,9 +204,10 @@ class UnitOfWork:
 
 class _Sender:
     """Sends journaled writes 10 records per request, attributes first. A request that
-    Airtable refuses because of a record in it (404, 422) is split until the record is
-    alone, so the rest are written and the bad one is named by table, record and field;
-    any other failure (Airtable down, rate limited past the retries) stops the sending.
+    Airtable refuses because of a record in it (RECORD_ERRORS) is split until the record
+    is alone, so the rest are written and the bad one is named by table, record and
+    field, up to MAX_BAD records (more are a field or table problem, not a record's);
+    any other failure (Airtable down, rate limited, a field unknown) stops the sending.
     A client's record is not sent if one of its attributes' writes did not land."""
 
     def __init__(self, tables: Tables, reader: RecordReader, report: WriteReport) -> None:
@@ -209,6 +215,7 @@ class _Sender:
         self.outcome: Outcome = {}
         self.stopped = False
         self.errors: list[str] = []
+        self.bad: list[str] = []  # records isolated as refused
 
     def send(self, intents: Sequence[Intent]) -> Outcome:
         for kind in ("a", "c"):
@@ -242,26 +249,29 @@ class _Sender:
         if failure is None:
             self.outcome.update({(kind, i.rid): True for i in chunk})
             return
-        if failure.status == 429:  # refused unread: nothing landed; Airtable wants quiet
+        if 400 <= failure.status < 500:  # refused as a whole: nothing in it landed
             self.outcome.update({(kind, i.rid): False for i in chunk})
-            self.errors.append(str(self.tables.error(failure, kind, "write records")))
-            self.stopped = True
-            self.report.busy = self.tables.config.penalty
-            return
-        learnt = learn(self.tables, kind, chunk)
-        self.outcome.update(learnt)
-        if all(learnt.values()):
-            return  # it landed: only the answer was lost
-        missing = [i for i in chunk if learnt[(kind, i.rid)] is False]
-        if failure.status in (404, 422) and missing:
-            if len(missing) > 1:  # one record in it is refused: find it, write the rest
-                half = len(missing) // 2
-                self._send(kind, missing[:half])
-                self._send(kind, missing[half:])
+            if failure.error_type in RECORD_ERRORS and len(self.bad) < MAX_BAD:
+                self._isolate(kind, chunk, failure)
                 return
-            where = self.reader.record_label(kind, missing[0].rid)
-            self.errors.append(f"{self.tables.error(failure, kind, 'write records')} "
-                               f"(record {where})")
-            return
+            if failure.status == 429:  # Airtable wants quiet: the same write succeeds later
+                self.report.busy = self.tables.config.penalty
+        else:  # no answer, a 5xx, an answer garbled: it may have landed all the same
+            learnt = learn(self.tables, kind, chunk)
+            self.outcome.update(learnt)
+            if all(learnt.values()):
+                return  # it landed: only the answer was lost
         self.errors.append(str(self.tables.error(failure, kind, "write records")))
         self.stopped = True
+
+    def _isolate(self, kind: str, chunk: Sequence[Intent], failure: AirtableFailure) -> None:
+        """Halves a refused request until the record that makes Airtable refuse it is
+        alone: the others are written, the bad one named."""
+        if len(chunk) > 1:
+            half = len(chunk) // 2
+            self._send(kind, chunk[:half])
+            self._send(kind, chunk[half:])
+            return
+        self.bad.append(chunk[0].rid)
+        self.errors.append(f"{self.tables.error(failure, kind, 'write records')} (record "
+                           f"{self.reader.record_label(kind, chunk[0].rid)})")
