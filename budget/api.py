@@ -14,6 +14,7 @@ Serve it with `make api`, i.e. `uvicorn --factory budget.api:from_settings`.
 
 import hmac
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -226,6 +227,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         """Busy past the lock timeout or unreachable: the caller may send the same
         request again, after Retry-After."""
         wait = RETRY_AFTER["busy" if isinstance(e, StoreBusy) else "down"]
+        if isinstance(e, StoreBusy) and e.retry_after is not None:
+            wait = str(math.ceil(e.retry_after))
         return _error(503, "unavailable", str(e), {"Retry-After": wait})
 
     app.add_exception_handler(BadInput, bad_input)

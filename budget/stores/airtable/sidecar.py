@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pyairtable.utils import chunked
@@ -42,12 +45,33 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts_sent (
     client_id TEXT NOT NULL, threshold INTEGER NOT NULL, period TEXT NOT NULL,
     sent_at TEXT NOT NULL, PRIMARY KEY (client_id, threshold, period));
+CREATE TABLE IF NOT EXISTS journal_writes (
+    tx TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, at TEXT NOT NULL,
+    client_id TEXT NOT NULL, kind TEXT NOT NULL, rid TEXT NOT NULL, fields TEXT NOT NULL,
+    PRIMARY KEY (tx, kind, rid));
+CREATE TABLE IF NOT EXISTS journal_ops (
+    tx TEXT NOT NULL, seq INTEGER NOT NULL, client_id TEXT NOT NULL, sql TEXT NOT NULL,
+    params TEXT NOT NULL, PRIMARY KEY (tx, seq));
 """
 # columns added since the first release: files made before them get them on opening
 COLUMNS = (("client_extra", "anchor_day",
             "INTEGER CHECK (anchor_day IS NULL OR anchor_day BETWEEN 1 AND 31)"),)
 EXTRA_COLUMNS = "client_id, topup, period_months, last_reset_period, anchor_day"
 HASHES_PER_QUERY = 900  # under SQLite's limit of host parameters in one statement
+SIDECAR_TIMEOUT = 60.0  # seconds a writer waits for another's lock
+# a journal entry of another host is taken as its writer's dead after this long
+JOURNAL_LEASE = timedelta(minutes=15)
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A record write about to be sent (journaled first): the record, the client whose
+    change it is part of, and the field values it sets."""
+
+    client_id: str
+    kind: str
+    rid: str
+    fields: dict[str, Any]
 
 
 class Sidecar:
@@ -73,7 +97,7 @@ class Sidecar:
     def conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.path, timeout=60)
+            conn = self._local.conn = connect(self.path, timeout=SIDECAR_TIMEOUT)
         return conn
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -142,3 +166,47 @@ class Sidecar:
                          [(t.level, t.name, t.tokens) for t in tiers])
         conn.executemany(f"INSERT INTO client_extra ({EXTRA_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
                          extras)
+
+    # the write journal ----------------------------------------------------------------
+    def journal(self, intents: Iterable[Intent], ops: Iterable[tuple[str, str, tuple]]
+                ) -> str:
+        """Records the writes about to be sent and the sidecar rows (audit, history,
+        extras) that go with each client's, inside the caller's transaction, which
+        commits them before the first request; returns the journal entry's id."""
+        tx, at = secrets.token_hex(8), datetime.now(UTC).isoformat()
+        host, pid = socket.gethostname(), os.getpid()
+        conn = self.conn()
+        conn.executemany("INSERT INTO journal_writes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         [(tx, host, pid, at, i.client_id, i.kind, i.rid,
+                           json.dumps(i.fields, sort_keys=True)) for i in intents])
+        conn.executemany("INSERT INTO journal_ops VALUES (?, ?, ?, ?, ?)",
+                         [(tx, n, cid, sql, json.dumps(list(params)))
+                          for n, (cid, sql, params) in enumerate(ops)])
+        return tx
+
+    def journaled(self) -> dict[str, list[Intent]]:
+        """The journal entries left by writers that are gone, by entry id: every entry
+        of this host (the caller holds the machine's writer lock, so no writer here is
+        between its two commits) and those of other hosts older than the lease."""
+        stale = (datetime.now(UTC) - JOURNAL_LEASE).isoformat()
+        out: dict[str, list[Intent]] = {}
+        for tx, cid, kind, rid, fields in self.query(
+                "SELECT tx, client_id, kind, rid, fields FROM journal_writes "
+                "WHERE host = ? OR at < ? ORDER BY tx, kind, rid",
+                (socket.gethostname(), stale)):
+            out.setdefault(tx, []).append(Intent(cid, kind, rid, json.loads(fields)))
+        return out
+
+    def settle(self, tx: str, landed: Iterable[str], known: Iterable[str]) -> None:
+        """Inside the caller's transaction: commits the journaled sidecar rows of the
+        clients whose writes `landed` (in part or whole) and drops the entry's rows of
+        the clients whose outcome is `known`; the others stay for a later look."""
+        conn = self.conn()
+        landed = set(landed)
+        for cid, sql, params in self.query("SELECT client_id, sql, params FROM journal_ops "
+                                           "WHERE tx = ? ORDER BY seq", (tx,)):
+            if cid in landed:
+                conn.execute(sql, json.loads(params))
+        for cid in set(known):
+            for table in ("journal_writes", "journal_ops"):
+                conn.execute(f"DELETE FROM {table} WHERE tx = ? AND client_id = ?", (tx, cid))

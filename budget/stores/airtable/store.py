@@ -1,8 +1,10 @@
 """AirtableStore: the Store protocol over an Airtable base, its reads and writes.
 
-`transaction()` takes a lock shared by every store of the same base in the process and
-the sidecar's SQLite write lock (BEGIN IMMEDIATE), so writers on one machine are
-serialised, across processes too; inside it, writes are buffered in a UnitOfWork."""
+`transaction()` takes a lock shared by every store of the same base in the process, the
+machine's writer lock (`writer_lock`) and the sidecar's SQLite write lock (BEGIN
+IMMEDIATE), so writers on one machine are serialised, across processes too; it first
+settles what a writer that died left in the journal; inside it, writes are buffered in
+a UnitOfWork."""
 
 from __future__ import annotations
 
@@ -24,10 +26,12 @@ from ..lease_lock import LeaseLock
 from .config import AirtableConfig
 from .http import AirtableFailure, Pacer
 from .records import Record, RecordReader, clean, id_value, is_record_id
-from .sidecar import EXTRA_COLUMNS, Extras, Sidecar
+from .journal import reconcile
+from .sidecar import EXTRA_COLUMNS, SIDECAR_TIMEOUT, Extras, Sidecar
 from .tables import Tables
 from .unit_of_work import BATCH, UnitOfWork, WriteReport
 from .versions import text_hash
+from .writer_lock import writer_lock
 
 _SHARED: dict[str, tuple[Pacer, threading.RLock]] = {}
 _SHARED_LOCK = threading.Lock()
@@ -35,10 +39,14 @@ _SHARED_LOCK = threading.Lock()
 
 def _shared(config: AirtableConfig) -> tuple[Pacer, threading.RLock]:
     """The request pacer and the writer lock of the config's base, shared by every store
-    of that base in the process: the rate limit and the writes are the base's."""
+    of that base in the process: the rate limit and the writes are the base's. The
+    pacer keeps its schedule in a file next to the sidecar, shared by the machine's
+    processes."""
     key = f"{config.endpoint_url}|{config.base_id}"
     with _SHARED_LOCK:
-        pacer, lock = _SHARED.setdefault(key, (Pacer(config.min_interval), threading.RLock()))
+        pacer, lock = _SHARED.setdefault(key, (Pacer(config.min_interval,
+                                                     config.sidecar + ".pace"),
+                                               threading.RLock()))
         pacer.interval = config.min_interval
     return pacer, lock
 
@@ -62,6 +70,21 @@ class AirtableStore:
         self._tx: UnitOfWork | None = None
         self._tx_owner: int | None = None
         self.last_write: WriteReport | None = None
+        self._settle_journal()
+
+    def _settle_journal(self) -> None:
+        """What a writer that died left in the journal, settled on opening (every
+        transaction does so first as well). Skipped, for the next writer, if another is
+        at work (it settles first) or Airtable cannot be read now."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            with writer_lock(self.sidecar_path, 0), self.api.failing_fast():
+                reconcile(self.tables, self._side)
+        except StoreError:
+            pass
+        finally:
+            self._lock.release()
 
     def __repr__(self) -> str:
         return f"<AirtableStore base={self.config.base_id}>"
@@ -94,14 +117,17 @@ class AirtableStore:
             finally:
                 tx.depth -= 1
             return
-        with self._lock:
+        self.api.wait_out_penalty()  # before the locks: nobody waits behind the penalty
+        with self._lock, writer_lock(self.sidecar_path, SIDECAR_TIMEOUT), \
+                self.api.failing_fast():
+            reconcile(self.tables, self._side)
             conn = self._side.conn()
             conn.execute("BEGIN IMMEDIATE")
             tx = UnitOfWork()
             self._tx, self._tx_owner = tx, threading.get_ident()
             try:
                 yield
-                self.last_write = tx.flush(self.tables, self._read, conn)
+                self.last_write = tx.flush(self.tables, self._read, self._side)
                 self.last_write.raise_for_failure()
             except BaseException:
                 if conn.in_transaction:
@@ -164,27 +190,18 @@ class AirtableStore:
     def clients(self) -> list[Client]:
         self._read.warnings["c"] = []
         tiers = self.tiers()
-        out: list[Client] = []
-        seen: dict[str, str] = {}
-        for rec in self._client_records():
-            c = self._parse_client(rec, tiers)
-            if c is None:
-                continue
-            if c.id in seen:
-                self._read.warn("c", f"{self._read.label('c', rec['id'], rec['fields'])}: "
-                                     f"{self.config.cf('id')}: duplicate id {c.id!r} (also "
-                                     f"record {seen[c.id]}); record skipped")
-                continue
-            seen[c.id] = rec["id"]
-            out.append(c)
+        records = self._read.unique("c", self._client_records(), every_holder=True)
+        out = [c for c in (self._parse_client(rec, tiers) for rec in records) if c is not None]
         return sorted(out, key=lambda c: (c.name, c.id))
 
     def _client_record(self, client_id: str) -> Record | None:
+        """The client's record; DuplicateId if several hold its id."""
         id_field = self.config.cf("id")
         tx = self._current()
         if tx is not None:
             cached = tx.cached("c", [self._read.rid.get(("c", client_id))])
             if cached and (not id_field or cached[0]["fields"].get(id_field) == client_id):
+                self._read.refuse_duplicate("c", client_id)
                 return cached[0]
         if id_field:
             records = self.tables.by_app_ids("c", [client_id])
@@ -192,10 +209,8 @@ class AirtableStore:
             records = self.tables.by_record_ids("c", [client_id])
         else:
             records = []
-        records = self._remember("c", records)
-        if len(records) > 1:
-            self._read.warn("c", f"{self.config.clients_table}: {id_field}: {len(records)} "
-                                 f"records have id {client_id!r}; using {records[0]['id']}")
+        records = self._read.unique("c", self._remember("c", records), every_holder=True)
+        self._read.refuse_duplicate("c", client_id)
         return records[0] if records else None
 
     def client(self, client_id: str) -> Client | None:
@@ -230,21 +245,29 @@ class AirtableStore:
 
     def _load_attributes(self, client_id: str | None = None,
                          ids: Sequence[str] | None = None) -> list[Attribute]:
-        if client_id is None and ids is None:
+        """The attributes asked for; DuplicateId if one asked for by id, or one of the
+        client's, has an id that several records hold (the client's usage and any
+        check against its budget would depend on which record counts)."""
+        whole = client_id is None and ids is None
+        if whole:
             self._read.warnings["a"] = []
         records = self._attribute_records(client_id, ids)
         self._ensure_client_ids(records)
-        out, seen = [], set()
-        for rec in records:
+        kept = self._read.unique("a", records, every_holder=whole)
+        if client_id is not None:
+            own = self._read.rid.get(("c", client_id), client_id)
+            for rec in records:
+                fields = rec.get("fields") or {}
+                if own in (fields.get(self.config.af("client")) or []):
+                    self._read.refuse_duplicate("a", id_value(fields.get(self.config.af("id"))))
+        if ids is not None:
+            for aid in ids:
+                self._read.refuse_duplicate("a", aid)
+        out = []
+        for rec in kept:
             a = self._read.attribute(rec)
             if a is None:
                 continue
-            if a.id in seen:
-                self._read.warn("a", f"{self._read.label('a', rec['id'], rec['fields'])}: "
-                                     f"{self.config.af('id')}: duplicate id {a.id!r}; "
-                                     "record skipped")
-                continue
-            seen.add(a.id)
             if client_id is not None and a.client_id != client_id:
                 continue
             if ids is not None and a.id not in ids:
