@@ -194,29 +194,32 @@ def _problem(request: Request, e: dict) -> dict:
     return {"record": record, "field": field, "problem": problem}
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, redacted: Callable[[object], str]) -> None:
+    """Every error as JSON; a message that quotes a store's or a server's words is
+    `redacted` of every secret the settings hold."""
     async def bad_input(request: Request, e: Exception) -> JSONResponse:
         assert isinstance(e, BadInput)
-        return error_response(422, "bad_input", str(e),
-                      problems=[{"record": e.record, "field": e.field, "problem": e.problem}])
+        return error_response(422, "bad_input", redacted(e), problems=[
+            {"record": e.record, "field": e.field, "problem": redacted(e.problem)}])
 
     async def invalid_request(request: Request, e: Exception) -> JSONResponse:
         assert isinstance(e, RequestValidationError)
         problems = [_problem(request, err) for err in e.errors()]
-        return error_response(422, "bad_input",
-                      "; ".join(f"{p['record']}: {p['field']}: {p['problem']}" for p in problems),
-                      problems=problems)
+        return error_response(
+            422, "bad_input",
+            "; ".join(f"{p['record']}: {p['field']}: {p['problem']}" for p in problems),
+            problems=problems)
 
     def simple(status: int, error: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
         async def handler(request: Request, e: Exception) -> JSONResponse:
-            return error_response(status, error, str(e))
+            return error_response(status, error, redacted(e))
         return handler
 
     async def unavailable(request: Request, e: Exception) -> JSONResponse:
         """Busy past the lock timeout or unreachable: the caller may send the same
         request again, after Retry-After."""
         wait = RETRY_AFTER["busy" if isinstance(e, StoreBusy) else "down"]
-        return error_response(503, "unavailable", str(e), {"Retry-After": wait})
+        return error_response(503, "unavailable", redacted(e), {"Retry-After": wait})
 
     app.add_exception_handler(BadInput, bad_input)
     app.add_exception_handler(RequestValidationError, invalid_request)
@@ -242,7 +245,7 @@ def create_app(service: BudgetService, tokens: Mapping[str, str] | None = None) 
     ChangeBody, PatchBody = _change_bodies(service.settings.max_text_chars)
     bearer = HTTPBearer(auto_error=False, description="a token from TOKENBUDGET_API_TOKENS")
     app = FastAPI(title="tokenbudget", version="1", description=__doc__)
-    _install_error_handlers(app)
+    _install_error_handlers(app, service.redacted)
     # before any route: the token before the body, and no body over the limit
     app.add_middleware(RequestGuard, tokens=tokens,
                        max_body_bytes=service.settings.max_body_bytes)

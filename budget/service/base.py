@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from .. import core
 from ..model import (Actor, Attribute, AttributeCost, AuditEntry, BadInput, Client,
                      FieldTokens, NotAllowed, Tier, Usage)
+from ..redact import scrub
 from ..settings import Settings
 from ..stores import Store
 from ..tokens import Counter, counter
@@ -32,6 +33,11 @@ class ServiceBase:
     def store_label(self) -> str:
         """What the sidebar names the data by, e.g. "SQLite: data/tokenbudget.db"."""
         return self.store.label
+
+    def redacted(self, text: object) -> str:
+        """`text` with every form of every secret the settings hold hidden: what a door
+        (CLI, API, page) shows of an error whose text came from elsewhere."""
+        return scrub(str(text), *self.settings.secret_values())
 
     @property
     def store_warnings(self) -> list[str]:

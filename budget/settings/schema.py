@@ -12,6 +12,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       model_validator)
 
 from ..model import ROLES
+from ..redact import url_passwords
 from ..tokens import DEFAULT_ENCODING, ENCODINGS
 from .lists import pairs
 
@@ -271,8 +272,9 @@ class Schema(_Section):
     costs: CostSettings = CostSettings()
 
     def secret_values(self) -> list[str]:
-        """Every secret these settings hold, for scrubbing messages and logs."""
+        """Every secret these settings hold, for scrubbing messages and logs: the API
+        tokens, the keys, the SMTP password and a password in the store's URL."""
         found: list[Any] = [*self.api_tokens, self.airtable.api_key, self.smtp.password,
-                            self.llm.api_key]
+                            self.llm.api_key, *url_passwords(self.store)]
         return [s.get_secret_value() if isinstance(s, SecretStr) else s for s in found
                 if (s.get_secret_value() if isinstance(s, SecretStr) else s)]
