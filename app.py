@@ -52,6 +52,9 @@ if me.role == "admin":
 pg = st.navigation(nav)
 
 ui.begin_run()
+read_only = ui.read_only_reason()
+if read_only:  # no login, reachable from elsewhere: nobody is trusted to change data
+    st.warning(read_only, icon="🔒")
 
 # the root URL with ?client=ID opens that client's page; an id no client has stays on the
 # overview with the error, its URL untouched, rather than opening some other client
@@ -68,8 +71,7 @@ with st.sidebar:
         st.caption(f"Signed in as **{me.name}** ({me.role})")
         st.button("Log out", on_click=st.logout, key="logout")
     else:
-        st.caption(f"**Local mode**: no login configured, you are the local **{me.role}**; "
-                   "the server listens on 127.0.0.1 only")
+        st.caption(ui.local_mode_caption(me))
     st.caption(ui.freshness())
     if st.button("Refresh", icon="🔄", key="refresh"):
         ui.refresh()
