@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 from streamlit import config
 
-from tests.support.apptest import text_of
+from tests.support.apptest import opens, signed_in, text_of
 from tests.support.browser import IDLE, require_chromium, streamlit_server
 
 ADMIN_PAGES = ["app_pages/admin.py", "app_pages/scheduled_pass.py"]
@@ -24,14 +24,6 @@ def listening():
         config.set_option("server.address", address)
     yield listen
     config.set_option("server.address", before)
-
-
-def opens(at, page: str) -> bool:
-    try:
-        at.switch_page(page)
-    except ValueError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("address, said", [
@@ -67,7 +59,7 @@ def test_no_login_on_loopback_is_the_local_admin(app, small, listening, address)
 
 
 def test_a_login_is_trusted_on_any_address(app, small, listening, monkeypatch):
-    from tests.support.apptest import signed_in
+
     listening("0.0.0.0")
     monkeypatch.setenv("TOKENBUDGET_ROLES", "ada@example.com:admin")
     at = app(small.store.path, **signed_in("ada@example.com"))
