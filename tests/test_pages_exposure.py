@@ -59,7 +59,6 @@ def test_no_login_on_loopback_is_the_local_admin(app, small, listening, address)
 
 
 def test_a_login_is_trusted_on_any_address(app, small, listening, monkeypatch):
-
     listening("0.0.0.0")
     monkeypatch.setenv("TOKENBUDGET_ROLES", "ada@example.com:admin")
     at = app(small.store.path, **signed_in("ada@example.com"))
