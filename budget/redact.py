@@ -29,6 +29,10 @@ MIN_SHOWN = 2  # ... next to a mask (`sk-...wxyz`): the mask says a secret is th
 _BREAKS = re.compile(r"\s+|\\[nrt]|\\+")
 # a value as messages quote one: between spaces, quotes, brackets, `=`, `,` or `;`
 _VALUE = re.compile(r"[^\s\"'`<>()\[\]{}=,;]+")
+# what may stand on either side of a masked value's visible ends: more than what splits
+# a value above (a secret may hold `.`, `:` or `/`, but a head or tail shown beside a
+# mask is taken whole only up to one)
+_EDGES = frozenset(" \t\r\n\"'`<>()[]{}=,;:.!?/\\")
 # what masks or shortens a value: asterisks, dots, bullets or an ellipsis, also
 # escaped as JSON (\u2026) or as the bytes of a Python repr (\xe2\x80\xa6)
 _MASK = re.compile(r"\*{3,}|•{2,}|\.{3,}|…|(?:\\u2022){2,}|\\u2026"
@@ -109,7 +113,8 @@ def _hide(text: str, spans: Iterable[tuple[int, int]]) -> str:
 
 def _masked(text: str, secrets: Iterable[str]) -> list[tuple[int, int]]:
     """Spans of masks whose visible ends are a secret's own: the characters before the
-    mask that begin a secret, the mask, and the characters after it that end one."""
+    mask that begin a secret (and begin a value: "wait..." is no secret's head), the
+    mask, and the characters after it that end one (and end a value)."""
     low = text.lower()
     starts = {s.lower()[:k] for s in secrets for k in range(MIN_SHOWN, len(s) + 1)}
     ends = {s.lower()[-k:] for s in secrets for k in range(MIN_SHOWN, len(s) + 1)}
@@ -118,9 +123,11 @@ def _masked(text: str, secrets: Iterable[str]) -> list[tuple[int, int]]:
     for mask in _MASK.finditer(text):
         start, stop = mask.span()
         before = next((k for k in range(min(longest, start), MIN_SHOWN - 1, -1)
-                       if low[start - k:start] in starts), 0)
+                       if low[start - k:start] in starts
+                       and (start - k == 0 or text[start - k - 1] in _EDGES)), 0)
         after = next((k for k in range(min(longest, len(text) - stop), MIN_SHOWN - 1, -1)
-                      if low[stop:stop + k] in ends), 0)
+                      if low[stop:stop + k] in ends
+                      and (stop + k == len(text) or text[stop + k] in _EDGES)), 0)
         if before or after:
             spans.append((start - before, stop + after))
     return spans

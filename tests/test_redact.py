@@ -60,3 +60,10 @@ def test_ordinary_text_next_to_a_secret_is_kept():
     assert scrub("loading... done **** ok", LLM_KEY) == "loading... done **** ok"
     assert scrub("no secret here, lines\nand more", LLM_KEY, SMTP_PASSWORD) == (
         "no secret here, lines\nand more")
+
+
+def test_a_mask_hides_only_a_secret_s_own_ends():
+    assert scrub(f"key {LLM_KEY[:2]}...{LLM_KEY[-2:]}", LLM_KEY) == "key ***"
+    head = LLM_KEY[:2]
+    assert scrub(f"wait{head}... then ...{LLM_KEY[-3:]}x", LLM_KEY) == (
+        f"wait{head}... then ...{LLM_KEY[-3:]}x")  # inside other words: not a secret's ends
