@@ -254,7 +254,7 @@ class Schema(_Section):
     upgrade_url: str = Field("https://example.com/upgrade", alias="TOKENBUDGET_UPGRADE_URL")
     max_text_chars: int = Field(100_000, ge=1, alias="TOKENBUDGET_MAX_TEXT_CHARS")
     lock_timeout: Seconds = Field(DEFAULT_LOCK_TIMEOUT, alias="TOKENBUDGET_LOCK_TIMEOUT")
-    # the largest request body the API reads: three texts at the text limit fit in it
+    # the largest request body the API reads (three plain texts at the text limit: ~300 KB)
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1,
                                 alias="TOKENBUDGET_MAX_BODY_BYTES")
     # a usage trend is fitted only over history spanning this many days: edits minutes
