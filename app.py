@@ -15,6 +15,10 @@ except BadInput as e:  # a wrong setting: name it, and run nothing on a half-rea
     st.error(f"The app cannot start: {e}. Fix it in the environment or "
              ".streamlit/secrets.toml, then reload.", icon="⛔")
     st.stop()
+except StoreError as e:  # the store did not answer (its message names it, never a password)
+    st.title("Token budgets")
+    st.error(f"The app cannot start: {e}. Reload to try again.", icon="🚫")
+    st.stop()
 me = ui.actor()  # nobody signed in: the login screen, and nothing else runs
 
 overview = st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:",

@@ -173,6 +173,18 @@ def test_postgresql_connection_strings_in_the_cli(capsys, form):
     assert_hidden(err, PG_PASSWORD)
 
 
+def test_postgresql_connection_strings_on_the_dashboard(monkeypatch):
+    import streamlit as st
+    for url in PG_URLS.values():
+        monkeypatch.setenv("TOKENBUDGET_STORE", url)
+        st.cache_resource.clear()
+        at = run_app()
+        assert not at.exception, at.exception  # one message, no traceback
+        (error,) = at.error
+        assert "The app cannot start" in error.value and "cannot connect" in error.value
+        assert_hidden(text_of(at), PG_PASSWORD)
+
+
 def test_the_store_password_is_a_secret_of_the_settings():
     for url in PG_URLS.values():
         assert PG_PASSWORD in settings_from(store=url).secret_values()
