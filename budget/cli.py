@@ -8,13 +8,14 @@ import os
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
 from . import core, demo
 from .model import FIELDS, Actor, BadInput, Change, NotAllowed, StaleWrite
+from .redact import scrub
 from .service import BudgetService
 from .settings import AirtableSettings, Settings
 from .stores import StoreError, open_store
@@ -287,7 +288,7 @@ def _command(args: argparse.Namespace, settings: Settings, service: BudgetServic
         return 0 if copied.equal else 2
 
     if args.command == "notifications":
-        sent = service.notifications()
+        sent = [replace(n, error=service.redacted(n.error)) for n in service.notifications()]
         _emit([{**asdict(n), "recipients": list(n.recipients)} for n in sent], args.json,
               [f"{n.at:%Y-%m-%d %H:%M}  {n.status:<6}  {n.client_id}  {n.threshold}%  "
                f"period {n.period}  to {', '.join(n.recipients) or '-'}  "
@@ -347,7 +348,7 @@ def _run_due(service: BudgetService, args: argparse.Namespace) -> int:
         print("\n".join(plan.lines()))
         return 0
     report = service.run_due(RUN_DUE_ACTOR)
-    print("\n".join(report.lines))
+    print("\n".join(service.redacted(line) for line in report.lines))
     return 1 if report.failed else 0
 
 
@@ -430,8 +431,18 @@ def _main(argv: Sequence[str]) -> int:
         return _run(args)
     except (BadInput, UnknownEncoding, StoreError, NotAllowed, StaleWrite,
             SkippedRecords) as e:
-        print(f"tokenbudget: {_one_line(e)}", file=sys.stderr)
+        print(f"tokenbudget: {_one_line(scrub(str(e), *_secrets(args)))}", file=sys.stderr)
         return 2
+
+
+def _secrets(args: argparse.Namespace) -> list[str]:
+    """Every secret the settings hold, to hide in an error line whatever part of it a
+    server or a library quoted; none when the settings are what failed to load (their
+    messages never quote a secret)."""
+    try:
+        return Settings.load(store=args.store).secret_values()
+    except BadInput:
+        return []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,7 +3,7 @@
 import pytest
 
 from budget.model import BadInput, Change
-from tests.support.apptest import signed_in, text_of
+from tests.support.apptest import opens, signed_in, text_of
 from tests.support.factories import ADMIN, settings_from, words
 
 ROLES = "Vera@Example.com:viewer, ann@example.com:analyst, ada@example.com:admin"
@@ -139,15 +139,6 @@ def test_roles_from_settings():
     assert roles("") == {}
     with pytest.raises(BadInput, match="ann@example.com: unknown role 'owner'"):
         roles("ann@example.com:owner")
-
-
-def opens(at, page: str) -> bool:
-    """Whether `page` is in the navigation this run built (AppTest refuses the others)."""
-    try:
-        at.switch_page(page)
-    except ValueError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("email, role, pages", [

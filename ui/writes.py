@@ -25,18 +25,19 @@ def after_write(message: str) -> None:
 
 def attempt(action: Callable[[], T]) -> T | None:
     """Runs a service write; shows a refusal as a message instead of a traceback."""
+    said = session.service().redacted  # a store's or a server's words may quote a secret
     try:
         return action()
     except (BadInput, NotAllowed) as e:
-        st.error(str(e), icon="⛔")
+        st.error(said(e), icon="⛔")
     except PartialWrite as e:
         refresh()
-        st.error(f"Only part of the change was saved: {e}", icon="🚫")
+        st.error(f"Only part of the change was saved: {said(e)}", icon="🚫")
     except StoreError as e:
-        st.error(f"The change was not saved: {e}", icon="🚫")
+        st.error(f"The change was not saved: {said(e)}", icon="🚫")
     except StaleWrite as e:
         refresh()
-        st.error(f"{e}: someone else changed it. The page now shows the latest data; "
+        st.error(f"{said(e)}: someone else changed it. The page now shows the latest data; "
                  "make your change again.", icon="🔄")
     return None
 

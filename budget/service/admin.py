@@ -67,6 +67,7 @@ class Admin(ServiceBase):
 
     def _update_client(self, actor: Actor, action: str, client_id: str,
                        expected_version: int | None, **changes: object) -> Client:
+        self._before_lock(client_id)
         with self.store.transaction(client_id):
             client = self.client(client_id)
             if expected_version is not None and client.version != expected_version:
@@ -105,6 +106,7 @@ class Admin(ServiceBase):
         if lvl < 1:
             raise BadInput(f"tier {level}", "level", "must be 1 or more")
         limit = _int_tokens(f"tier {lvl}", "Token Budget", tokens)
+        self._before_lock()
         with self.store.transaction():
             tiers = self.store.tiers()
             old = tiers.get(lvl)

@@ -86,8 +86,7 @@ class Edits(ServiceBase):
         """Validates and saves in one transaction: two concurrent changes cannot both
         pass the check against the same old usage."""
         self._require_admin(actor, "change attributes")
-        if change.fields:  # warm the count cache outside the write lock
-            self.validate(change)
+        self.validate(change)  # tokenizer and counts ready before the write lock
         with self.store.transaction(change.client_id):
             result, originals, edited, new_tokens = self._project(change)
             if not result.allowed:
@@ -124,6 +123,8 @@ class Edits(ServiceBase):
                 raise BadInput(f"client {change.client_id}", "changes",
                                "more than one change for this client; merge them into one")
             seen.add(change.client_id)
+        for change in changes:  # tokenizer and counts ready before the write lock
+            self.validate(change)
         with self.store.transaction():
             results = [self.validate(change) for change in changes]
             if all(r.allowed for r in results):

@@ -46,3 +46,12 @@ def text_of(at) -> str:
 # the keys of the Analytics charts, one per section
 CHARTS = {"top_attributes", "headroom", "by_tier", "overall_over_time", "client_over_time",
           "estimate_error", "prompt_cost"}
+
+
+def opens(at, page: str) -> bool:
+    """Whether `page` is in the navigation this run built (AppTest refuses the others)."""
+    try:
+        at.switch_page(page)
+    except ValueError:
+        return False
+    return True
