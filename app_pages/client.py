@@ -2,7 +2,7 @@ import plotly.express as px
 import streamlit as st
 
 import ui
-from budget import optimize, views
+from budget import audit, optimize, views
 from budget.model import FIELDS, BadInput, Change
 
 svc = ui.service()
@@ -84,7 +84,7 @@ def last_change(attribute_id: str) -> str:
     """Who saved the attribute last and when, from the audit log: what a user whose
     draft was overtaken needs to know before saving over it."""
     entries = [e for e in svc.audit(client_id)
-               if e.action == "attribute.update" and attribute_id in e.after]
+               if audit.is_attribute_action(e.action) and attribute_id in e.after]
     if not entries:
         return "someone outside this app"
     e = entries[-1]
@@ -206,4 +206,4 @@ if not tips:
 for i, tip in enumerate(tips[:12]):
     ui.suggestion_card(tip, f"tip_{i}", lambda tip=tip: ui.apply_change(
         me, tip.change(client_id), {aid: seen[aid] for aid in tip.edits},
-        f"Applied: {tip.message}"))
+        f"Applied: {tip.message}", action="attribute.suggestion"))

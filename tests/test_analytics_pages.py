@@ -102,7 +102,7 @@ def test_apply_a_saving_from_the_savings_page(app, small):
     assert not at.exception
     assert small.client_usage("A").usage == before - saves
     assert f"usage {before:,} → {before - saves:,} of 100 tokens" in at.toast[0].value
-    assert small.audit()[-1].action == "attribute.update"
+    assert small.audit()[-1].action == "attribute.suggestion"
 
 
 def test_model_rewrite_from_the_page(app, small, monkeypatch, model_server):  # noqa: F811

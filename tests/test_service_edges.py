@@ -48,10 +48,9 @@ def test_an_over_budget_trim_is_saved_with_its_own_figures(small):
     c = small.client("A")
     assert c.token_usage == 75 and small.history("A")[-1][2:] == (75, 50)
     edit = small.audit()[-1]
-    assert edit.action == "attribute.update" and edit.client_id == "A"
-    assert edit.before["a1"]["instructions"] == words(40)
-    assert edit.after["a1"] == {"active": True, "instructions": words(35), "examples": "",
-                                "signals": ""}
+    assert edit.action == "attribute.edit" and edit.client_id == "A"
+    assert edit.before["a1"] == {"name": "Size", "instructions": words(40)}
+    assert edit.after["a1"] == {"name": "Size", "instructions": words(35)}
 
 
 def test_a_refused_change_writes_nothing(small):

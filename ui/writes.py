@@ -42,12 +42,13 @@ def attempt(action: Callable[[], T]) -> T | None:
 
 
 def apply_change(me: Actor, change: Change, versions: dict[str, int], done: str,
-                 forget: str | None = None) -> None:
+                 forget: str | None = None, action: str | None = None) -> None:
     """Saves an attribute change (an edit, a bulk switch, an applied suggestion) if the
     budget allows it, based on the `versions` the user saw; on success says `done` with
     the client's usage before and after and drops the session key `forget` (what
-    offered the change)."""
-    result = attempt(lambda: session.service().apply(me, change, versions))
+    offered the change). `action` names the audit entry when the kind of change is
+    not told by the change itself (an applied suggestion)."""
+    result = attempt(lambda: session.service().apply(me, change, versions, action=action))
     if result is None:
         return
     if not result.allowed:
