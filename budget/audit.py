@@ -38,6 +38,9 @@ ACTIONS: dict[str, str] = {
     "auto_restore": "Automatic deactivation undone",
     "auto_deactivate_policy": "Automatic deactivation policy",
 }
+# stored field names whose plain label would mislead
+FIELD_LABELS = {"token_budget": "Budget override", "budget": "Budget in force",
+                "topup": "Top-up", "budget_reset_date": "Next reset"}
 SHORT = 80  # characters from which a text is shown as the part that changed
 
 
@@ -152,9 +155,14 @@ def _long(value: object) -> bool:
     return isinstance(value, str) and (len(value) > SHORT or "\n" in value)
 
 
+def _name(c: FieldChange) -> str:
+    field = FIELD_LABELS.get(c.field, label(c.field))
+    return f"{c.subject} · {field}" if c.subject else field
+
+
 def change_line(c: FieldChange) -> str:
     """'Size · Instructions: …old words… → …new words…', one line for a table cell."""
-    name = f"{c.subject} · {label(c.field)}" if c.subject else label(c.field)
+    name = _name(c)
     if c.context:
         return f"{name}: {value_text(c.after)}"
     before, after = value_text(c.before), value_text(c.after)
@@ -170,7 +178,7 @@ def entry_diff(entry: AuditEntry) -> str:
     out: list[str] = []
     for c in field_changes(entry):
         if not c.context and (_long(c.before) or _long(c.after)):
-            name = f"{c.subject} · {label(c.field)}" if c.subject else label(c.field)
+            name = _name(c)
             out += text_diff(str(c.before or ""), str(c.after or ""), f"{name} (before)",
                              f"{name} (after)")
         else:
