@@ -124,7 +124,11 @@ def test_unknown_client_deep_link(app, small):
 
 def test_analytics_and_admin_pages_render(app, demo_copy):
     at = app(demo_copy, "app_pages/analytics.py")
-    assert len(at.get("plotly_chart")) >= 5  # the charts themselves: tests/test_analytics_pages.py
+    # one tab per section, and only the open one runs: the charts themselves are in
+    # tests/test_analytics_pages.py
+    assert [t.label for t in at.tabs] == ["Top attributes", "Approaching limits", "By tier",
+                                          "Usage over time", "chars4 vs real", "Prompt cost"]
+    assert [c.key for c in at.get("plotly_chart")] == ["top_attributes"]
     assert [b.key for b in at.button] == ["refresh"]  # read-only: the sidebar's Refresh only
     at = app(demo_copy, "app_pages/admin.py")
     assert len(at.dataframe[0].value) == 40
