@@ -3,7 +3,7 @@ import streamlit as st
 
 import ui
 from budget import views
-from budget.core import format_usage
+from budget.core import brief, format_usage
 from budget.model import BadInput
 from budget.service import ResetResult
 from budget.tokens import ENCODINGS
@@ -174,12 +174,14 @@ known = {(str(t.level), t.name, str(t.tokens)) for t in tiers.values()}
 rows = [(str(r.level).strip(), str(r.name), str(r.tokens).strip())
         for r in edited.dropna().itertuples()]
 changes, pushed, refused = [], {}, False
-for level, name, tokens in [row for row in rows if row not in known]:
+for row, (level, name, tokens) in enumerate(rows, start=1):
+    if (level, name, tokens) in known:
+        continue
     try:
-        over = svc.preview_tier_limit(level, tokens)  # checks both figures, as a save does
+        over = svc.preview_tier_limit(level, tokens, name)  # checks all three, as a save does
     except BadInput as e:
-        st.error(f"Row {level or '?'} ({name}): {e.field}: {e.problem}. Nothing is saved "
-                 "until every row is a whole number, 0 or more.", icon="⛔")
+        st.error(f"Row {row} ({brief(name)}): {e.field}: {e.problem}. Nothing is saved "
+                 "until every row has a whole number, 0 or more, and a short name.", icon="⛔")
         refused = True
         continue
     changes.append((level, name, tokens))
