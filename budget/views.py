@@ -41,6 +41,11 @@ def remaining_text(remaining: int) -> str:
     return f"over by {-remaining:,}" if remaining < 0 else f"{remaining:,}"
 
 
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """'1 attribute', '24 attributes': a count with its noun, never '1 attributes'."""
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
+
+
 def count_text(n: object) -> str:
     """'12,345', or a dash where there is no figure (never 'None' or 'nan')."""
     return "—" if n is None or pd.isna(n) else f"{int(n):,}"  # type: ignore[call-overload]

@@ -147,15 +147,17 @@ def test_batch_edit_page_applies_where_allowed_after_confirmation(app, small):
     assert list(preview["allowed"]) == ["⛔ refused", "✅ fits"]
     assert preview["detail"][0] == "would use 110 of 100 tokens (10 over budget)"
     assert "1 of 2 would be saved; 1 refused." in text_of(at)
+    assert at.button(key="be_apply").label == "Apply to 1 attribute"
     at.button(key="be_apply").click().run()
-    assert any("Set **Instructions** of **2** attributes in **2** clients" in m.value
-               for m in at.markdown)
+    # the dialog counts what the button counts: the refused copy is not in it
+    assert ("Set **Instructions** of **1 attribute** in **1 client** to the new text. Each "
+            "is checked against its client's budget once more as it is saved. Not included: "
+            "1 refused copy, shown above.") in [m.value for m in at.markdown]
     assert small.audit() == []  # nothing before the confirmation
     at.button(key="batch_confirm").click().run()
     assert not at.exception
     results = table(at, "applied")
-    assert list(results["applied"]) == ["⛔ refused", "✅ saved"]
-    assert "10 over budget" in results["detail"][0]
+    assert list(results["applied"]) == ["✅ saved"]
     assert small.client_usage("A").usage == 80 and small.client_usage("B").usage == 70
     assert [e.client_id for e in small.audit()] == ["B"]
 
