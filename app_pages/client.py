@@ -182,13 +182,18 @@ else:
         st.caption("Change the toggle or a text to see its impact before saving.")
 
     st.subheader("Bulk activate or deactivate")
+    tokens = dict(zip(library["attribute_id"], library["tokens"], strict=True))
     chosen = st.multiselect("Attributes", list(library["attribute_id"]), key="bulk_pick",
-                            format_func=lambda i: by_id[i].name)
+                            format_func=lambda i: f"{by_id[i].name} · "
+                            f"{'active' if by_id[i].active else 'inactive'} · "
+                            f"{views.counted(int(tokens[i]), 'token')}")
     if chosen:
         on = Change(client_id, active={i: True for i in chosen})
         check = svc.validate(on)
-        st.caption(f"Activating all {len(chosen)} together: {check.current:,} → "
-                   f"{check.projected:,} of {check.budget:,} tokens")
+        what = (f"'{by_id[chosen[0]].name}'" if len(chosen) == 1
+                else f"these {len(chosen)} together")
+        st.caption(f"Activating {what}: {check.current:,} → {check.projected:,} of "
+                   f"{check.budget:,} tokens")
         if not check.allowed:
             st.error(f"Activating these together is refused: {check.reason}.", icon="⛔")
         b1, b2 = st.columns(2)

@@ -99,10 +99,15 @@ def test_edit_preview_numbers_and_save(app, small):
 def test_bulk_activation_checked_as_one(app, small):
     small.apply(ADMIN, Change("A", active={"a2": False}))  # 40 used
     at = app(small.store.path, "app_pages/client.py", client="A")
+    # the picker says what each one is and costs before it is picked
+    assert at.multiselect(key="bulk_pick").options == [
+        "Size · active · 40 tokens", "Industry · inactive · 40 tokens",
+        "Intent · inactive · 25 tokens"]
     at.multiselect(key="bulk_pick").select("a2").select("a3").run()  # +40 +25 = 105
-    assert "Activating all 2 together: 40 → 105 of 100 tokens" in text_of(at)
+    assert "Activating these 2 together: 40 → 105 of 100 tokens" in text_of(at)
     assert at.button(key="bulk_on").disabled
     at.multiselect(key="bulk_pick").unselect("a3").run()
+    assert "Activating 'Industry': 40 → 80 of 100 tokens" in text_of(at)  # not "all 1"
     assert not at.button(key="bulk_on").disabled
     at.button(key="bulk_on").click().run()
     assert small.client_usage("A").usage == 80
