@@ -106,9 +106,19 @@ st.markdown(f"{views.headline(now)} · {ui.status_badge(now.status)}")
 
 
 def preview_line(label: str, after) -> None:
-    crosses = " — **would be over budget**" if after.status == "exceeded" else ""
+    """What the change in this tab would do; 'would be over budget' only when it is the
+    change that takes the client over, never for a client over already."""
+    over, was_over = after.status == "exceeded", now.status == "exceeded"
+    if after.budget == now.budget:
+        st.caption(f"{label}: no change yet, budget {now.budget:,}; "
+                   f"{format_usage(now.usage, now.budget)}"
+                   + (" (over budget already)" if was_over else ""))
+        return
+    note = (" — **would be over budget**" if over and not was_over
+            else " — still over budget" if over else " — back within budget" if was_over
+            else "")
     st.caption(f"{label}: budget {now.budget:,} → {after.budget:,}; "
-               f"{format_usage(after.usage, after.budget)}{crosses}")
+               f"{format_usage(after.usage, after.budget)}{note}")
 
 
 t1, t2, t3, t4 = st.tabs(["Reset", "Service level", "Budget override", "Top-up"])
