@@ -14,13 +14,20 @@ if frame.empty:
 
 labels = dict(zip(frame["client_id"], frame["client"] + " (" + frame["client_id"] + ")",
                   strict=True))
-wanted = st.query_params.get("client")
-if wanted is not None and wanted not in labels:
-    st.error(f"No client with id {wanted!r}. Choose one below.")
 ids = list(labels)
-client_id = st.selectbox("Client", ids, index=ids.index(wanted) if wanted in labels else 0,
+wanted = st.query_params.get("client")
+shown_id = wanted if wanted in labels else ids[0]
+if wanted is not None and wanted not in labels:  # the URL stays as it was, so a reload agrees
+    st.warning(f"No client with id {wanted!r}: showing **{labels[shown_id]}**, the first "
+               "client, instead. Pick another below.", icon="🔎")
+elif wanted is None:
+    st.query_params["client"] = shown_id
+# the client is in the URL: picking another opens its page as a new browser-history entry,
+# so Back returns to the client before
+client_id = st.selectbox("Client", ids, index=ids.index(shown_id),
                          format_func=labels.__getitem__, key=f"pick_{wanted}")
-st.query_params["client"] = client_id
+if client_id != shown_id:
+    st.switch_page("app_pages/client.py", query_params={"client": client_id})
 
 usage, attrs, costs = ui.client_detail(client_id)
 client = usage.client

@@ -152,3 +152,27 @@ def test_analytics_at_a_laptop_width(server, browser):
     expect(page.get_by_text("not enough history yet").first).to_be_attached(timeout=30_000)
     screenshot(page, "numbers-analytics-1280")
     page.close()
+
+
+def pick_client(page, name: str) -> None:
+    box = page.locator("[data-testid='stSelectbox']").filter(has_text="Client").first
+    box.click()
+    page.keyboard.type(name)
+    page.keyboard.press("Enter")
+
+
+def test_back_returns_to_the_previous_client(server, browser, svc):
+    first, second = svc.client("C0001"), svc.client("C0002")
+    page = open_page(browser, server, "client?client=C0001")
+    expect(page.locator("h1").first).to_have_text(first.name)
+    pick_client(page, second.name)
+    expect(page.locator("h1").first).to_have_text(second.name, timeout=30_000)
+    page.wait_for_selector(IDLE)
+    assert page.url.endswith("client?client=C0002")
+    page.go_back()
+    expect(page.locator("h1").first).to_have_text(first.name, timeout=30_000)
+    page.wait_for_selector(IDLE)
+    assert page.url.endswith("client?client=C0001")
+    page.go_forward()
+    expect(page.locator("h1").first).to_have_text(second.name, timeout=30_000)
+    page.close()

@@ -127,6 +127,16 @@ def test_unknown_client_deep_link(app, small):
     assert any("No client with id 'NOPE'" in e.value for e in at.error)
 
 
+def test_unknown_client_on_the_client_page_falls_back_to_the_first_with_a_message(app, small):
+    at = app(small.store.path, "app_pages/client.py", client="NOPE")
+    assert [w.value for w in at.warning][0] == (
+        "No client with id 'NOPE': showing **Alpha (A)**, the first client, instead. Pick "
+        "another below.")
+    assert at.title[0].value == "Alpha" and at.query_params["client"] == "NOPE"
+    at.selectbox(key="pick_NOPE").select("B").run()  # picking one opens it
+    assert at.title[0].value == "Beta" and not at.warning and not at.exception
+
+
 def test_analytics_and_admin_pages_render(app, demo_copy):
     at = app(demo_copy, "app_pages/analytics.py")
     # one tab per section, and only the open one runs: the charts themselves are in
