@@ -108,7 +108,7 @@ def test_apply_a_saving_from_the_savings_page(app, small):
     at.button(key="sv_apply_1").click().run()
     assert not at.exception
     assert small.client_usage("A").usage == before - saves
-    assert f"usage {before:,} → {before - saves:,} of 100 tokens" in at.toast[0].value
+    assert f"usage {before:,} → {before - saves:,} of 100 tokens" in at.success[0].value
     assert small.audit()[-1].action == "attribute.suggestion"
 
 

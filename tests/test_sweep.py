@@ -45,7 +45,7 @@ def state(svc) -> dict[str, object]:
 def check(at, where: str) -> None:
     assert not at.exception, f"{where}: {[e.value for e in at.exception]}"
     assert "Traceback" not in text_of(at), where
-    for message in (*at.error, *at.warning, *at.caption, *at.markdown, *at.toast):
+    for message in (*at.error, *at.warning, *at.caption, *at.markdown, *at.success):
         assert len(str(message.value)) < 2_000, f"{where}: a message repeats the input"
 
 

@@ -16,11 +16,25 @@ from ui.loaders import refresh
 T = TypeVar("T")
 
 
+NOTICE = "_last_write"
+
+
 def after_write(message: str) -> None:
-    """Every successful write: forget cached figures, say what happened, redraw."""
+    """Every successful write: forget cached figures, redraw, and say what happened at
+    the top of the redrawn page (`last_write`)."""
     refresh()
-    st.toast(message, icon="✅", duration="long")  # long enough to read what was saved
+    st.session_state[NOTICE] = message
     st.rerun()
+
+
+def last_write() -> None:
+    """What the last write did, above the page, until the next click: one message that
+    stays to be read and that the next write replaces, not toasts that vanish in seconds
+    and pile up when several saves follow each other."""
+    slot = st.container()  # always there, so nothing below moves (a tab stays open)
+    message = st.session_state.pop(NOTICE, None)
+    if message:
+        slot.success(message, icon="✅")
 
 
 def attempt(action: Callable[[], T]) -> T | None:
