@@ -4,7 +4,7 @@ Formatting for people lives here too, so every page says numbers the same way.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from urllib.parse import quote
 
 import pandas as pd
@@ -121,26 +121,6 @@ def label(name: str) -> str:
     """'budget_override' -> 'Budget override', 'attribute.update' -> 'Attribute
     update': a stored key as a person reads it."""
     return name.replace("_", " ").replace(".", " ").capitalize()
-
-
-def _value_text(value: object) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int | float):
-        return f"{value:,}"
-    if isinstance(value, list | tuple):
-        return ", ".join(_value_text(v) for v in value) or "—"
-    if isinstance(value, Mapping):
-        return values_text(value)
-    return str(value)
-
-
-def values_text(values: Mapping) -> str:
-    """An audit entry's before or after as a line for people: 'Token budget: 5,000;
-    Reason: —', never a Python dict with None in it."""
-    return "; ".join(f"{label(str(k))}: {_value_text(v)}" for k, v in values.items()) or "—"
 
 
 def headline(u: Usage) -> str:
