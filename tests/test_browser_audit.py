@@ -9,7 +9,7 @@ import pytest
 from playwright.sync_api import expect
 
 from budget.model import Change
-from tests.support.browser import grid_rows, open_page, require_chromium, screenshot, \
+from tests.support.browser import IDLE, grid_rows, open_page, require_chromium, screenshot, \
     streamlit_server
 from tests.support.factories import ADMIN, make_service
 
@@ -56,6 +56,7 @@ def test_audit_log_reads_as_words_and_exports_what_it_shows(audit_server, browse
     page.keyboard.press("Escape")
     expect(page.get_by_text(f"2 of {len(svc.audit()):,} entries,")).to_be_visible(
         timeout=30_000)
+    page.wait_for_selector(IDLE)  # the download button gets the filtered file in this run
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV").click()
     table = pd.read_csv(download.value.path())

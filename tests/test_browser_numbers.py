@@ -149,6 +149,7 @@ def test_unknown_deep_link_keeps_its_error_and_its_url(server, browser):
 def test_analytics_at_a_laptop_width(server, browser):
     page = open_page(browser, server, "analytics")
     at_width(page, 1280)
+    page.get_by_role("tab", name="Approaching limits").click()
     expect(page.get_by_text("not enough history yet").first).to_be_attached(timeout=30_000)
     screenshot(page, "numbers-analytics-1280")
     page.close()
