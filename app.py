@@ -59,6 +59,7 @@ ui.begin_run()
 read_only = ui.read_only_reason()
 if read_only:  # no login, reachable from elsewhere: nobody is trusted to change data
     st.warning(read_only, icon="🔒")
+ui.last_write()  # what the click before this run saved
 
 # the root URL with ?client=ID opens that client's page; an id no client has stays on the
 # overview with the error, its URL untouched, rather than opening some other client

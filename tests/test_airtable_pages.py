@@ -86,7 +86,7 @@ def test_failed_write_is_reported_and_not_shown_as_saved(base):
     assert not at.exception
     assert "The change was not saved" in errors(at) and '"Active"' in errors(at)
     assert "nothing was written" in errors(at)
-    assert not at.toast
+    assert not at.success
     assert next(a for a in ui.service().attributes("C0003") if a.id == active.id).active
     assert ui.service().audit("C0003") == []
 
