@@ -202,7 +202,7 @@ def test_an_attribute_changed_behind_a_500_is_audited(base, tmp_path):
     svc.apply(ADMIN, Change("C0000", fields={"A0000": {"Signals": "Funding rounds."}}))
     (attr,) = base.records("Scoring Attributes")
     assert attr["fields"]["Signals"] == "Funding rounds."
-    assert [e.action for e in svc.audit("C0000")] == ["attribute.update"]
+    assert [e.action for e in svc.audit("C0000")] == ["attribute.edit"]
 
 
 def test_a_write_not_known_to_have_landed_is_settled_by_the_next_store(base, tmp_path):
