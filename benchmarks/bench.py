@@ -2,7 +2,9 @@
 benchmarks/results.md.
 
 Each comparison is made in the same run, on the same texts, in this order:
-1. token counting: our counter (fresh cache) against the fastest raw tiktoken path;
+1. token counting: our counter (fresh cache) against the fastest raw tiktoken path,
+   the raw loop on every core among them; the worker pool's start-up, crossover and
+   memory;
 2. incremental recount: one attribute edited through the service, against (1);
 3. load and usage of every client from SQLite, with peak memory (2 and 3 each in a
    fresh process, as a server would run them);
@@ -25,7 +27,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import airtable_requests, counting, incremental, pages, store_load
+from . import airtable_requests, counting, incremental, pages, pool, store_load
 from .report import RESULTS, load_avg, progress_line, summary_table, write_results
 from .row import Row
 from .size import SizeRun, label
@@ -45,7 +47,7 @@ class Section:
 
 # in the order they run: incremental reports its share of counting's full recount
 SECTIONS: dict[str, Section] = {m.SECTION: Section(m.rows, m.WHY_MISSED) for m in (
-    counting, incremental, store_load, airtable_requests, pages)}
+    counting, pool, incremental, store_load, airtable_requests, pages)}
 WHY_MISSED = {name: s.why_missed for name, s in SECTIONS.items()}
 
 

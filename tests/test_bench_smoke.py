@@ -28,7 +28,8 @@ def rows(tmp_path_factory):
 
 def test_every_section_reports_every_row(rows, tmp_path):
     counts = {s: sum(1 for r in rows if r.section == s) for s in bench.SECTIONS}
-    assert counts == {"counting": 8, "incremental": 3, "load": 4, "airtable": 7, "pages": 4}
+    assert counts == {"counting": 9, "pool": 5, "incremental": 3, "load": 4, "airtable": 7,
+                      "pages": 4}
     assert all(r.size == "3 x 70" and r.attributes == 210 for r in rows)
     table = render_table(rows)
     assert len(table.splitlines()) == len(rows) + 2
