@@ -52,6 +52,7 @@ if me.role == "admin":
 pg = st.navigation(nav)
 
 ui.begin_run()
+ui.show_pending_toast()
 
 # the root URL with ?client=ID opens that client's page; an id no client has stays on the
 # overview with the error, its URL untouched, rather than opening some other client

@@ -133,3 +133,19 @@ def test_reset_says_what_changed(server, browser):
     assert "next reset" in text and "alerts cleared" in text, text
     screenshot(page, "admin-after-reset")
     page.close()
+
+
+def test_a_saved_edit_says_so_in_a_toast(server, browser, svc):
+    """The toast of a save is shown by the rerun that follows it: sent before st.rerun,
+    it never reached the browser."""
+    page = open_page(browser, server, "client?client=C0003")
+    box = page.get_by_label("Signals", exact=True)
+    trimmed = box.input_value()[:-12]  # a trim: allowed even over budget
+    commit(page, "Signals", trimmed)
+    page.locator(".st-key-save button").click()
+    toast = page.get_by_test_id("stToast")
+    expect(toast.first).to_be_visible(timeout=30_000)
+    expect(toast.first).to_contain_text("Saved '")
+    expect(toast.first).to_contain_text(" tokens")
+    assert next(iter(svc.audit("C0003")[-1].after.values()))["signals"] == trimmed
+    page.close()

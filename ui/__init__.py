@@ -22,11 +22,11 @@ from ui.loaders import (
     usage_table,
 )
 from ui.session import actor, auth_configured, service
-from ui.writes import after_write, apply_change, attempt, seen_version
+from ui.writes import after_write, apply_change, attempt, seen_version, show_pending_toast
 
 __all__ = ["COLOURS", "DIRECTION_COLOURS", "LABELS", "SERIES", "actor", "after_write",
            "apply_change", "ask", "attempt", "auth_configured", "banner", "begin_run",
            "chart", "client_detail", "confirm", "costs", "csv_download", "data_version",
            "due_plan", "freshness", "history", "refresh", "savings", "seen_version",
-           "service", "status_badge", "suggestion_card", "templates", "usage_headline",
-           "usage_table"]
+           "service", "show_pending_toast", "status_badge", "suggestion_card", "templates",
+           "usage_headline", "usage_table"]

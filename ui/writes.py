@@ -16,11 +16,23 @@ from ui.loaders import refresh
 T = TypeVar("T")
 
 
+PENDING_TOAST = "_pending_toast"
+
+
 def after_write(message: str) -> None:
-    """Every successful write: forget cached figures, say what happened, redraw."""
+    """Every successful write: forget cached figures, redraw, and say what happened in
+    the redrawn page (show_pending_toast): a toast sent just before st.rerun never
+    reaches the browser, since the rerun replaces that run's output."""
     refresh()
-    st.toast(message, icon="✅", duration="long")  # long enough to read what was saved
+    st.session_state[PENDING_TOAST] = message
     st.rerun()
+
+
+def show_pending_toast() -> None:
+    """The toast of the write that started this run, once."""
+    message = st.session_state.pop(PENDING_TOAST, None)
+    if message is not None:
+        st.toast(message, icon="✅", duration="long")  # long enough to read what was saved
 
 
 def attempt(action: Callable[[], T]) -> T | None:
