@@ -105,12 +105,13 @@ def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-# Batches of fewer texts go through the in-process cache: an edit's preview, a save, a
-# suggestion, which count the same few texts again and again. A larger batch is the
-# texts the store's own count cache has not counted (a first load, another encoding,
-# an import): the in-process cache cannot hit there, and hashing every text for it
-# cost about a fifth of the count when the texts encode quickly.
-CACHED_BATCH = 64
+# Batches of fewer characters go through the in-process cache: an edit's preview, a
+# save, the suggestions of one client, which count the same texts on every rerun. A
+# batch this big is the texts the store's own count cache has not counted (a first
+# load, another encoding, an import): the in-process cache cannot hit there, and
+# hashing every text for it cost about a fifth of the count when the texts encode
+# quickly. From the same size on, the running worker pool counts faster than a loop.
+BULK_CHARS = token_pool.WARM_CROSSOVER_CHARS
 
 
 class _CachedCounter:
@@ -129,8 +130,9 @@ class _CachedCounter:
         return self.count_many([text])[0]
 
     def count_many(self, texts: Sequence[str | None]) -> list[int]:
-        if len(texts) >= CACHED_BATCH:
-            return self._bulk(texts)
+        chars = sum(len(t) for t in texts if t)
+        if chars >= BULK_CHARS:
+            return self._bulk(texts, chars)
         keyed = [(_digest(t), t) if t else None for t in texts]  # None: empty, 0 tokens
         cache = self._cache
         missing = dict(p for p in keyed if p is not None and p[0] not in cache)
@@ -140,10 +142,11 @@ class _CachedCounter:
                 cache.update(counted)
         return [cache[p[0]] if p is not None else 0 for p in keyed]
 
-    def _bulk(self, texts: Sequence[str | None]) -> list[int]:
+    def _bulk(self, texts: Sequence[str | None], chars: int) -> list[int]:
         """Every text counted, none cached: a plain per-text loop, which on this 2-core
         machine measured about twice as fast as encode_ordinary_batch
         (benchmarks/results.md)."""
+        del chars  # the loop's cost, which only a counter with a pool weighs
         encode_len = self._encode_len
         return [encode_len(t) if t else 0 for t in texts]
 
@@ -163,10 +166,10 @@ class TiktokenCounter(_CachedCounter):
     def _encode_len(self, text: str) -> int:
         return len(self._encode(text))
 
-    def _bulk(self, texts: Sequence[str | None]) -> list[int]:
+    def _bulk(self, texts: Sequence[str | None], chars: int) -> list[int]:
         """On every core when the batch is big enough to pay for it (token_pool), else
         the plain loop with the encoder bound once, as the raw tiktoken loop runs."""
-        if token_pool.worth_it(sum(len(t) for t in texts if t)):
+        if token_pool.worth_it(chars):
             counted = token_pool.lengths(self.name, texts)
             if counted is not None:
                 return counted

@@ -23,7 +23,8 @@ TEXTS = ["Score the lead by intent. " * 40, None, "", "<|endoftext|> kept as tex
 
 @pytest.fixture
 def pool_from_the_first_character(monkeypatch):
-    """Thresholds at zero, so any bulk batch goes to the pool; the pool stopped after."""
+    """Thresholds at zero, so any batch goes to the pool; the pool stopped after."""
+    monkeypatch.setattr(tokens, "BULK_CHARS", 0)
     monkeypatch.setattr(token_pool, "WARM_CROSSOVER_CHARS", 0)
     monkeypatch.setattr(token_pool, "COLD_CROSSOVER_CHARS", 0)
     yield
@@ -45,13 +46,15 @@ def test_the_pool_counts_what_the_loop_counts(pool_from_the_first_character):
         len(tokens.get_encoding("cl100k_base").encode_ordinary(t)) if t else 0 for t in TEXTS]
 
 
-def test_below_the_crossover_no_pool_starts():
+def test_below_the_crossover_no_pool_starts(monkeypatch):
     token_pool.shutdown()
     c = tokens.TiktokenCounter("o200k_base")
-    assert c.count_many(TEXTS) == loop(TEXTS)  # 140 texts, far below the cold crossover
+    assert c.count_many(TEXTS) == loop(TEXTS)  # 140 texts, a client's worth: cached
+    assert c.cached_texts == 5 and not token_pool.running()
+    monkeypatch.setattr(tokens, "BULK_CHARS", 1)  # a bulk batch, far below the pool's
+    fresh = tokens.TiktokenCounter("o200k_base")
+    assert fresh.count_many(TEXTS) == loop(TEXTS) and fresh.cached_texts == 0  # no keys
     assert not token_pool.running()
-    assert c.cached_texts == 0  # a bulk batch skips the in-process cache
-    assert c.count_many(TEXTS[:7]) == loop(TEXTS[:7]) and c.cached_texts == 5
 
 
 @pytest.mark.skipif(token_pool.workers() < 2, reason="a pool needs two cores")
@@ -75,7 +78,7 @@ SCRIPT = textwrap.dedent("""
         stop = threading.Event()
         threading.Thread(target=stop.wait, daemon=True).start()
         texts = [f"lead {i} " * (1 + i % 50) for i in range(30_000)]
-        token_pool.COLD_CROSSOVER_CHARS = 1
+        token_pool.COLD_CROSSOVER_CHARS = tokens.BULK_CHARS = 1
         got = tokens.TiktokenCounter("o200k_base").count_many(texts)
         enc = tokens.get_encoding("o200k_base").encode_ordinary
         pids = token_pool.start("o200k_base")
