@@ -25,12 +25,14 @@ POOL = f"tiktoken encode_ordinary loop on {token_pool.workers()} worker processe
 # by a quarter on this machine, and a round at 100,000 attributes takes about 10 s
 RATIO_ROUNDS = {800: 10, 20_000: 10, 100_000: 6}  # up to this many attributes: rounds
 WHY_MISSED = (
-    "Why: above the crossover ours is the worker pool's loop (token_pool) plus one pass "
-    "summing the characters; below it, the plain loop. Other agents' work on this "
-    "2-core machine takes turns from the workers, so two workers rarely get two whole "
-    "cores: with the load average near 10, the pool measured 0.80x the single loop at "
-    "6,000 texts instead of the 0.5x two free cores give. What would close it: a "
-    "quieter machine; nothing in the counter is left to remove on a full recount.")
+    "Why: above the pool's crossover ours is the pool's own loop (token_pool.lengths) "
+    "plus one pass summing the characters, and below it the plain loop, so ours and "
+    "the fastest raw path run the same code. At 20,000 attributes ours measured 1.35x "
+    "the raw pool path in wall and in this process's CPU time (10 rounds each, load "
+    "average 2 to 4), while at 800 and 100,000 attributes it measured 0.89x and 1.02x; "
+    "the cause is not found (the character sum costs about 1 ms there). What would "
+    "close it: profiling that size's rounds on a quiet machine; nothing in the counter "
+    "is left to remove on a full recount.")
 
 
 def rounds_for_ratio(attributes: int) -> int:
