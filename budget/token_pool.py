@@ -26,12 +26,14 @@ from concurrent.futures.process import BrokenProcessPool
 
 CONTEXT = "spawn"
 # Characters in one batch from which the running pool counts faster than one loop
-# (measured by benchmarks/pool.py: about 800 attributes of 1,500 characters, with
-# other work on the machine; one worker's round trip costs about a millisecond).
-WARM_CROSSOVER_CHARS = 1_000_000
-# Characters in one batch that pay for starting the pool as well: its start-up
-# measured 1 to 3.5 s on this 2-core machine, won back by about 20,000 attributes.
-COLD_CROSSOVER_CHARS = 30_000_000
+# (benchmarks/pool.py, "crossover"): 200 attributes of 1,500 characters in two runs,
+# 400 in a third under more load; one worker's round trip costs about a millisecond.
+WARM_CROSSOVER_CHARS = 500_000
+# Characters in one batch that pay for starting the pool as well. Measured in a fresh
+# process: at 20,000 attributes (30 M characters) the count with the start-up took
+# 4.4 to 5.7 s against 2.1 s for one loop, since the workers' imports compete with the
+# caller for the two cores; at 100,000 (150 M) 6.3 s against 9.7 s. Between the two.
+COLD_CROSSOVER_CHARS = 75_000_000
 CHUNKS_PER_WORKER = 4  # pieces per worker, so one slow worker does not hold up the rest
 
 _pool: ProcessPoolExecutor | None = None
