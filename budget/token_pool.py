@@ -9,6 +9,11 @@ worker from a server process that is itself started at first use; 'spawn' is one
 step, behaves the same on every platform, and a worker's start-up (an interpreter,
 tiktoken and one BPE table) is paid once per process anyway.
 
+A spawned worker normally imports the parent's `__main__` first. In the Streamlit
+server that module is the app script itself (Streamlit runs each page as `__main__`),
+so every worker would run the whole app; workers are therefore launched with a bare
+`__main__` in place, and no entry point needs an `if __name__ == "__main__"` guard.
+
 Below the crossover, the pool's round trips cost more than they save and the caller
 counts in its own loop; `make bench` measures both thresholds (benchmarks/pool.py).
 """
@@ -17,14 +22,16 @@ from __future__ import annotations
 
 import atexit
 import multiprocessing
+import multiprocessing.context
 import os
+import sys
 import threading
 import time
+import types
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
-CONTEXT = "spawn"
 # Characters in one batch from which the running pool counts faster than one loop
 # (benchmarks/pool.py, "crossover"): 200 attributes of 1,500 characters in two runs,
 # 400 in a third under more load; one worker's round trip costs about a millisecond.
@@ -35,6 +42,26 @@ WARM_CROSSOVER_CHARS = 500_000
 # caller for the two cores; at 100,000 (150 M) 6.3 s against 9.7 s. Between the two.
 COLD_CROSSOVER_CHARS = 75_000_000
 CHUNKS_PER_WORKER = 4  # pieces per worker, so one slow worker does not hold up the rest
+
+
+
+class _WorkerProcess(multiprocessing.context.SpawnProcess):
+    """A spawned worker that does not import the parent's `__main__` (see above)."""
+
+    @staticmethod
+    def _Popen(process_obj):
+        main, bare = sys.modules.get("__main__"), types.ModuleType("__main__")
+        sys.modules["__main__"] = bare  # read while the worker's start is prepared
+        try:
+            return multiprocessing.context.SpawnProcess._Popen(process_obj)
+        finally:  # unless a script run in another thread has put its own in meanwhile
+            if main is not None and sys.modules.get("__main__") is bare:
+                sys.modules["__main__"] = main
+
+
+class _WorkerContext(multiprocessing.context.SpawnContext):
+    Process = _WorkerProcess
+
 
 _pool: ProcessPoolExecutor | None = None
 _lock = threading.Lock()
@@ -84,8 +111,8 @@ def _started(encoding: str) -> ProcessPoolExecutor:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(workers(), mp_context=multiprocessing.get_context(
-                CONTEXT), initializer=_load, initargs=(encoding,))
+            _pool = ProcessPoolExecutor(workers(), mp_context=_WorkerContext(),
+                                        initializer=_load, initargs=(encoding,))
         return _pool
 
 

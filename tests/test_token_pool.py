@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,9 @@ TEXTS = ["Score the lead by intent. " * 40, None, "", "<|endoftext|> kept as tex
 
 @pytest.fixture
 def pool_from_the_first_character(monkeypatch):
-    """Thresholds at zero, so any batch goes to the pool; the pool stopped after."""
+    """Thresholds at zero, so any batch goes to the pool; no pool left by an earlier test
+    before, the pool stopped after."""
+    token_pool.shutdown()
     monkeypatch.setattr(tokens, "BULK_CHARS", 0)
     monkeypatch.setattr(token_pool, "WARM_CROSSOVER_CHARS", 0)
     monkeypatch.setattr(token_pool, "COLD_CROSSOVER_CHARS", 0)
@@ -66,6 +69,23 @@ def test_a_killed_worker_falls_back_to_the_loop(pool_from_the_first_character):
     assert tokens.TiktokenCounter("o200k_base").count_many(TEXTS) == loop(TEXTS)  # new pool
 
 
+@pytest.mark.skipif(token_pool.workers() < 2, reason="a pool needs two cores")
+def test_a_worker_does_not_run_the_script_that_started_it(pool_from_the_first_character,
+                                                          tmp_path, monkeypatch):
+    """In the Streamlit server `__main__` is the app script being run; a spawned worker
+    that imported it would run the whole app (here: leave a file behind, or fail)."""
+    marker = tmp_path / "the app ran in a worker"
+    script = tmp_path / "app.py"
+    script.write_text(f"open({str(marker)!r}, 'w').close()\nraise SystemExit(3)\n")
+    page = types.ModuleType("__main__")
+    page.__file__ = str(script)
+    monkeypatch.setitem(sys.modules, "__main__", page)
+    assert tokens.TiktokenCounter("o200k_base").count_many(TEXTS) == loop(TEXTS)
+    assert token_pool.running()  # counted by the pool, not by the loop after it broke
+    assert not marker.exists()
+    assert sys.modules["__main__"] is page  # the page's module given back
+
+
 SCRIPT = textwrap.dedent("""
     import json, os, sys, threading
     from budget import token_pool, tokens
@@ -84,7 +104,7 @@ SCRIPT = textwrap.dedent("""
         pids = token_pool.start("o200k_base")
         print(json.dumps({"equal": got == [len(enc(t)) for t in texts], "forks": forks,
                           "pool": token_pool.running(), "workers": sorted(pids),
-                          "context": token_pool.CONTEXT}))
+                          "context": token_pool._pool._mp_context.get_start_method()}))
         stop.set()
 """)
 
