@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from budget import automation, core
 from budget.model import BadInput, Client, Tier
 from budget.stores import SQLiteStore
-from budget.stores.airtable.sidecar import Sidecar
+from budget.stores.airtable.sidecar import SQLiteSidecar
 from budget.stores.copy import copy_store
 from budget.stores.postgresql import PostgresStore
 from budget.stores.postgresql.migrations import LATEST, MIGRATIONS, migrate
@@ -236,7 +236,7 @@ def test_an_older_sidecar_gets_the_column(tmp_path):
                      "period_months INTEGER NOT NULL DEFAULT 1, last_reset_period TEXT)")
         conn.execute("INSERT INTO client_extra VALUES ('A', 5, 3, '2026-01-30')")
     conn.close()
-    assert Sidecar(str(path)).extras("A") == (5, 3, date(2026, 1, 30), None)
+    assert SQLiteSidecar(str(path), 1).extras("A") == (5, 3, date(2026, 1, 30), None)
 
 
 def test_a_postgresql_database_of_the_first_schema_gets_the_column(postgres_databases):

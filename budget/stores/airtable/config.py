@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ...model import BadInput
 from ...settings import AirtableSettings
+from ...settings.schema import DEFAULT_LOCK_TIMEOUT
 
 # role -> (setting, default field name); "" means: not used
 CLIENT_FIELDS: dict[str, tuple[str, str]] = {
@@ -51,7 +52,8 @@ class AirtableConfig:
         default_factory=lambda: {k: v[1] for k, v in CLIENT_FIELDS.items()})
     attribute_fields: Mapping[str, str] = field(
         default_factory=lambda: {k: v[1] for k, v in ATTRIBUTE_FIELDS.items()})
-    sidecar: str = "data/airtable-sidecar.db"
+    sidecar: str = "data/airtable-sidecar.db"  # a file path, or a postgresql:// URL
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds a writer waits for the sidecar lock
     min_interval: float = 0.22  # seconds between requests: 4.5 per second, under 5
     penalty: float = 30.0  # Airtable's wait after a 429
     retries: int = 5
@@ -60,9 +62,11 @@ class AirtableConfig:
     allow_replace: bool = False  # demo-data wipes both tables: only on a test base
 
     @classmethod
-    def from_settings(cls, section: AirtableSettings) -> AirtableConfig:
-        """The store's view of the `airtable` settings; the key and base id are checked
-        here, because only a store that talks to Airtable needs them."""
+    def from_settings(cls, section: AirtableSettings,
+                      lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> AirtableConfig:
+        """The store's view of the `airtable` settings (and of the store-wide
+        `TOKENBUDGET_LOCK_TIMEOUT`); the key and base id are checked here, because only a
+        store that talks to Airtable needs them."""
         key = section.api_key.get_secret_value()
         if not key:
             raise BadInput("settings", "AIRTABLE_API_KEY",
@@ -77,7 +81,8 @@ class AirtableConfig:
             client_fields={role: by_alias[name] for role, (name, _) in CLIENT_FIELDS.items()},
             attribute_fields={role: by_alias[name]
                               for role, (name, _) in ATTRIBUTE_FIELDS.items()},
-            sidecar=section.sidecar, min_interval=section.min_interval,
+            sidecar=section.sidecar, lock_timeout=lock_timeout,
+            min_interval=section.min_interval,
             penalty=section.rate_limit_penalty, retries=section.retries,
             backoff=section.retry_backoff,
             timeout=(section.connect_timeout, section.read_timeout),

@@ -17,8 +17,7 @@ are redone)."""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,7 +27,7 @@ from ...model import StaleWrite
 from ..base import PartialWrite, StoreError
 from .http import AirtableFailure
 from .records import Record, RecordReader, clean
-from .sidecar import Extras
+from .sidecar_protocol import Extras
 from .tables import Tables
 
 BATCH = 10  # Airtable: records per create/update/delete request
@@ -72,7 +71,7 @@ class UnitOfWork:
     full: dict[str, bool] = field(default_factory=lambda: {"c": False, "a": False})
     pending: dict[str, dict[str, Fields]] = field(default_factory=lambda: {"c": {}, "a": {}})
     extras: dict[str, Extras] = field(default_factory=dict)
-    ops: list[tuple[str, str, tuple]] = field(default_factory=list)  # client id, sql, params
+    ops: list[tuple[str, Callable[[], None]]] = field(default_factory=list)  # client id, write
 
     def remember(self, kind: str, records: Iterable[Record], whole_table: bool = False
                  ) -> list[Record]:
@@ -109,18 +108,18 @@ class UnitOfWork:
         self.pending[kind].setdefault(rid, {}).update(changed)
         self.records[kind][rid].update(changed)
 
-    def defer(self, client_id: str, sql: str, params: tuple) -> None:
+    def defer(self, client_id: str, write: Callable[[], None]) -> None:
         """A sidecar write that commits only if the client's Airtable writes all land."""
-        self.ops.append((client_id, sql, params))
+        self.ops.append((client_id, write))
 
     def forget_reads(self) -> None:
         """After the tables were replaced: nothing read before describes them."""
         self.records, self.seen = {"c": {}, "a": {}}, {}
         self.full = {"c": False, "a": False}
 
-    def flush(self, tables: Tables, reader: RecordReader, conn: sqlite3.Connection
-              ) -> WriteReport:
-        """Sends the buffered writes and commits the sidecar transaction open on `conn`;
+    def flush(self, tables: Tables, reader: RecordReader) -> WriteReport:
+        """Sends the buffered writes and makes the deferred sidecar writes of the clients
+        whose writes all landed, in the sidecar transaction that the caller then commits;
         raises StaleWrite, writing nothing, if a record changed in Airtable meanwhile.
         A failed request does not raise: the report says what was and was not written."""
         config = tables.config
@@ -170,11 +169,10 @@ class UnitOfWork:
             else:
                 links = self.records["a"].get(rid, {}).get(config.af("client")) or []
                 failed_clients.update(reader.app_id.get(("c", x), x) for x in links)
-        # 3. the sidecar rows of the clients whose writes all landed, in one commit
-        for client_id, sql, params in self.ops:
+        # 3. the sidecar rows of the clients whose writes all landed (one commit, after)
+        for client_id, write in self.ops:
             if client_id not in failed_clients:
-                conn.execute(sql, params)
-        conn.execute("COMMIT")
+                write()
         if failure:
             report.error = str(tables.error(failure[0], failure[1], "write records"))
         return report
