@@ -17,6 +17,7 @@ from tests.support.apptest import run_app
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium, streamlit_server
 from tests.support.factories import (
     ADMIN,
+    AIRTABLE_ON_POSTGRESQL,
     TODAY,
     AirtableFactory,
     PostgresFactory,
@@ -59,7 +60,8 @@ def store_factory(request, tmp_path):
     runs against every store (tests/test_service.py) parametrises it with
     `pytest.mark.parametrize("store_factory", STORES, indirect=True)`, getting
     Airtable through pyairtable over real HTTP to tests/airtable_server.py too, and
-    a fresh database of the test PostgreSQL server."""
+    a fresh database of the test PostgreSQL server; "airtable+postgresql" (in
+    STORES_AND_SIDECARS) is the loopback base with its sidecar in such a database."""
     kind = getattr(request, "param", "sqlite")
     if kind == "sqlite":
         yield SQLiteFactory(tmp_path / "small.db")
@@ -69,9 +71,13 @@ def store_factory(request, tmp_path):
         yield factory
         factory.close()
         return
+    sidecar = (request.getfixturevalue("postgres_databases")()
+               if kind == AIRTABLE_ON_POSTGRESQL else tmp_path / "sidecar.db")
     server = standard_base(FakeAirtable(), id_fields=True)
     server.start()
-    yield AirtableFactory(server, tmp_path / "sidecar.db")
+    factory = AirtableFactory(server, sidecar, kind)
+    yield factory
+    factory.close()
     server.stop()
 
 
