@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
@@ -206,19 +207,39 @@ def test_a_pass_killed_with_kill_9_releases_its_lock(pg, tmp_path):
     assert got
 
 
-# several processes ----------------------------------------------------------------
+# several processes on two "hosts" ------------------------------------------------
+HOSTS, PROCESSES, ACTIVATIONS = 2, 8, 50
+BUDGETED_CLIENTS, SPARE = 4, 100  # inactive attributes of 10 tokens per client
+
+# a host's process: imports everything and reads the counts, says it is ready, waits for
+# the gate so that every process starts within milliseconds, then activates its share,
+# one validated change each, and reports what a user would have seen
 _ACTIVATE = textwrap.dedent("""
     import json, sys, time
+    from pathlib import Path
     from budget.model import Actor, Change
     from budget.service import BudgetService
     from budget.settings import Settings
-    url, start, ids = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+    from budget.stores import StoreError
+    url, ready, gate, pairs = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), sys.argv[4:]
     svc = BudgetService.from_settings(Settings(store=url))
-    svc.costs()  # tokenizer loaded and counts read before the race starts
-    time.sleep(max(0.0, start - time.time()))
-    out = [svc.apply(Actor("worker", "admin"), Change("A", active={aid: True})).allowed
-           for aid in ids]
-    print(json.dumps(out))
+    svc.costs()
+    ready.touch()
+    while not gate.exists():
+        time.sleep(0.002)
+    saved, refused, errors, waits = 0, 0, [], []
+    for pair in pairs:
+        client_id, aid = pair.split("/")
+        start = time.monotonic()
+        try:
+            if svc.apply(Actor("worker", "admin"), Change(client_id, active={aid: True})).allowed:
+                saved += 1
+            else:
+                refused += 1
+        except StoreError as e:  # what the CLI and the API would show a user
+            errors.append(str(e))
+        waits.append(time.monotonic() - start)
+    print(json.dumps({"saved": saved, "refused": refused, "errors": errors, "waits": waits}))
 """)
 
 
@@ -229,33 +250,127 @@ def _python(args: list[str], cwd, **kwargs) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
 
 
-def test_two_processes_near_the_budget_never_overshoot(pg, tmp_path):
-    """12 activations of 10 tokens from two processes where 6 fit: exactly 6 are saved,
-    each with its audit row, and usage ends at the budget, not past it."""
-    xs = [f"x{i}" for i in range(6)]
-    ys = [f"y{i}" for i in range(6)]
-    pg.service().load_data_set(
-        ADMIN, [Tier(1, "Basic", 100)], [Client("A", "Alpha", 1)],
-        [Attribute("base", "A", "Base", True, words(40)),
-         *(Attribute(aid, "A", aid, False, words(10)) for aid in xs + ys)])
-    audit_before = len(pg.open().audit("A"))
-    start = time.time() + 8
-    procs = []
-    for name, ids in (("one", xs), ("two", ys)):
-        folder = tmp_path / name
+def _gated(procs: list[subprocess.Popen], ready: list, gate) -> float:
+    """Opens the gate once every process is ready; the time it opened."""
+    deadline = time.monotonic() + 120
+    while not all(r.exists() for r in ready):
+        assert time.monotonic() < deadline, [p.stderr.read() for p in procs
+                                             if p.poll() is not None and p.stderr]
+        time.sleep(0.01)
+    gate.touch()
+    return time.monotonic()
+
+
+def _hosts(tmp_path) -> list:
+    """The working folders of the two hosts: nothing on disk is shared."""
+    folders = [tmp_path / f"host{h + 1}" for h in range(HOSTS)]
+    for folder in folders:
         folder.mkdir()
-        procs.append(_python(["-c", _ACTIVATE, pg.url, str(start), *ids], folder))
+    return folders
+
+
+def test_eight_processes_on_two_hosts_near_the_budget_never_overshoot(pg, tmp_path):
+    """8 processes x 50 activations of 10 tokens on 4 clients at 500 of 1,000 tokens,
+    where 50 fit per client: exactly 50 are saved per client, each with its audit row,
+    usage ends at the budget and not past it, and no user sees a lock error."""
+    clients = [f"C{c}" for c in range(BUDGETED_CLIENTS)]
+    pg.service().load_data_set(
+        ADMIN, [Tier(1, "Basic", 1000)], [Client(c, f"Client {c}", 1) for c in clients],
+        [a for c in clients for a in (
+            Attribute(f"{c}-base", c, "Base", True, words(500)),
+            *(Attribute(f"{c}-x{j:03}", c, f"x{j:03}", False, words(10))
+              for j in range(SPARE)))])
+    audit_before = {c: len(pg.open().audit(c)) for c in clients}
+    pairs = [f"{c}/{c}-x{j:03}" for j in range(SPARE) for c in clients]  # clients interleaved
+    shares = [pairs[p::PROCESSES] for p in range(PROCESSES)]
+    assert {len(s) for s in shares} == {ACTIVATIONS}
+    folders, gate = _hosts(tmp_path), tmp_path / "gate"
+    ready = [tmp_path / f"ready{p}" for p in range(PROCESSES)]
+    procs = [_python(["-c", _ACTIVATE, pg.url, str(ready[p]), str(gate), *shares[p]],
+                     folders[p % HOSTS]) for p in range(PROCESSES)]
+    opened = _gated(procs, ready, gate)
     results = []
     for p in procs:
-        out, err = p.communicate(timeout=120)
+        out, err = p.communicate(timeout=180)
         assert p.returncode == 0, err
-        results += json.loads(out)
-    final = pg.service().client_usage("A")
-    saved = sum(results)
-    print(f"saved {saved} of {len(results)} activations; usage {final.usage} of {final.budget}")
-    assert saved == 6
-    assert final.usage == 100 == final.client.token_usage  # overshoot 0
-    assert len(pg.open().audit("A")) - audit_before == saved
+        results.append(json.loads(out))
+    elapsed = time.monotonic() - opened
+
+    service = pg.service()
+    saved = sum(r["saved"] for r in results)
+    refused = sum(r["refused"] for r in results)
+    errors = [e for r in results for e in r["errors"]]
+    deadlocks = [e for e in errors if "deadlock" in e.lower()]
+    waits = sorted(w for r in results for w in r["waits"])
+    usage = {c: service.client_usage(c) for c in clients}
+    overshoot = sum(max(0, u.usage - u.budget) for u in usage.values())
+    audit_rows = sum(len(service.audit(c)) - audit_before[c] for c in clients)
+    print(f"\n{PROCESSES} processes on {HOSTS} hosts x {ACTIVATIONS} activations: "
+          f"{saved} saved, {refused} refused, {len(errors)} errors ({len(deadlocks)} "
+          f"deadlocks) in {elapsed:.1f} s; overshoot {overshoot}; audit rows {audit_rows}; "
+          f"per activation median {waits[len(waits) // 2] * 1000:.0f} ms, "
+          f"p95 {waits[int(len(waits) * 0.95)] * 1000:.0f} ms, max {waits[-1] * 1000:.0f} ms")
+    assert errors == []
+    assert saved == BUDGETED_CLIENTS * 50 and refused == len(pairs) - saved
+    assert overshoot == 0
+    assert all(u.usage == 1000 == u.client.token_usage for u in usage.values())
+    assert audit_rows == saved
+
+
+def test_two_run_due_on_two_hosts_send_each_alert_and_reset_each_client_once(
+        pg, tmp_path):
+    """Two `tokenbudget run-due` started together from two hosts' folders against a real
+    SMTP server: 10 clients due an 80 % alert and 10 due a reset."""
+    from tests.support.smtp_server import SmtpServer
+    alerted = [f"A{i:02}" for i in range(10)]
+    reset = [f"R{i:02}" for i in range(10)]
+    smtp = SmtpServer(delay=0.05)  # a pass of 10 emails lasts half a second: they overlap
+    smtp.controller.start()
+    try:
+        recipients = smtp.settings(TOKENBUDGET_ALERT_RECIPIENTS="contact")
+        svc = pg.service(names=recipients)
+        svc.load_data_set(
+            ADMIN, [Tier(1, "Basic", 100)],
+            [*(Client(c, f"Client {c}", 1, budget_reset_date=date(2026, 12, 1),
+                      email=f"ops@{c.lower()}.example") for c in alerted),
+             *(Client(c, f"Client {c}", 1, budget_reset_date=date(2026, 11, 1),
+                      email=f"ops@{c.lower()}.example") for c in reset)],
+            [*(Attribute(f"{c}-a", c, "Size", True, words(85)) for c in alerted),
+             *(Attribute(f"{c}-a", c, "Size", True, words(40)) for c in reset)])
+        folders, gate = _hosts(tmp_path), tmp_path / "gate"
+        ready = [tmp_path / f"ready{h}" for h in range(HOSTS)]
+        runner = textwrap.dedent("""
+            import sys, time
+            from pathlib import Path
+            from budget.cli import main
+            Path(sys.argv[1]).touch()
+            while not Path(sys.argv[2]).exists():
+                time.sleep(0.002)
+            sys.exit(main(sys.argv[3:]))
+        """)
+        env = {**{k: v for k, v in os.environ.items()
+                  if not k.startswith(("TOKENBUDGET_", "SMTP_"))},
+               "TOKENBUDGET_STORE": pg.url, "PYTHONPATH": REPO, **recipients}
+        procs = [subprocess.Popen([sys.executable, "-c", runner, str(ready[h]), str(gate),
+                                   "run-due", "--now", NOW.strftime("%Y-%m-%dT%H:%M")],
+                                  cwd=folders[h], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for h in range(HOSTS)]
+        _gated(procs, ready, gate)
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        smtp.controller.stop()
+    assert [p.returncode for p in procs] == [0] * HOSTS, outs
+    per_key = smtp.inbox.per_subject()
+    resets = Counter(e.client_id for e in svc.audit() if e.action == "reset")
+    skipped = sum("this one did nothing" in out for out, _ in outs)
+    print(f"\n{HOSTS} run-due on {HOSTS} hosts: {len(smtp.inbox.messages)} emails for "
+          f"{len(per_key)} alert keys (each sent {sorted(set(per_key.values()))} time), "
+          f"resets per due client {sorted(set(resets.values()))}, {skipped} pass skipped")
+    assert len(per_key) == len(alerted) and set(per_key.values()) == {1}
+    assert {n.client_id for n in svc.notifications() if n.status == "sent"} == set(alerted)
+    assert resets == {c: 1 for c in reset}
+    assert all(svc.store.client(c).budget_reset_date == date(2026, 12, 1) for c in reset)
 
 
 _HALF_WRITE = textwrap.dedent("""
