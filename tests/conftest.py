@@ -27,6 +27,7 @@ from tests.support.factories import (
 )
 from tests.support.model_server import FakeModel
 from tests.support.postgres_server import PostgresServer, missing_reason
+from tests.support.smtp_server import SmtpServer
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +53,15 @@ def airtable_server():
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
+    server = SmtpServer()
+    server.controller.start()
+    yield server
+    server.controller.stop()
 
 
 @pytest.fixture

@@ -14,7 +14,6 @@ import sys
 import pytest
 
 from tests.support.factories import ADMIN, AIRTABLE_ON_POSTGRESQL
-from tests.support.smtp_server import SmtpServer
 from tests.test_pass_lock import CLIENTS, NOW_ARG, load_clients_at_85, store_env
 
 pytestmark = pytest.mark.parametrize("store_factory", [AIRTABLE_ON_POSTGRESQL], indirect=True)
@@ -28,14 +27,6 @@ with BudgetService.from_settings(Settings.load()).store.pass_lock() as got:
     print(got, flush=True)
     time.sleep(600)
 """
-
-
-@pytest.fixture
-def smtp():
-    server = SmtpServer()
-    server.controller.start()
-    yield server
-    server.controller.stop()
 
 
 class Host:
@@ -56,12 +47,13 @@ class Host:
         return p.returncode, out
 
 
-def test_two_hosts_share_one_audit_log_alert_state_and_pass_lock(store_factory, smtp,
+def test_two_hosts_share_one_audit_log_alert_state_and_pass_lock(store_factory, smtp_server,
                                                                   tmp_path):
-    svc = load_clients_at_85(store_factory, smtp)  # each client is due one 80 % alert
+    svc = load_clients_at_85(store_factory, smtp_server)  # each client is due one 80 % alert
     env = {**{k: v for k, v in os.environ.items()
               if not k.startswith(("TOKENBUDGET_", "AIRTABLE_", "SMTP_"))},
-           **store_env(store_factory), **smtp.settings(TOKENBUDGET_ALERT_RECIPIENTS="contact")}
+           **store_env(store_factory),
+           **smtp_server.settings(TOKENBUDGET_ALERT_RECIPIENTS="contact")}
     one, two = Host(tmp_path / "host1", env), Host(tmp_path / "host2", env)
 
     # one audit log: what one host writes, the other reads
@@ -73,12 +65,12 @@ def test_two_hosts_share_one_audit_log_alert_state_and_pass_lock(store_factory, 
 
     # one alert state: the second host's pass finds every alert already sent
     assert one.tokenbudget("run-due", "--now", NOW_ARG)[0] == 0
-    sent_by_one = len(smtp.inbox.messages)
+    sent_by_one = len(smtp_server.inbox.messages)
     assert two.tokenbudget("run-due", "--now", NOW_ARG)[0] == 0
     print(f"\nhost 1 sent {sent_by_one} alerts; host 2 then sent "
-          f"{len(smtp.inbox.messages) - sent_by_one}")
+          f"{len(smtp_server.inbox.messages) - sent_by_one}")
     assert sent_by_one == CLIENTS - 1  # C00's new budget of 120 puts it under 80 %
-    assert len(smtp.inbox.messages) == sent_by_one
+    assert len(smtp_server.inbox.messages) == sent_by_one
     assert len(svc.notifications()) == CLIENTS - 1  # the test process sees them too
 
     # one pass lock: while a process of host 1 holds it, host 2's pass does nothing

@@ -22,7 +22,7 @@ from budget.stores.airtable.sidecar import SQLiteSidecar
 from budget.stores.copy import copy_store
 from budget.stores.postgresql import PostgresStore
 from budget.stores.postgresql.migrations import LATEST, MIGRATIONS, migrate
-from tests.support.factories import ADMIN, STORES, Clock, make_service
+from tests.support.factories import ADMIN, STORES_AND_SIDECARS, Clock, make_service
 
 TIERS = {1: Tier(1, "Basic", 1_000)}
 
@@ -189,7 +189,7 @@ def test_every_anchor_day_through_the_service_and_store(tmp_path):
 
 
 # every store keeps the day ----------------------------------------------------------
-@pytest.mark.parametrize("store_factory", STORES, indirect=True)
+@pytest.mark.parametrize("store_factory", STORES_AND_SIDECARS, indirect=True)
 def test_every_store_keeps_the_anchor_day(store_factory):
     clock = Clock(at(date(2026, 1, 31), 9))
     svc = store_factory.service(clock)
