@@ -329,10 +329,14 @@ def test_eight_processes_on_two_hosts_near_the_budget_never_overshoot(store_fact
     assert audit_rows == saved
 
 
+@pytest.mark.parametrize("store_factory", ["postgresql", AIRTABLE_ON_POSTGRESQL],
+                         indirect=True)
 def test_two_run_due_on_two_hosts_send_each_alert_and_reset_each_client_once(
-        pg, tmp_path):
+        store_factory, tmp_path):
     """Two `tokenbudget run-due` started together from two hosts' folders against a real
-    SMTP server: 10 clients due an 80 % alert and 10 due a reset."""
+    SMTP server: 10 clients due an 80 % alert and 10 due a reset. On the PostgreSQL
+    store, and on Airtable with its sidecar in PostgreSQL."""
+    pg = store_factory
     from tests.support.smtp_server import SmtpServer
     alerted = [f"A{i:02}" for i in range(10)]
     reset = [f"R{i:02}" for i in range(10)]
@@ -361,8 +365,8 @@ def test_two_run_due_on_two_hosts_send_each_alert_and_reset_each_client_once(
             sys.exit(main(sys.argv[3:]))
         """)
         env = {**{k: v for k, v in os.environ.items()
-                  if not k.startswith(("TOKENBUDGET_", "SMTP_"))},
-               "TOKENBUDGET_STORE": pg.url, "PYTHONPATH": REPO, **recipients}
+                  if not k.startswith(("TOKENBUDGET_", "AIRTABLE_", "SMTP_"))},
+               **store_env(pg), "PYTHONPATH": REPO, **recipients}
         procs = [subprocess.Popen([sys.executable, "-c", runner, str(ready[h]), str(gate),
                                    "run-due", "--now", NOW.strftime("%Y-%m-%dT%H:%M")],
                                   cwd=folders[h], env=env, text=True,
@@ -376,7 +380,7 @@ def test_two_run_due_on_two_hosts_send_each_alert_and_reset_each_client_once(
     per_key = smtp.inbox.per_subject()
     resets = Counter(e.client_id for e in svc.audit() if e.action == "reset")
     skipped = sum("this one did nothing" in out for out, _ in outs)
-    print(f"\n{HOSTS} run-due on {HOSTS} hosts: {len(smtp.inbox.messages)} emails for "
+    print(f"\n{pg.kind}: {HOSTS} run-due on {HOSTS} hosts: {len(smtp.inbox.messages)} emails for "
           f"{len(per_key)} alert keys (each sent {sorted(set(per_key.values()))} time), "
           f"resets per due client {sorted(set(resets.values()))}, {skipped} pass skipped")
     assert len(per_key) == len(alerted) and set(per_key.values()) == {1}
