@@ -88,5 +88,9 @@ def test_two_hosts_share_one_audit_log_alert_state_and_pass_lock(store_factory, 
     code, out = two.tokenbudget("run-due", "--now", NOW_ARG)
     assert code == 0 and "did nothing" not in out
 
-    # and neither folder holds a sidecar file of its own
+    # and neither folder holds a sidecar file of its own: `airtable check` says where it is
+    code, out = two.tokenbudget("airtable", "check")
+    password = str(store_factory.sidecar).split(":")[2].split("@")[0]
+    assert code == 0 and "live in PostgreSQL postgresql://" in out
+    assert "(schema airtable_sidecar) (not in Airtable)" in out and password not in out
     assert not list(tmp_path.rglob("*.db"))
