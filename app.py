@@ -15,6 +15,10 @@ except BadInput as e:  # a wrong setting: name it, and run nothing on a half-rea
     st.error(f"The app cannot start: {e}. Fix it in the environment or "
              ".streamlit/secrets.toml, then reload.", icon="⛔")
     st.stop()
+except StoreError as e:  # the store did not answer (its message names it, never a password)
+    st.title("Token budgets")
+    st.error(f"The app cannot start: {e}. Reload to try again.", icon="🚫")
+    st.stop()
 me = ui.actor()  # nobody signed in: the login screen, and nothing else runs
 
 overview = st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:",
@@ -52,6 +56,10 @@ if me.role == "admin":
 pg = st.navigation(nav)
 
 ui.begin_run()
+read_only = ui.read_only_reason()
+if read_only:  # no login, reachable from elsewhere: nobody is trusted to change data
+    st.warning(read_only, icon="🔒")
+ui.last_write()  # what the click before this run saved
 
 # the root URL with ?client=ID opens that client's page; an id no client has stays on the
 # overview with the error, its URL untouched, rather than opening some other client
@@ -68,8 +76,7 @@ with st.sidebar:
         st.caption(f"Signed in as **{me.name}** ({me.role})")
         st.button("Log out", on_click=st.logout, key="logout")
     else:
-        st.caption(f"**Local mode**: no login configured, you are the local **{me.role}**; "
-                   "the server listens on 127.0.0.1 only")
+        st.caption(ui.local_mode_caption(me))
     st.caption(ui.freshness())
     if st.button("Refresh", icon="🔄", key="refresh"):
         ui.refresh()

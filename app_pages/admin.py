@@ -3,7 +3,7 @@ import streamlit as st
 
 import ui
 from budget import views
-from budget.core import format_usage
+from budget.core import brief, format_usage
 from budget.model import BadInput
 from budget.service import ResetResult
 from budget.tokens import ENCODINGS
@@ -106,9 +106,19 @@ st.markdown(f"{views.headline(now)} · {ui.status_badge(now.status)}")
 
 
 def preview_line(label: str, after) -> None:
-    crosses = " — **would be over budget**" if after.status == "exceeded" else ""
+    """What the change in this tab would do; 'would be over budget' only when it is the
+    change that takes the client over, never for a client over already."""
+    over, was_over = after.status == "exceeded", now.status == "exceeded"
+    if after.budget == now.budget:
+        st.caption(f"{label}: no change yet, budget {now.budget:,}; "
+                   f"{format_usage(now.usage, now.budget)}"
+                   + (" (over budget already)" if was_over else ""))
+        return
+    note = (" — **would be over budget**" if over and not was_over
+            else " — still over budget" if over else " — back within budget" if was_over
+            else "")
     st.caption(f"{label}: budget {now.budget:,} → {after.budget:,}; "
-               f"{format_usage(after.usage, after.budget)}{crosses}")
+               f"{format_usage(after.usage, after.budget)}{note}")
 
 
 t1, t2, t3, t4 = st.tabs(["Reset", "Service level", "Budget override", "Top-up"])
@@ -174,12 +184,14 @@ known = {(str(t.level), t.name, str(t.tokens)) for t in tiers.values()}
 rows = [(str(r.level).strip(), str(r.name), str(r.tokens).strip())
         for r in edited.dropna().itertuples()]
 changes, pushed, refused = [], {}, False
-for level, name, tokens in [row for row in rows if row not in known]:
+for row, (level, name, tokens) in enumerate(rows, start=1):
+    if (level, name, tokens) in known:
+        continue
     try:
-        over = svc.preview_tier_limit(level, tokens)  # checks both figures, as a save does
+        over = svc.preview_tier_limit(level, tokens, name)  # checks all three, as a save does
     except BadInput as e:
-        st.error(f"Row {level or '?'} ({name}): {e.field}: {e.problem}. Nothing is saved "
-                 "until every row is a whole number, 0 or more.", icon="⛔")
+        st.error(f"Row {row} ({brief(name)}): {e.field}: {e.problem}. Nothing is saved "
+                 "until every row has a whole number, 0 or more, and a short name.", icon="⛔")
         refused = True
         continue
     changes.append((level, name, tokens))

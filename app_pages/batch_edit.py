@@ -68,20 +68,24 @@ if pairs:
     can_write = me.role == "admin"
     if not can_write:
         st.caption("Only admins can apply a batch edit; you can preview it.")
-    if st.button(f"Apply to {len(allowed):,} attributes", type="primary", key="be_apply",
-                 disabled=not (allowed and can_write)):
-        ui.ask("batch")
+    # the dialog and the save act on what the button counts: the copies that fit
+    if st.button(f"Apply to {views.counted(len(allowed), 'attribute')}", type="primary",
+                 key="be_apply", disabled=not (allowed and can_write)):
+        ui.ask("batch", [(r.client_id, r.attribute_id) for r in allowed])
 
 
-def describe(_: object) -> None:
-    st.markdown(f"Set **{field}** of **{len(pairs):,}** attributes in "
-                f"**{len({c for c, _ in pairs}):,}** clients to the new text. Each is checked "
-                "against its client's budget once more as it is saved.")
+def describe(chosen: list[tuple[str, str]]) -> None:
+    left_out = len(pairs) - len(chosen)
+    st.markdown(f"Set **{field}** of **{views.counted(len(chosen), 'attribute')}** in "
+                f"**{views.counted(len({c for c, _ in chosen}), 'client')}** to the new text. "
+                "Each is checked against its client's budget once more as it is saved."
+                + (f" Not included: {views.counted(left_out, 'refused copy', 'refused copies')}"
+                   ", shown above." if left_out else ""))
 
 
-def apply(_: object) -> None:
+def apply(chosen: list[tuple[str, str]]) -> None:
     results = ui.attempt(lambda: svc.apply_batch(
-        me, pairs, fields, {aid: by_id[aid].version for _, aid in pairs}))
+        me, chosen, fields, {aid: by_id[aid].version for _, aid in chosen}))
     if results is not None:
         st.session_state["be_results"] = [(target_names[r.attribute_id], r.allowed, r.reason)
                                           for r in results]

@@ -2,7 +2,7 @@ import plotly.express as px
 import streamlit as st
 
 import ui
-from budget import optimize, views
+from budget import audit, optimize, views
 from budget.model import FIELDS, BadInput, Change
 
 svc = ui.service()
@@ -14,13 +14,20 @@ if frame.empty:
 
 labels = dict(zip(frame["client_id"], frame["client"] + " (" + frame["client_id"] + ")",
                   strict=True))
-wanted = st.query_params.get("client")
-if wanted is not None and wanted not in labels:
-    st.error(f"No client with id {wanted!r}. Choose one below.")
 ids = list(labels)
-client_id = st.selectbox("Client", ids, index=ids.index(wanted) if wanted in labels else 0,
+wanted = st.query_params.get("client")
+shown_id = wanted if wanted in labels else ids[0]
+if wanted is not None and wanted not in labels:  # the URL stays as it was, so a reload agrees
+    st.warning(f"No client with id {wanted!r}: showing **{labels[shown_id]}**, the first "
+               "client, instead. Pick another below.", icon="🔎")
+elif wanted is None:
+    st.query_params["client"] = shown_id
+# the client is in the URL: picking another opens its page as a new browser-history entry,
+# so Back returns to the client before
+client_id = st.selectbox("Client", ids, index=ids.index(shown_id),
                          format_func=labels.__getitem__, key=f"pick_{wanted}")
-st.query_params["client"] = client_id
+if client_id != shown_id:
+    st.switch_page("app_pages/client.py", query_params={"client": client_id})
 
 usage, attrs, costs = ui.client_detail(client_id)
 client = usage.client
@@ -84,7 +91,7 @@ def last_change(attribute_id: str) -> str:
     """Who saved the attribute last and when, from the audit log: what a user whose
     draft was overtaken needs to know before saving over it."""
     entries = [e for e in svc.audit(client_id)
-               if e.action == "attribute.update" and attribute_id in e.after]
+               if audit.is_attribute_action(e.action) and attribute_id in e.after]
     if not entries:
         return "someone outside this app"
     e = entries[-1]
@@ -182,13 +189,18 @@ else:
         st.caption("Change the toggle or a text to see its impact before saving.")
 
     st.subheader("Bulk activate or deactivate")
+    tokens = dict(zip(library["attribute_id"], library["tokens"], strict=True))
     chosen = st.multiselect("Attributes", list(library["attribute_id"]), key="bulk_pick",
-                            format_func=lambda i: by_id[i].name)
+                            format_func=lambda i: f"{by_id[i].name} · "
+                            f"{'active' if by_id[i].active else 'inactive'} · "
+                            f"{views.counted(int(tokens[i]), 'token')}")
     if chosen:
         on = Change(client_id, active={i: True for i in chosen})
         check = svc.validate(on)
-        st.caption(f"Activating all {len(chosen)} together: {check.current:,} → "
-                   f"{check.projected:,} of {check.budget:,} tokens")
+        what = (f"'{by_id[chosen[0]].name}'" if len(chosen) == 1
+                else f"these {len(chosen)} together")
+        st.caption(f"Activating {what}: {check.current:,} → {check.projected:,} of "
+                   f"{check.budget:,} tokens")
         if not check.allowed:
             st.error(f"Activating these together is refused: {check.reason}.", icon="⛔")
         b1, b2 = st.columns(2)
@@ -206,4 +218,4 @@ if not tips:
 for i, tip in enumerate(tips[:12]):
     ui.suggestion_card(tip, f"tip_{i}", lambda tip=tip: ui.apply_change(
         me, tip.change(client_id), {aid: seen[aid] for aid in tip.edits},
-        f"Applied: {tip.message}"))
+        f"Applied: {tip.message}", action="attribute.suggestion"))

@@ -34,16 +34,19 @@ event = st.dataframe(
     on_select="rerun",
     selection_mode="single-row",
     # what a person looks for first, so it fits a laptop screen: who, how it stands,
-    # how much is used and left; then the details
-    column_order=["client", "status_label", "figure", "bar", "remaining_text", "tier",
+    # how much is used and left (in view at 1024 px beside the sidebar); then the bar
+    # and the details
+    column_order=["client", "status_label", "figure", "remaining_text", "bar", "tier",
                   "next_reset_text", "manager"],
     column_config={
-        "client": st.column_config.TextColumn("Client", pinned=True, width=170),
-        "status_label": st.column_config.TextColumn("Status", width=105),
-        "figure": st.column_config.TextColumn("Used / budget (tokens)", width=150),
+        "client": st.column_config.TextColumn("Client", pinned=True, width=150),
+        "status_label": st.column_config.TextColumn("Status", width=100),
+        "figure": st.column_config.TextColumn("Used / budget", width=135,
+                                              help="Tokens of the active attributes / the "
+                                                   "client's budget in tokens"),
+        "remaining_text": st.column_config.TextColumn("Remaining (tokens)", width=120),
         "bar": st.column_config.ImageColumn("% used", width=115,
                                             help="Whole percent of the budget, rounded down"),
-        "remaining_text": st.column_config.TextColumn("Remaining (tokens)", width=130),
         "tier": st.column_config.TextColumn("Tier", width=110),
         "next_reset_text": st.column_config.TextColumn("Next reset", width=100),
         "manager": st.column_config.TextColumn("Account manager", width=150),

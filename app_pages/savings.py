@@ -62,7 +62,8 @@ if not can_write:
 for i, tip in enumerate([t for cid, t in tips if cid == pick][:15]):
     ui.suggestion_card(tip, f"sv_apply_{i}", disabled=not can_write, apply=lambda tip=tip: (
         ui.apply_change(me, tip.change(pick), {aid: versions[aid] for aid in tip.edits},
-                        f"Saved {tip.saves:,} tokens for {names[pick]}")))
+                        f"Saved {tip.saves:,} tokens for {names[pick]}",
+                        action="attribute.suggestion")))
 
 if svc.llm_config() is not None:
     st.subheader("Rewrite with a language model")
@@ -85,4 +86,4 @@ if svc.llm_config() is not None:
     elif asked == [pick, aid, fld]:
         ui.suggestion_card(got, "sv_llm_apply", disabled=not can_write, apply=lambda: (
             ui.apply_change(me, got.change(pick), {aid: versions[aid]}, "Rewrite saved",
-                            forget="sv_rewrite")))
+                            forget="sv_rewrite", action="attribute.suggestion")))

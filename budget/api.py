@@ -12,8 +12,8 @@ Serve it with `make api`, i.e. `uvicorn --factory budget.api:from_settings`.
 # No `from __future__ import annotations`: FastAPI reads the route functions' annotations
 # at run time, and the body models are built per app (their text limit is a setting).
 
-import hmac
 import logging
+import math
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import date
 from typing import Annotated, Any, Literal
@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, create_model
 
+from .api_guard import RequestGuard, Unauthorized, error_response, identify
 from .views import usage_row
 from .model import FIELDS, Actor, Attribute, BadInput, Change, NotAllowed, StaleWrite
 from .service import BudgetService
@@ -44,9 +45,10 @@ class Problem(BaseModel):
 
 
 class ErrorOut(BaseModel):
-    """Every 401, 403, 409 (stale write), 422 and 503 answer."""
+    """Every 401, 403, 409 (stale write), 413, 422 and 503 answer."""
 
-    error: Literal["unauthorized", "forbidden", "conflict", "bad_input", "unavailable"]
+    error: Literal["unauthorized", "forbidden", "conflict", "too_large", "bad_input",
+                   "unavailable"]
     message: str
     problems: list[Problem] = Field(default=[], description="422 only: one per bad value")
 
@@ -174,17 +176,6 @@ def _expected_versions(attr: Attribute, body: Any) -> dict[str, int] | None:
 
 
 # errors ------------------------------------------------------------------------------------
-class Unauthorized(Exception):
-    """No token, or one that is not configured; the message never repeats it."""
-
-
-def _error(status: int, error: str, message: str, headers: dict[str, str] | None = None,
-           **extra: Any) -> JSONResponse:
-    if status == 401:
-        headers = {"WWW-Authenticate": "Bearer"}
-    return JSONResponse({"error": error, "message": message, **extra}, status, headers)
-
-
 def _loc_field(loc: tuple) -> str:
     """('body', 'fields', 'Instructions') -> 'fields.Instructions';
     ('body', 'ids', 2) -> 'ids[2]'."""
@@ -204,29 +195,34 @@ def _problem(request: Request, e: dict) -> dict:
     return {"record": record, "field": field, "problem": problem}
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, redacted: Callable[[object], str]) -> None:
+    """Every error as JSON; a message that quotes a store's or a server's words is
+    `redacted` of every secret the settings hold."""
     async def bad_input(request: Request, e: Exception) -> JSONResponse:
         assert isinstance(e, BadInput)
-        return _error(422, "bad_input", str(e),
-                      problems=[{"record": e.record, "field": e.field, "problem": e.problem}])
+        return error_response(422, "bad_input", redacted(e), problems=[
+            {"record": e.record, "field": e.field, "problem": redacted(e.problem)}])
 
     async def invalid_request(request: Request, e: Exception) -> JSONResponse:
         assert isinstance(e, RequestValidationError)
         problems = [_problem(request, err) for err in e.errors()]
-        return _error(422, "bad_input",
-                      "; ".join(f"{p['record']}: {p['field']}: {p['problem']}" for p in problems),
-                      problems=problems)
+        return error_response(
+            422, "bad_input",
+            "; ".join(f"{p['record']}: {p['field']}: {p['problem']}" for p in problems),
+            problems=problems)
 
     def simple(status: int, error: str) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
         async def handler(request: Request, e: Exception) -> JSONResponse:
-            return _error(status, error, str(e))
+            return error_response(status, error, redacted(e))
         return handler
 
     async def unavailable(request: Request, e: Exception) -> JSONResponse:
         """Busy past the lock timeout or unreachable: the caller may send the same
         request again, after Retry-After."""
         wait = RETRY_AFTER["busy" if isinstance(e, StoreBusy) else "down"]
-        return _error(503, "unavailable", str(e), {"Retry-After": wait})
+        if isinstance(e, StoreBusy) and e.retry_after is not None:
+            wait = str(math.ceil(e.retry_after))
+        return error_response(503, "unavailable", redacted(e), {"Retry-After": wait})
 
     app.add_exception_handler(BadInput, bad_input)
     app.add_exception_handler(RequestValidationError, invalid_request)
@@ -238,7 +234,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def _responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     text = {401: "no token or an unknown one", 403: "the token's role may not do this",
-            409: "the record changed since the given version", 422: "bad input; "
+            409: "the record changed since the given version",
+            413: "the body is over TOKENBUDGET_MAX_BODY_BYTES", 422: "bad input; "
             "each problem names the record and the field",
             503: "the store is busy or did not answer; try again after Retry-After seconds"}
     return {code: {"model": ErrorOut, "description": text[code]} for code in codes}
@@ -251,20 +248,14 @@ def create_app(service: BudgetService, tokens: Mapping[str, str] | None = None) 
     ChangeBody, PatchBody = _change_bodies(service.settings.max_text_chars)
     bearer = HTTPBearer(auto_error=False, description="a token from TOKENBUDGET_API_TOKENS")
     app = FastAPI(title="tokenbudget", version="1", description=__doc__)
-    _install_error_handlers(app)
+    _install_error_handlers(app, service.redacted)
+    # before any route: the token before the body, and no body over the limit
+    app.add_middleware(RequestGuard, tokens=tokens,
+                       max_body_bytes=service.settings.max_body_bytes)
 
     def caller(credentials: Annotated[HTTPAuthorizationCredentials | None,
                                       Depends(bearer)]) -> Actor:
-        if credentials is None:
-            raise Unauthorized("send Authorization: Bearer TOKEN")
-        given = credentials.credentials.encode()
-        found = None
-        for n, (token, role) in enumerate(tokens.items(), 1):  # every one: constant time
-            if hmac.compare_digest(given, token.encode()):
-                found = Actor(f"api token {n}", role)
-        if found is None:
-            raise Unauthorized("unknown token")
-        return found
+        return identify(tokens, credentials.credentials if credentials else None)
 
     def admin(actor: Annotated[Actor, Depends(caller)]) -> Actor:
         """Writes are refused before any lookup (the service checks the role again)."""
@@ -299,7 +290,7 @@ def create_app(service: BudgetService, tokens: Mapping[str, str] | None = None) 
                 "version": a.version, "tokens": tokens_now}
 
     @app.post("/api/attributes/{attribute_id}/validate-budget", response_model=ValidationOut,
-              responses=_responses(401, 422, 503))
+              responses=_responses(401, 413, 422, 503))
     def validate_budget(actor: Reader, attribute_id: str, body: ChangeBody) -> dict:  # type: ignore[valid-type]
         """What the change would do to its client's usage; saves nothing."""
         attr = service.attributes_by_id([attribute_id])[attribute_id]
@@ -309,7 +300,7 @@ def create_app(service: BudgetService, tokens: Mapping[str, str] | None = None) 
                responses={409: {"model": RefusedOut | ErrorOut,
                                 "description": "over budget (nothing saved), or the "
                                                "attribute changed since `version`"},
-                          **_responses(401, 403, 422, 503)})
+                          **_responses(401, 403, 413, 422, 503)})
     def patch_attribute(actor: Admin, attribute_id: str, body: PatchBody) -> Any:  # type: ignore[valid-type]
         """Saves the change only if the budget allows it; 409 with the numbers if not."""
         attr = service.attributes_by_id([attribute_id])[attribute_id]
@@ -324,7 +315,7 @@ def create_app(service: BudgetService, tokens: Mapping[str, str] | None = None) 
     @app.post("/api/attributes/bulk-activate", response_model=BulkOut,
               responses={409: {"model": BulkRefusedOut,
                                "description": "over budget: nothing saved for any client"},
-                         **_responses(401, 403, 422, 503)})
+                         **_responses(401, 403, 413, 422, 503)})
     def bulk_activate(actor: Admin, body: BulkActivateBody) -> Any:
         """Activates all the attributes or none: each client's share is checked as one
         change, and all are saved together only if every client stays within budget."""
@@ -345,7 +336,7 @@ def create_app(service: BudgetService, tokens: Mapping[str, str] | None = None) 
                              "message": f"refused, nothing saved: {refused}", **out}, 409)
 
     @app.post("/api/clients/{client_id}/reset", response_model=ResetOut,
-              responses=_responses(401, 403, 422, 503))
+              responses=_responses(401, 403, 413, 422, 503))
     def reset(actor: Admin, client_id: str) -> dict:
         """Recomputes usage and starts the next period (a second run in the period is a no-op)."""
         r = service.reset(actor, client_id)
@@ -353,7 +344,7 @@ def create_app(service: BudgetService, tokens: Mapping[str, str] | None = None) 
                 "budget_reset_date": r.budget_reset_date, "message": r.message}
 
     @app.put("/api/clients/{client_id}/service-level", response_model=UsageOut,
-             responses=_responses(401, 403, 409, 422, 503))
+             responses=_responses(401, 403, 409, 413, 422, 503))
     def service_level(actor: Admin, client_id: str, body: ServiceLevelBody) -> dict:
         """Moves the client to another tier; answers with its usage against the new budget."""
         service.set_service_level(actor, client_id, body.service_level, body.expected_version)

@@ -5,16 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import NoReturn
 
 from . import core, demo
 from .model import FIELDS, Actor, BadInput, Change, NotAllowed, StaleWrite
+from .redact import scrub
 from .service import BudgetService
 from .settings import AirtableSettings, Settings
 from .stores import StoreError, open_store
@@ -24,7 +24,6 @@ from .views import usage_row
 
 CLI_ACTOR = Actor("cli", "admin")  # the shell user owns the store file
 RUN_DUE_ACTOR = Actor("run-due", "admin")  # what the audit log says of the scheduled pass
-MAX_WHOLE = 2**63 - 1  # the largest whole number SQLite and PostgreSQL can store
 DEMO_LIMITS = {"clients": 100_000, "attributes_per_client": 1_000}  # a data set that fits
 
 
@@ -148,25 +147,6 @@ def _change(args: argparse.Namespace) -> Change:
     return Change(args.client_id, {args.attribute_id: fields} if fields else {}, active)
 
 
-def _whole(record: str, field: str, text: str, low: int = 0, high: int = MAX_WHOLE) -> int:
-    """A whole-number argument, parsed before the command runs, so that a command with
-    several values writes none of them when one is bad, and a number no store can hold is
-    refused with a message instead of failing inside the store."""
-    if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
-        raise BadInput(record, field, f"must be a whole number, got {text!r}")
-    digits = text.strip().lstrip("+-").lstrip("0")
-    if len(digits) > len(str(high)):  # beyond any store (and int() stops at 4,300 digits)
-        raise BadInput(record, field, f"must be from {low} to {high:,}, got a "
-                                      f"{len(digits):,}-digit number")
-    value = int(text)
-    if value < low:
-        raise BadInput(record, field, ("must not be negative" if low == 0
-                                       else f"must be at least {low}") + f", got {value}")
-    if value > high:
-        raise BadInput(record, field, f"must be at most {high:,}")
-    return value
-
-
 def _tier_limits(items: Sequence[str]) -> list[tuple[int, int]]:
     """`LEVEL=TOKENS` arguments as (level, tokens), every one checked."""
     out = []
@@ -174,8 +154,8 @@ def _tier_limits(items: Sequence[str]) -> list[tuple[int, int]]:
         level, sep, tokens = item.partition("=")
         if not sep:
             raise BadInput(f"tier {item}", "--set", "expected LEVEL=TOKENS")
-        lvl = _whole(f"tier {level}", "level", level, low=1)
-        out.append((lvl, _whole(f"tier {lvl}", "Token Budget", tokens)))
+        lvl = core.whole_number(f"tier {level}", "level", level, low=1)
+        out.append((lvl, core.whole_number(f"tier {lvl}", "Token Budget", tokens)))
     return out
 
 
@@ -256,14 +236,14 @@ def _command(args: argparse.Namespace, settings: Settings, service: BudgetServic
         return 0
 
     if args.command == "set-tier":
-        level = _whole(f"client {args.client_id}", "Service Level", args.level, low=1)
+        level = core.whole_number(f"client {args.client_id}", "Service Level", args.level, low=1)
         c = service.set_service_level(CLI_ACTOR, args.client_id, level)
         print(f"{c.name}: service level {c.service_level}")
         return 0
 
     if args.command == "set-budget":
-        tokens = None if args.clear else _whole(f"client {args.client_id}", "Token Budget",
-                                                args.tokens)
+        tokens = None if args.clear else core.whole_number(
+            f"client {args.client_id}", "Token Budget", args.tokens)
         c = service.set_budget_override(CLI_ACTOR, args.client_id, tokens)
         print(f"{c.name}: token budget "
               + ("from its tier" if c.token_budget is None else f"{c.token_budget:,}"))
@@ -287,7 +267,7 @@ def _command(args: argparse.Namespace, settings: Settings, service: BudgetServic
         return 0 if copied.equal else 2
 
     if args.command == "notifications":
-        sent = service.notifications()
+        sent = [replace(n, error=service.redacted(n.error)) for n in service.notifications()]
         _emit([{**asdict(n), "recipients": list(n.recipients)} for n in sent], args.json,
               [f"{n.at:%Y-%m-%d %H:%M}  {n.status:<6}  {n.client_id}  {n.threshold}%  "
                f"period {n.period}  to {', '.join(n.recipients) or '-'}  "
@@ -347,7 +327,7 @@ def _run_due(service: BudgetService, args: argparse.Namespace) -> int:
         print("\n".join(plan.lines()))
         return 0
     report = service.run_due(RUN_DUE_ACTOR)
-    print("\n".join(report.lines))
+    print("\n".join(service.redacted(line) for line in report.lines))
     return 1 if report.failed else 0
 
 
@@ -430,8 +410,18 @@ def _main(argv: Sequence[str]) -> int:
         return _run(args)
     except (BadInput, UnknownEncoding, StoreError, NotAllowed, StaleWrite,
             SkippedRecords) as e:
-        print(f"tokenbudget: {_one_line(e)}", file=sys.stderr)
+        print(f"tokenbudget: {_one_line(scrub(str(e), *_secrets(args)))}", file=sys.stderr)
         return 2
+
+
+def _secrets(args: argparse.Namespace) -> list[str]:
+    """Every secret the settings hold, to hide in an error line whatever part of it a
+    server or a library quoted; none when the settings are what failed to load (their
+    messages never quote a secret)."""
+    try:
+        return Settings.load(store=args.store).secret_values()
+    except BadInput:
+        return []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

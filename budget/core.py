@@ -4,6 +4,7 @@ usage, budget, status, validation, percent used and period dates."""
 from __future__ import annotations
 
 import calendar
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime
@@ -12,6 +13,42 @@ from .model import (AttributeCost, BadInput, Change, Client, FieldTokens, Status
                     Validation)
 
 DEFAULT_WARNING = 0.8
+MAX_WHOLE = 2**63 - 1  # the largest whole number SQLite and PostgreSQL can store
+
+
+def brief(text: str, most: int = 40) -> str:
+    """A typed value as a message quotes it: in full when short, else its start and its
+    length (a pasted 200,000-character text is not repeated back)."""
+    return text if len(text) <= most else f"{text[:most - 10]}… ({len(text):,} characters)"
+
+
+def _shown(value: object) -> str:
+    return brief(repr(value)) if not isinstance(value, str) else repr(brief(value))
+
+
+def whole_number(record: str, field: str, value: object, low: int = 0,
+                 high: int = MAX_WHOLE) -> int:
+    """A whole number from an int or its decimal text, from `low` to `high`: what every
+    door (page, CLI, API) hands the service as typed, so a figure is refused with a
+    message naming record and field instead of being rounded, clamped, or failing
+    inside the store (SQLite holds 64 bits; int() stops at 4,300 digits)."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(r"[+-]?[0-9]+", text):
+            raise BadInput(record, field, f"must be a whole number, got {_shown(value)}")
+        digits = text.lstrip("+-").lstrip("0")
+        if len(digits) > len(str(high)):
+            raise BadInput(record, field, f"must be from {low} to {high:,}, got a "
+                                          f"{len(digits):,}-digit number")
+        value = int(text)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadInput(record, field, f"must be a whole number, got {_shown(value)}")
+    if value < low:
+        raise BadInput(record, field, ("must not be negative" if low == 0
+                                       else f"must be at least {low}") + f", got {value}")
+    if value > high:
+        raise BadInput(record, field, f"must be at most {high:,}")
+    return value
 
 
 def usage(costs: Iterable[AttributeCost], client_id: str) -> int:

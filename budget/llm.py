@@ -11,6 +11,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from .redact import scrub
 from .settings import LLMSettings
 
 SYSTEM_PROMPT = (
@@ -52,12 +53,13 @@ def rewrite(text: str, config: LLMConfig) -> str:
         with urllib.request.urlopen(request, timeout=config.timeout) as response:
             answer = json.load(response)
     except urllib.error.HTTPError as e:
-        detail = e.read(300).decode("utf-8", "replace")
-        if config.api_key:
-            detail = detail.replace(config.api_key, "***")
-        raise RewriteFailed(f"{endpoint}: HTTP {e.code}: {detail}") from None
+        # scrubbed where it is cut off, so that a key the cut leaves in part is hidden too
+        detail = scrub(e.read(300).decode("utf-8", "replace"), config.api_key)
+        raise RewriteFailed(scrub(f"{endpoint}: HTTP {e.code}: {detail}", config.api_key)
+                            ) from None
     except (urllib.error.URLError, TimeoutError, OSError) as e:
-        raise RewriteFailed(f"{endpoint}: {getattr(e, 'reason', e)}") from None
+        raise RewriteFailed(scrub(f"{endpoint}: {getattr(e, 'reason', e)}", config.api_key)
+                            ) from None
     except json.JSONDecodeError:
         raise RewriteFailed(f"{endpoint}: the answer is not JSON") from None
     try:

@@ -50,10 +50,16 @@ class Suggestion:
         out: list[str] = []
         for aid, fields in self.edits.items():
             for name, new in fields.items():
-                old = self.before[aid][name]
-                out += unified_diff(_lines(old), _lines(new), f"{aid} {name} (now)",
-                                    f"{aid} {name} (suggested)", n=1, lineterm="")
+                out += text_diff(self.before[aid][name], new, f"{aid} {name} (now)",
+                                 f"{aid} {name} (suggested)")
         return "\n".join(out)
+
+
+def text_diff(old: str, new: str, old_label: str, new_label: str) -> list[str]:
+    """A unified diff of two texts, one sentence a line: a long text reads as the
+    sentences that went and came, not as two walls of text."""
+    return list(unified_diff(_lines(old), _lines(new), old_label, new_label, n=1,
+                             lineterm=""))
 
 
 def _lines(text: str) -> list[str]:

@@ -4,7 +4,7 @@ Formatting for people lives here too, so every page says numbers the same way.""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from urllib.parse import quote
 
 import pandas as pd
@@ -39,6 +39,11 @@ def usage_frame(report: Sequence[Usage], tiers: dict[int, Tier]) -> pd.DataFrame
 def remaining_text(remaining: int) -> str:
     """'1,250' left, or 'over by 1,250': a minus sign is easy to miss in a table."""
     return f"over by {-remaining:,}" if remaining < 0 else f"{remaining:,}"
+
+
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """'1 attribute', '24 attributes': a count with its noun, never '1 attributes'."""
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
 
 
 def count_text(n: object) -> str:
@@ -116,26 +121,6 @@ def label(name: str) -> str:
     """'budget_override' -> 'Budget override', 'attribute.update' -> 'Attribute
     update': a stored key as a person reads it."""
     return name.replace("_", " ").replace(".", " ").capitalize()
-
-
-def _value_text(value: object) -> str:
-    if value is None or value == "":
-        return "—"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int | float):
-        return f"{value:,}"
-    if isinstance(value, list | tuple):
-        return ", ".join(_value_text(v) for v in value) or "—"
-    if isinstance(value, Mapping):
-        return values_text(value)
-    return str(value)
-
-
-def values_text(values: Mapping) -> str:
-    """An audit entry's before or after as a line for people: 'Token budget: 5,000;
-    Reason: —', never a Python dict with None in it."""
-    return "; ".join(f"{label(str(k))}: {_value_text(v)}" for k, v in values.items()) or "—"
 
 
 def headline(u: Usage) -> str:

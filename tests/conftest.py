@@ -134,7 +134,7 @@ def browser():
 
 @pytest.fixture
 def model_server():
-    FakeModel.seen, FakeModel.status, FakeModel.answer = [], 200, "Prefer big firms."
+    FakeModel.reset()
     server = ThreadingHTTPServer(("127.0.0.1", 0), FakeModel)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/v1"

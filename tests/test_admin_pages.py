@@ -53,6 +53,20 @@ def test_service_level_preview_and_change(app, small):
         "service_level", {"service_level": 2, "budget": 200}, {"service_level": 1, "budget": 100})
 
 
+def test_nothing_changed_says_nothing_would_go_over(app, small):
+    small.set_budget_override(ADMIN, "A", 50)  # 80 / 50: over budget already
+    at = admin_page(app, small)
+    at.selectbox(key="admin_client").select("A").run()
+    lines = [c.value for c in at.caption if c.value.startswith(("New tier", "Override",
+                                                                "Top-up"))]
+    assert [line.split(":")[0] for line in lines] == ["New tier", "Override", "Top-up"]
+    assert all(line.endswith(": no change yet, budget 50; 80 / 50 tokens (160% used) (over "
+                             "budget already)") for line in lines), lines
+    at.text_input(key="override").input("200").run()
+    assert any(c.value == "Override: budget 50 → 200; 80 / 200 tokens (40% used) — back "
+               "within budget" for c in at.caption)
+
+
 def test_override_and_topup(app, small):
     at = admin_page(app, small)
     at.selectbox(key="admin_client").select("A").run()

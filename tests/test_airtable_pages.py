@@ -86,7 +86,7 @@ def test_failed_write_is_reported_and_not_shown_as_saved(base):
     assert not at.exception
     assert "The change was not saved" in errors(at) and '"Active"' in errors(at)
     assert "nothing was written" in errors(at)
-    assert not at.toast
+    assert not at.success
     assert next(a for a in ui.service().attributes("C0003") if a.id == active.id).active
     assert ui.service().audit("C0003") == []
 
@@ -98,3 +98,31 @@ def test_skipped_records_listed_once_above_the_page(base):
     (box,) = [e for e in at.expander if "record(s) skipped" in e.label]
     assert "(Broken): Service Level: not a service level number: 'x'" in box.markdown[0].value
     assert len(at.dataframe[0].value) == 12  # the rest loads
+
+
+@pytest.mark.parametrize("answer", ["cut", "html"])
+def test_a_garbled_answer_keeps_last_data_marked_stale(base, answer):
+    at = run()
+    rows = len(at.dataframe[0].value)
+    base.fail(200, answer=answer, times=1000)
+    st.cache_data.clear()
+    at.run()
+    assert not at.exception, at.exception
+    banner = errors(at)
+    assert "not Airtable's JSON" in banner and "it may be stale" in banner
+    assert len(at.dataframe[0].value) == rows
+
+
+def test_a_duplicate_client_id_is_named_above_the_page_and_its_page_refused(base):
+    copy = base.put("Clients", {"Client Name": "Copy of C0003", "Client ID": "C0003",
+                                "Service Level": 1})
+    at = run()
+    assert not at.exception
+    (box,) = [e for e in at.expander if "record(s) skipped" in e.label]
+    assert copy in box.markdown[0].value and "duplicate id 'C0003'" in box.markdown[0].value
+    assert len(at.dataframe[0].value) == 11  # the others
+    at = run("app_pages/client.py", client="C0003")  # a deep link to it
+    assert not at.exception, at.exception
+    assert "No client with id 'C0003'" in errors(at)
+    (box,) = [e for e in at.expander if "record(s) skipped" in e.label]
+    assert copy in box.markdown[0].value and "duplicate id 'C0003'" in box.markdown[0].value

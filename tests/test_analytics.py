@@ -243,7 +243,7 @@ def test_batch_edit_applies_where_allowed_and_reports_the_rest(small):
     assert small.client_usage("A").usage == 80 and small.client_usage("B").usage == 70
     assert small.client("B").token_usage == 70  # the stored copy moves with it
     (entry,) = small.audit()
-    assert (entry.action, entry.client_id) == ("attribute.update", "B")
+    assert (entry.action, entry.client_id) == ("attribute.batch_edit", "B")
     assert entry.after["b1"]["instructions"] == words(70)
 
 

@@ -4,7 +4,7 @@ import json
 from datetime import datetime, timedelta, UTC
 
 from budget.model import Change
-from tests.support.apptest import CHARTS, signed_in, text_of
+from tests.support.apptest import CHARTS, TABS, open_tab, signed_in, text_of
 from tests.support.factories import ADMIN, NOW, Clock, words
 from tests.support.model_server import FakeModel
 
@@ -37,7 +37,12 @@ def test_every_chart_has_titles_units_and_a_csv(app, demo_copy):
         with_history_demo.clock = Clock(NOW + timedelta(days=day))
         with_history_demo.reset(ADMIN, "C0001")
     at = app(demo_copy, "app_pages/analytics.py")
-    got = charts(at)
+    got, labels = {}, set()
+    for tab, keys in TABS.items():  # each tab draws its own charts, and only those
+        shown = charts(open_tab(at, tab))
+        assert set(shown) == keys, tab
+        got |= shown
+        labels |= {b.proto.label for b in at.get("download_button")}
     assert set(got) == CHARTS
     for key, spec in got.items():
         layout = spec["layout"]
@@ -48,11 +53,10 @@ def test_every_chart_has_titles_units_and_a_csv(app, demo_copy):
     from budget.views import STATUS_COLOURS
     colours = {t["name"]: t["marker"]["color"] for t in got["headroom"]["data"]}
     assert colours and all(STATUS_COLOURS[name] == c for name, c in colours.items())
-    labels = [b.proto.label for b in at.get("download_button")]
     assert {"Download top-attributes.csv", "Download headroom-forecast.csv",
             "Download usage-by-tier.csv", "Download usage-history.csv",
             "Download chars4-vs-real.csv", "Download chars4-vs-real-by-client.csv",
-            "Download usage-overall.csv", "Download prompt-cost.csv"} <= set(labels)
+            "Download usage-overall.csv", "Download prompt-cost.csv"} <= labels
     # revenue per tier turns on the ROI chart
     at.number_input(key="an_rev_1").set_value(99.0).run()
     assert "roi" in charts(at) and not at.exception
@@ -60,29 +64,32 @@ def test_every_chart_has_titles_units_and_a_csv(app, demo_copy):
 
 def test_figures_on_the_small_set(app, small, monkeypatch):
     with_history(small)
-    at = app(small.store.path, "app_pages/analytics.py")
-    assert set(table(at, "trend")["trend"]) == {"not enough history yet"}  # 2 days < 7
+    at = app(small.store.path, "app_pages/analytics.py")  # the first tab is open
+    top = charts(at)["top_attributes"]["data"]
+    assert sorted(y for t in top for y in t["y"]) == [  # the active ones
+        "Industry · Alpha", "Size · Alpha", "Size · Beta"]
+    assert set(table(open_tab(at, "Approaching limits"), "trend")["trend"]) == {
+        "not enough history yet"}  # 2 days < 7
     monkeypatch.setenv("TOKENBUDGET_TREND_MIN_DAYS", "2")
-    at = app(small.store.path, "app_pages/analytics.py")
+    at = open_tab(app(small.store.path, "app_pages/analytics.py"), "Approaching limits")
     outlook = table(at, "trend").set_index("client_id")
     assert list(outlook.index) == ["A", "B"]  # headroom 20, then 50
     # 20 tokens left at 5 a day: 4 days from today (the page's now)
     when = datetime.now(UTC).date() + timedelta(days=4)
     assert outlook.loc["A", "trend"] == f"reaches budget {when:%Y-%m-%d}"
     assert outlook.loc["B", "trend"] == "not enough history yet"  # one snapshot
+    open_tab(at, "chars4 vs real")
     metrics = {m.label: m.value for m in at.metric}
     # real 80 + 151 (the 'x' signal is 1 token) = 231; chars4 101 + 188 + 1 = 290
     assert metrics["Real (o200k_base)"] == "231" and metrics["chars4 estimate"] == "290"
     assert metrics["Estimate minus real"] == "+59"
+    open_tab(at, "Prompt cost")
     at.number_input(key="an_leads").set_value(4000).run()  # 320,000 + 604,000 tokens
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Monthly prompt tokens"] == "924,000"
     assert metrics["Monthly prompt cost"] == "2.31 USD"  # 0.80 + 1.51 at 2.50 per million
-    top = charts(at)["top_attributes"]["data"]
-    assert sorted(y for t in top for y in t["y"]) == [  # the active ones
-        "Industry · Alpha", "Size · Alpha", "Size · Beta"]
     at.multiselect(key="an_tier").select("Basic").run()
-    assert list(table(at, "trend")["client_id"]) == ["A"]
+    assert list(table(open_tab(at, "Approaching limits"), "trend")["client_id"]) == ["A"]
     assert not at.exception
 
 
@@ -101,8 +108,8 @@ def test_apply_a_saving_from_the_savings_page(app, small):
     at.button(key="sv_apply_1").click().run()
     assert not at.exception
     assert small.client_usage("A").usage == before - saves
-    assert f"usage {before:,} → {before - saves:,} of 100 tokens" in at.toast[0].value
-    assert small.audit()[-1].action == "attribute.update"
+    assert f"usage {before:,} → {before - saves:,} of 100 tokens" in at.success[0].value
+    assert small.audit()[-1].action == "attribute.suggestion"
 
 
 def test_model_rewrite_from_the_page(app, small, monkeypatch, model_server):  # noqa: F811
@@ -140,15 +147,17 @@ def test_batch_edit_page_applies_where_allowed_after_confirmation(app, small):
     assert list(preview["allowed"]) == ["⛔ refused", "✅ fits"]
     assert preview["detail"][0] == "would use 110 of 100 tokens (10 over budget)"
     assert "1 of 2 would be saved; 1 refused." in text_of(at)
+    assert at.button(key="be_apply").label == "Apply to 1 attribute"
     at.button(key="be_apply").click().run()
-    assert any("Set **Instructions** of **2** attributes in **2** clients" in m.value
-               for m in at.markdown)
+    # the dialog counts what the button counts: the refused copy is not in it
+    assert ("Set **Instructions** of **1 attribute** in **1 client** to the new text. Each "
+            "is checked against its client's budget once more as it is saved. Not included: "
+            "1 refused copy, shown above.") in [m.value for m in at.markdown]
     assert small.audit() == []  # nothing before the confirmation
     at.button(key="batch_confirm").click().run()
     assert not at.exception
     results = table(at, "applied")
-    assert list(results["applied"]) == ["⛔ refused", "✅ saved"]
-    assert "10 over budget" in results["detail"][0]
+    assert list(results["applied"]) == ["✅ saved"]
     assert small.client_usage("A").usage == 80 and small.client_usage("B").usage == 70
     assert [e.client_id for e in small.audit()] == ["B"]
 

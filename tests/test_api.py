@@ -205,7 +205,7 @@ def test_patch_saves_only_when_allowed(api, small):
     assert small.client_usage("A").usage == 100 and small.client("A").token_usage == 100
     last = small.audit("A")[-1]
     assert (last.actor, last.action, last.after["a3"]["active"]) == (
-        "api token 1", "attribute.update", True)
+        "api token 1", "attribute.activate", True)
 
 
 def test_patch_with_an_old_version_is_refused_as_stale(api, small):

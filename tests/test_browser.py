@@ -61,7 +61,7 @@ def test_overview_table_shows_each_clients_usage(server, browser, svc):
     report = {u.client.name: u for u in svc.usage_report()}
     top = max(report.values(), key=lambda u: u.usage / u.budget)  # the first row
     assert top.client.name in rows, sorted(rows)
-    assert rows[top.client.name]["Used / budget (tokens)"] == f"{top.usage:,} / {top.budget:,}"
-    assert len(rows) >= 5 and all(rows[n]["Used / budget (tokens)"].startswith(
+    assert rows[top.client.name]["Used / budget"] == f"{top.usage:,} / {top.budget:,}"
+    assert len(rows) >= 5 and all(rows[n]["Used / budget"].startswith(
         f"{report[n].usage:,} / ") for n in rows)
     page.close()

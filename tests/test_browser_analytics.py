@@ -9,8 +9,9 @@ from datetime import timedelta
 import pytest
 
 from budget.model import Change
-from tests.support.apptest import CHARTS
+from tests.support.apptest import TABS
 from tests.support.browser import (
+    IDLE,
     SHOTS,
     open_page,
     require_chromium,
@@ -54,18 +55,25 @@ def test_every_analytics_chart_renders_with_its_title(server, browser):  # noqa:
     page = open_page(browser, server, "analytics")
     SHOTS.mkdir(parents=True, exist_ok=True)
     assert page.locator("h1").first.inner_text() == "Analytics"
-    page.screenshot(path=str(SHOTS / "analytics-page.png"))
-    for key in sorted(CHARTS | {"roi"}):
-        box = page.locator(f".st-key-{key}")
-        box.scroll_into_view_if_needed()
-        box.locator(".main-svg").first.wait_for(timeout=30_000)
-        title = box.locator(".gtitle").first.text_content()
-        assert title, key
-        assert box.locator(".xtitle").first.text_content(), key  # axis titles drawn
-        page.wait_for_timeout(300)  # let the bars finish their transition
-        box.screenshot(path=str(SHOTS / f"analytics-{key}.png"))
-    errors = page.locator("[data-testid='stException']")
-    assert errors.count() == 0, errors.first.inner_text()
+    # every tab, then back to the first (its CSV is downloaded below)
+    for i, (tab, keys) in enumerate([*TABS.items(), ("Top attributes", TABS["Top attributes"])]):
+        page.get_by_role("tab", name=tab).click()
+        page.wait_for_selector(IDLE)
+        assert tab in page.url.replace("+", " ").replace("%20", " ") or tab == "Top attributes"
+        for key in sorted(keys | ({"roi"} if tab == "Prompt cost" else set())):
+            box = page.locator(f".st-key-{key}")
+            box.scroll_into_view_if_needed()
+            box.locator(".main-svg").first.wait_for(timeout=30_000)
+            title = box.locator(".gtitle").first.text_content()
+            assert title, key
+            assert box.locator(".xtitle").first.text_content(), key  # axis titles drawn
+            page.wait_for_timeout(300)  # let the bars finish their transition
+            box.screenshot(path=str(SHOTS / f"analytics-{key}.png"))
+        errors = page.locator("[data-testid='stException']")
+        assert errors.count() == 0, errors.first.inner_text()
+        if i < len(TABS):
+            screenshot(page, f"analytics-tab-{i + 1}")
+            page.set_viewport_size({"width": 1400, "height": 1000})
     # the table behind a chart downloads as CSV
     with page.expect_download() as got:
         page.locator(".st-key-csv_top-attributes button").click()

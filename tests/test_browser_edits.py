@@ -133,3 +133,23 @@ def test_reset_says_what_changed(server, browser):
     assert "next reset" in text and "alerts cleared" in text, text
     screenshot(page, "admin-after-reset")
     page.close()
+
+
+def test_saves_in_a_row_leave_one_message_not_a_pile_of_toasts(server, browser):
+    page = open_page(browser, server, "admin")
+    box = page.get_by_label("Temporary top-up (until the next reset)", exact=True)
+    for tokens in ("10", "20", "30"):  # three grants, one right after the other
+        page.get_by_role("tab", name="Top-up").click()
+        box.fill(tokens)
+        box.press("Enter")
+        idle(page)
+        page.locator(".st-key-grant_topup button").click()
+        idle(page)
+        expect(page.get_by_text(f"top-up {tokens} tokens until")).to_be_visible(timeout=30_000)
+    assert page.locator("[data-testid='stToast']").count() == 0
+    notices = page.locator("[data-testid='stAlertContentSuccess']").filter(
+        has_text="top-up")
+    expect(notices).to_have_count(1)  # the last one, replacing the two before
+    expect(notices.first).to_contain_text("top-up 30 tokens")
+    screenshot(page, "admin-after-three-topups")
+    page.close()

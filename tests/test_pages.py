@@ -3,7 +3,7 @@
 import pytest
 
 from budget.model import BadInput, Change
-from tests.support.apptest import signed_in, text_of
+from tests.support.apptest import opens, signed_in, text_of
 from tests.support.factories import ADMIN, settings_from, words
 
 ROLES = "Vera@Example.com:viewer, ann@example.com:analyst, ada@example.com:admin"
@@ -99,10 +99,15 @@ def test_edit_preview_numbers_and_save(app, small):
 def test_bulk_activation_checked_as_one(app, small):
     small.apply(ADMIN, Change("A", active={"a2": False}))  # 40 used
     at = app(small.store.path, "app_pages/client.py", client="A")
+    # the picker says what each one is and costs before it is picked
+    assert at.multiselect(key="bulk_pick").options == [
+        "Size · active · 40 tokens", "Industry · inactive · 40 tokens",
+        "Intent · inactive · 25 tokens"]
     at.multiselect(key="bulk_pick").select("a2").select("a3").run()  # +40 +25 = 105
-    assert "Activating all 2 together: 40 → 105 of 100 tokens" in text_of(at)
+    assert "Activating these 2 together: 40 → 105 of 100 tokens" in text_of(at)
     assert at.button(key="bulk_on").disabled
     at.multiselect(key="bulk_pick").unselect("a3").run()
+    assert "Activating 'Industry': 40 → 80 of 100 tokens" in text_of(at)  # not "all 1"
     assert not at.button(key="bulk_on").disabled
     at.button(key="bulk_on").click().run()
     assert small.client_usage("A").usage == 80
@@ -122,9 +127,23 @@ def test_unknown_client_deep_link(app, small):
     assert any("No client with id 'NOPE'" in e.value for e in at.error)
 
 
+def test_unknown_client_on_the_client_page_falls_back_to_the_first_with_a_message(app, small):
+    at = app(small.store.path, "app_pages/client.py", client="NOPE")
+    assert [w.value for w in at.warning][0] == (
+        "No client with id 'NOPE': showing **Alpha (A)**, the first client, instead. Pick "
+        "another below.")
+    assert at.title[0].value == "Alpha" and at.query_params["client"] == "NOPE"
+    at.selectbox(key="pick_NOPE").select("B").run()  # picking one opens it
+    assert at.title[0].value == "Beta" and not at.warning and not at.exception
+
+
 def test_analytics_and_admin_pages_render(app, demo_copy):
     at = app(demo_copy, "app_pages/analytics.py")
-    assert len(at.get("plotly_chart")) >= 5  # the charts themselves: tests/test_analytics_pages.py
+    # one tab per section, and only the open one runs: the charts themselves are in
+    # tests/test_analytics_pages.py
+    assert [t.label for t in at.tabs] == ["Top attributes", "Approaching limits", "By tier",
+                                          "Usage over time", "chars4 vs real", "Prompt cost"]
+    assert [c.key for c in at.get("plotly_chart")] == ["top_attributes"]
     assert [b.key for b in at.button] == ["refresh"]  # read-only: the sidebar's Refresh only
     at = app(demo_copy, "app_pages/admin.py")
     assert len(at.dataframe[0].value) == 40
@@ -139,15 +158,6 @@ def test_roles_from_settings():
     assert roles("") == {}
     with pytest.raises(BadInput, match="ann@example.com: unknown role 'owner'"):
         roles("ann@example.com:owner")
-
-
-def opens(at, page: str) -> bool:
-    """Whether `page` is in the navigation this run built (AppTest refuses the others)."""
-    try:
-        at.switch_page(page)
-    except ValueError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("email, role, pages", [

@@ -79,7 +79,7 @@ def test_deactivation_says_what_happened(app, small):
     at.toggle[0].set_value(False).run()
     at.button(key="save").click().run()
     assert not small.store.attributes(ids=["a1"])[0].active
-    assert [t.value for t in at.toast] == ["Deactivated 'Size': usage 80 → 40 of 100 tokens"]
+    assert [t.value for t in at.success] == ["Deactivated 'Size': usage 80 → 40 of 100 tokens"]
 
 
 @pytest.mark.parametrize(("typed", "problem"), [
@@ -106,7 +106,7 @@ def test_token_figure_saved_as_typed(app, small):
     assert any("budget 100 → 1,000,000,000" in c.value for c in at.caption)
     at.button(key="set_override").click().run()
     assert small.client("A").token_budget == 1_000_000_000
-    assert [t.value for t in at.toast] == ["Alpha: budget 1,000,000,000 tokens"]
+    assert [t.value for t in at.success] == ["Alpha: budget 1,000,000,000 tokens"]
 
 
 def test_negative_tier_limit_is_refused_in_place(app, small):
@@ -144,7 +144,7 @@ def test_reset_says_what_changed_then_that_nothing_did(app, small):
     said = (f"Beta: usage 150 → 150 tokens (unchanged); next reset {ahead:%Y-%m-%d} → "
             f"{ahead:%Y-%m-%d} (unchanged: already the first period boundary after now); "
             "top-up 50 → 0; this period's alerts cleared")
-    assert [t.value for t in at.toast] == [said]
+    assert at.success[0].value == said  # the notice of the last write, on top
     assert any(said in s.value for s in at.success)  # the page says it too
     at.button(key="reset_one").click().run()
     at.button(key="reset_confirm").click().run()

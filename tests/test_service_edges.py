@@ -48,10 +48,9 @@ def test_an_over_budget_trim_is_saved_with_its_own_figures(small):
     c = small.client("A")
     assert c.token_usage == 75 and small.history("A")[-1][2:] == (75, 50)
     edit = small.audit()[-1]
-    assert edit.action == "attribute.update" and edit.client_id == "A"
-    assert edit.before["a1"]["instructions"] == words(40)
-    assert edit.after["a1"] == {"active": True, "instructions": words(35), "examples": "",
-                                "signals": ""}
+    assert edit.action == "attribute.edit" and edit.client_id == "A"
+    assert edit.before["a1"] == {"name": "Size", "instructions": words(40)}
+    assert edit.after["a1"] == {"name": "Size", "instructions": words(35)}
 
 
 def test_a_refused_change_writes_nothing(small):
@@ -625,3 +624,27 @@ def test_an_alert_sent_meanwhile_by_another_pass_is_skipped_and_the_rest_sent(ma
         "emailed 90% alert for Beta email lists (B) to b@example.com: 150 / 160 tokens "
         "(93% used)",)
     assert inbox.to == [["b@example.com"]]
+
+
+def test_a_figure_no_store_holds_is_refused_by_the_service(small):
+    """Found by the page sweep: 10^20 typed as an override reached SQLite and failed there
+    ('Python int too large to convert to SQLite INTEGER', a red box on the Admin page)."""
+    with pytest.raises(BadInput, match="Token Budget: must be from 0 to 9,223,372,036,854,775,807, "
+                                       "got a 21-digit number"):
+        small.set_budget_override(ADMIN, "A", str(10**20))
+    with pytest.raises(BadInput, match="must be at most"):
+        small.grant_topup(ADMIN, "A", 2**63)
+    with pytest.raises(BadInput, match=r"got 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx… \(200,000 char"):
+        small.preview_client("A", topup="x" * 200_000)  # not echoed back in full
+    assert small.client("A").token_budget is None and small.audit() == []
+
+
+def test_a_tier_name_is_one_short_line(small):
+    """Found by the page sweep: a 200,000-character tier name was saved and shown back."""
+    with pytest.raises(BadInput, match="name: must be one line of at most 60 characters, "
+                                       "got 200,000 characters"):
+        small.preview_tier_limit(1, 100, "x" * 200_000)
+    with pytest.raises(BadInput, match="name: must be a non-empty text"):
+        small.set_tier_limit(ADMIN, 1, 100, " ")
+    assert small.tiers()[1].name == "Basic" and small.audit() == []
+    assert small.set_tier_limit(ADMIN, 1, 100, "基本 🚀").name == "基本 🚀"

@@ -21,12 +21,12 @@ from ui.loaders import (
     templates,
     usage_table,
 )
-from ui.session import actor, auth_configured, service
-from ui.writes import after_write, apply_change, attempt, seen_version
+from ui.session import actor, auth_configured, local_mode_caption, read_only_reason, service
+from ui.writes import after_write, apply_change, attempt, last_write, seen_version
 
 __all__ = ["COLOURS", "DIRECTION_COLOURS", "LABELS", "SERIES", "actor", "after_write",
            "apply_change", "ask", "attempt", "auth_configured", "banner", "begin_run",
            "chart", "client_detail", "confirm", "costs", "csv_download", "data_version",
-           "due_plan", "freshness", "history", "refresh", "savings", "seen_version",
-           "service", "status_badge", "suggestion_card", "templates", "usage_headline",
-           "usage_table"]
+           "due_plan", "freshness", "history", "last_write", "local_mode_caption",
+           "read_only_reason", "refresh", "savings", "seen_version", "service", "status_badge",
+           "suggestion_card", "templates", "usage_headline", "usage_table"]

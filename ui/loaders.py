@@ -36,7 +36,9 @@ def refresh() -> None:
 
 
 def banner(message: str) -> None:
-    """An error above the page, once per run however many loaders hit it."""
+    """An error above the page, once per run however many loaders hit it; a store's
+    words may quote a secret, so every secret the settings hold is hidden."""
+    message = session.service().redacted(message)
     shown = st.session_state.setdefault("_banners_shown", set())
     if message not in shown:
         shown.add(message)

@@ -1,6 +1,13 @@
-"""Who is using the app and the service they act through, cached once per process."""
+"""Who is using the app and the service they act through, cached once per process.
+
+Without a login nobody is identified, so the visitor is trusted only when nobody but
+this machine can connect: a server listening on a loopback address gives its visitor
+the local admin; on any other address (0.0.0.0, unset, a network address) every
+visitor is a viewer, and the app says why."""
 
 from __future__ import annotations
+
+import ipaddress
 
 import streamlit as st
 
@@ -23,13 +30,66 @@ def auth_configured() -> bool:
         return False
 
 
+def listen_address() -> str:
+    """Where this server accepts connections: Streamlit's `server.address` option
+    (`--server.address`, .streamlit/config.toml); "" when unset, i.e. every interface."""
+    return str(st.get_option("server.address") or "")
+
+
+def loopback_only(address: str) -> bool:
+    """Whether a server listening on `address` can be reached from this machine only."""
+    if address.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:  # "" (every interface) or a host name
+        return False
+
+
+def address_label(address: str) -> str:
+    """The listening address as a person should read it."""
+    if not address:
+        return "every network interface (server.address is not set)"
+    try:
+        every = ipaddress.ip_address(address).is_unspecified  # 0.0.0.0 or ::
+    except ValueError:  # a host name
+        every = False
+    return f"{address} (every network interface)" if every else address
+
+
+def read_only_reason() -> str | None:
+    """Why this visitor may only read although no login is configured: the server can
+    be reached from elsewhere, so "local" would mean anyone. None when it cannot, or
+    when a login identifies people."""
+    address = listen_address()
+    if auth_configured() or loopback_only(address):
+        return None
+    return (f"Read-only: no login is configured and this server listens on "
+            f"{address_label(address)}, so anyone who can reach it would be an admin. "
+            "To change data, configure a login (an [auth] section in "
+            ".streamlit/secrets.toml, and TOKENBUDGET_ROLES for who is an analyst or an "
+            "admin), or serve on 127.0.0.1 only (server.address).")
+
+
+def local_mode_caption(me: Actor) -> str:
+    """The sidebar's line for a visitor without a login, with the address it really has."""
+    address = listen_address()
+    if loopback_only(address):
+        return (f"**Local mode**: no login configured, you are the local **{me.role}**; "
+                f"the server listens on {address} only")
+    return (f"**Read-only**: no login configured and the server listens on "
+            f"{address_label(address)}")
+
+
 def actor() -> Actor:
     """Who is using the app. With `[auth]` in secrets: the OIDC login's email and the
     role settings give it (unknown emails are viewers); nobody signed in sees the login
-    screen only. Without: local mode, one admin on this machine (the server binds to
-    127.0.0.1)."""
+    screen only. Without: the local admin when the server listens on loopback only,
+    else a viewer (see `read_only_reason`)."""
     if not auth_configured():
-        return Actor("local admin", "admin")
+        if loopback_only(listen_address()):
+            return Actor("local admin", "admin")
+        return Actor("visitor", "viewer")
     if not st.user.is_logged_in:
         st.title("Token budgets")
         st.button("Log in", on_click=st.login, key="login", type="primary")

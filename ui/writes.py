@@ -16,38 +16,54 @@ from ui.loaders import refresh
 T = TypeVar("T")
 
 
+NOTICE = "_last_write"
+
+
 def after_write(message: str) -> None:
-    """Every successful write: forget cached figures, say what happened, redraw."""
+    """Every successful write: forget cached figures, redraw, and say what happened at
+    the top of the redrawn page (`last_write`)."""
     refresh()
-    st.toast(message, icon="✅", duration="long")  # long enough to read what was saved
+    st.session_state[NOTICE] = message
     st.rerun()
+
+
+def last_write() -> None:
+    """What the last write did, above the page, until the next click: one message that
+    stays to be read and that the next write replaces, not toasts that vanish in seconds
+    and pile up when several saves follow each other."""
+    slot = st.container()  # always there, so nothing below moves (a tab stays open)
+    message = st.session_state.pop(NOTICE, None)
+    if message:
+        slot.success(message, icon="✅")
 
 
 def attempt(action: Callable[[], T]) -> T | None:
     """Runs a service write; shows a refusal as a message instead of a traceback."""
+    said = session.service().redacted  # a store's or a server's words may quote a secret
     try:
         return action()
     except (BadInput, NotAllowed) as e:
-        st.error(str(e), icon="⛔")
+        st.error(said(e), icon="⛔")
     except PartialWrite as e:
         refresh()
-        st.error(f"Only part of the change was saved: {e}", icon="🚫")
+        st.error(f"Only part of the change was saved: {said(e)}", icon="🚫")
     except StoreError as e:
-        st.error(f"The change was not saved: {e}", icon="🚫")
+        st.error(f"The change was not saved: {said(e)}", icon="🚫")
     except StaleWrite as e:
         refresh()
-        st.error(f"{e}: someone else changed it. The page now shows the latest data; "
+        st.error(f"{said(e)}: someone else changed it. The page now shows the latest data; "
                  "make your change again.", icon="🔄")
     return None
 
 
 def apply_change(me: Actor, change: Change, versions: dict[str, int], done: str,
-                 forget: str | None = None) -> None:
+                 forget: str | None = None, action: str | None = None) -> None:
     """Saves an attribute change (an edit, a bulk switch, an applied suggestion) if the
     budget allows it, based on the `versions` the user saw; on success says `done` with
     the client's usage before and after and drops the session key `forget` (what
-    offered the change)."""
-    result = attempt(lambda: session.service().apply(me, change, versions))
+    offered the change). `action` names the audit entry when the kind of change is
+    not told by the change itself (an applied suggestion)."""
+    result = attempt(lambda: session.service().apply(me, change, versions, action=action))
     if result is None:
         return
     if not result.allowed:

@@ -4,7 +4,6 @@ before taking it. Every budget move leaves an audit entry and a history snapshot
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import asdict, replace
 
@@ -14,15 +13,7 @@ from ..tokens import ENCODINGS
 from .base import ServiceBase
 
 
-def _int_tokens(record: str, field_name: str, value: object) -> int:
-    """A whole, non-negative number of tokens from an int or its decimal text."""
-    if isinstance(value, str) and re.fullmatch(r"\s*[+-]?\d+\s*", value):
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise BadInput(record, field_name, f"must be a whole number, got {value!r}")
-    if value < 0:
-        raise BadInput(record, field_name, f"must not be negative, got {value}")
-    return value
+TIER_NAME_MAX = 60  # characters: a tier's name is a label in menus and tables
 
 
 class Admin(ServiceBase):
@@ -31,7 +22,7 @@ class Admin(ServiceBase):
                           expected_version: int | None = None) -> Client:
         self._require_admin(actor, "change service levels")
         tiers = self.store.tiers()
-        lvl = _int_tokens(f"client {client_id}", "Service Level", level)
+        lvl = core.whole_number(f"client {client_id}", "Service Level", level)
         if lvl not in tiers:
             raise BadInput(f"client {client_id}", "Service Level",
                            f"level {lvl} is not in the tier table ({', '.join(map(str, tiers))})")
@@ -41,7 +32,7 @@ class Admin(ServiceBase):
     def set_budget_override(self, actor: Actor, client_id: str, tokens: object | None,
                             expected_version: int | None = None) -> Client:
         self._require_admin(actor, "change budgets")
-        value = None if tokens is None else _int_tokens(f"client {client_id}", "Token Budget",
+        value = None if tokens is None else core.whole_number(f"client {client_id}", "Token Budget",
                                                         tokens)
         return self._update_client(actor, "budget_override", client_id, expected_version,
                                    token_budget=value)
@@ -50,7 +41,7 @@ class Admin(ServiceBase):
                     expected_version: int | None = None) -> Client:
         """Extra tokens on top of the budget until the next reset clears them."""
         self._require_admin(actor, "grant top-ups")
-        value = _int_tokens(f"client {client_id}", "Top-up", tokens)
+        value = core.whole_number(f"client {client_id}", "Top-up", tokens)
         return self._update_client(actor, "topup", client_id, expected_version, topup=value)
 
     def preview_client(self, client_id: str, **changes: object) -> Usage:
@@ -59,7 +50,8 @@ class Admin(ServiceBase):
         it, so a preview never shows a number that a save would refuse or change."""
         names = {"service_level": "Service Level", "token_budget": "Token Budget",
                  "topup": "Top-up"}
-        checked = {k: v if v is None else _int_tokens(f"client {client_id}", names.get(k, k), v)
+        checked = {k: v if v is None else core.whole_number(f"client {client_id}",
+                                                            names.get(k, k), v)
                    for k, v in changes.items()}
         client = replace(self.client(client_id), **checked)  # type: ignore[arg-type]
         return core.summarize([client], self.costs(client_id), self.store.tiers(),
@@ -67,6 +59,7 @@ class Admin(ServiceBase):
 
     def _update_client(self, actor: Actor, action: str, client_id: str,
                        expected_version: int | None, **changes: object) -> Client:
+        self._before_lock(client_id)
         with self.store.transaction(client_id):
             client = self.client(client_id)
             if expected_version is not None and client.version != expected_version:
@@ -86,10 +79,26 @@ class Admin(ServiceBase):
         return saved
 
     # tier limits -----------------------------------------------------------------
-    def preview_tier_limit(self, level: object, tokens: object) -> list[Usage]:
-        """Clients that the new limit would put over budget (they are not over now)."""
-        lvl = _int_tokens(f"tier {level}", "level", level)
-        limit = _int_tokens(f"tier {lvl}", "Token Budget", tokens)
+    @staticmethod
+    def _tier_name(level: int, name: object) -> str | None:
+        """A tier's name as typed, or None to keep the one it has; a name is one short
+        line, as every table and menu shows it."""
+        if name is None:
+            return None
+        if not isinstance(name, str) or not name.strip():
+            raise BadInput(f"tier {level}", "name", "must be a non-empty text")
+        if len(name) > TIER_NAME_MAX or "\n" in name:
+            raise BadInput(f"tier {level}", "name", f"must be one line of at most "
+                           f"{TIER_NAME_MAX} characters, got {len(name):,} characters")
+        return name.strip()
+
+    def preview_tier_limit(self, level: object, tokens: object,
+                           name: object = None) -> list[Usage]:
+        """Clients that the new limit would put over budget (they are not over now);
+        every figure and the name checked as a save checks them."""
+        lvl = core.whole_number(f"tier {core.brief(str(level))}", "level", level)
+        limit = core.whole_number(f"tier {lvl}", "Token Budget", tokens)
+        self._tier_name(lvl, name)
         tiers = dict(self.store.tiers())
         now = {u.client.id: u for u in self.usage_report()}
         tiers[lvl] = Tier(lvl, tiers[lvl].name if lvl in tiers else f"Tier {lvl}", limit)
@@ -101,10 +110,12 @@ class Admin(ServiceBase):
     def set_tier_limit(self, actor: Actor, level: object, tokens: object,
                        name: str | None = None) -> Tier:
         self._require_admin(actor, "change tier limits")
-        lvl = _int_tokens(f"tier {level}", "level", level)
+        lvl = core.whole_number(f"tier {core.brief(str(level))}", "level", level)
         if lvl < 1:
-            raise BadInput(f"tier {level}", "level", "must be 1 or more")
-        limit = _int_tokens(f"tier {lvl}", "Token Budget", tokens)
+            raise BadInput(f"tier {lvl}", "level", "must be 1 or more")
+        limit = core.whole_number(f"tier {lvl}", "Token Budget", tokens)
+        name = self._tier_name(lvl, name)
+        self._before_lock()
         with self.store.transaction():
             tiers = self.store.tiers()
             old = tiers.get(lvl)

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from .. import core
 from ..model import (Actor, Attribute, AttributeCost, AuditEntry, BadInput, Client,
                      FieldTokens, NotAllowed, Tier, Usage)
+from ..redact import scrub
 from ..settings import Settings
 from ..stores import Store
 from ..tokens import Counter, counter
@@ -32,6 +33,11 @@ class ServiceBase:
     def store_label(self) -> str:
         """What the sidebar names the data by, e.g. "SQLite: data/tokenbudget.db"."""
         return self.store.label
+
+    def redacted(self, text: object) -> str:
+        """`text` with every form of every secret the settings hold hidden: what a door
+        (CLI, API, page) shows of an error whose text came from elsewhere."""
+        return scrub(str(text), *self.settings.secret_values())
 
     @property
     def store_warnings(self) -> list[str]:
@@ -65,6 +71,14 @@ class ServiceBase:
             counted += [AttributeCost(a.id, a.client_id, a.name, a.active, fresh[a.id])
                         for a in uncounted]
         return counted
+
+    def _before_lock(self, client_id: str | None = None) -> None:
+        """Loads the tokenizer and counts every text not yet counted (one client's, or
+        everyone's), so that the write lock taken next is held only to re-check and
+        write: loading a tokenizer takes a third of a second or more, a write a few
+        milliseconds, and every other writer waits for the lock."""
+        self.costs(client_id)
+        self.counter.count_many([])  # the encoding loaded, even when every text is counted
 
     def _count(self, attributes: Iterable[Attribute],
                using: Counter | None = None) -> dict[str, FieldTokens]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from .. import core
+from .. import audit, core
 from ..model import (FIELDS, Actor, Attribute, BadInput, Change, FieldTokens, StaleWrite,
                      Validation)
 from .base import ServiceBase
@@ -22,11 +22,6 @@ class BatchResult:
     allowed: bool
     reason: str
     validation: Validation | None = None
-
-
-def _attr_state(a: Attribute) -> dict:
-    return {"active": a.active, "instructions": a.instructions, "examples": a.examples,
-            "signals": a.signals}
 
 
 class Edits(ServiceBase):
@@ -82,12 +77,13 @@ class Edits(ServiceBase):
         return self._project(change)[0]
 
     def apply(self, actor: Actor, change: Change,
-              expected_versions: Mapping[str, int] | None = None) -> Validation:
+              expected_versions: Mapping[str, int] | None = None, *,
+              action: str | None = None) -> Validation:
         """Validates and saves in one transaction: two concurrent changes cannot both
-        pass the check against the same old usage."""
+        pass the check against the same old usage. The audit entry is named `action`
+        (a batch edit, an applied suggestion) or after what the change does."""
         self._require_admin(actor, "change attributes")
-        if change.fields:  # warm the count cache outside the write lock
-            self.validate(change)
+        self.validate(change)  # tokenizer and counts ready before the write lock
         with self.store.transaction(change.client_id):
             result, originals, edited, new_tokens = self._project(change)
             if not result.allowed:
@@ -97,9 +93,8 @@ class Edits(ServiceBase):
                     raise StaleWrite(f"attribute {aid} changed since it was read; reload")
             self.store.save_attributes(edited.values(), self.encoding, new_tokens)
             self._record_usage(self.client(change.client_id), result.projected, result.budget)
-            self._audit(actor, "attribute.update", change.client_id,
-                        {aid: _attr_state(originals[aid]) for aid in edited},
-                        {aid: _attr_state(a) for aid, a in edited.items()})
+            self._audit(actor, action or audit.change_action(change), change.client_id,
+                        *audit.attribute_states(originals, edited))
         return result
 
     # by attribute id: for callers that know an attribute but not its client (HTTP API) --
@@ -124,6 +119,8 @@ class Edits(ServiceBase):
                 raise BadInput(f"client {change.client_id}", "changes",
                                "more than one change for this client; merge them into one")
             seen.add(change.client_id)
+        for change in changes:  # tokenizer and counts ready before the write lock
+            self.validate(change)
         with self.store.transaction():
             results = [self.validate(change) for change in changes]
             if all(r.allowed for r in results):
@@ -161,6 +158,7 @@ class Edits(ServiceBase):
 
         def run(change: Change) -> Validation:
             aid = next(iter(change.fields))
-            return self.apply(actor, change, {aid: versions[aid]} if aid in versions else None)
+            return self.apply(actor, change, {aid: versions[aid]} if aid in versions else None,
+                              action="attribute.batch_edit")
 
         return self._each_target(targets, fields, run)

@@ -37,6 +37,7 @@ class Resets(ServiceBase):
     def reset(self, actor: Actor, client_id: str) -> ResetResult:
         """Resets one client; a second run in the same period changes nothing."""
         self._require_admin(actor, "reset budgets")
+        self._before_lock(client_id)
         with self.store.transaction(client_id):
             client = self.client(client_id)
             used = core.usage(self.costs(client_id), client_id)
@@ -68,6 +69,7 @@ class Resets(ServiceBase):
         request instead of one request each; a partial failure is reported by the store
         and a second run finishes the rest (clients already reset are no-ops)."""
         self._require_admin(actor, "reset budgets")
+        self._before_lock()
         with self.store.transaction():
             ids = (list(client_ids) if client_ids is not None
                    else [c.id for c in self.store.clients()])

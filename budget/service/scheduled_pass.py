@@ -123,6 +123,7 @@ class ScheduledPass(Resets):
         entry with the reason and the run id, so the run can be undone."""
         self._require_admin(actor, "deactivate attributes")
         order = order or self.automation_policy().order
+        self._before_lock(client_id)
         with self.store.transaction(client_id):
             client = self.client(client_id)
             costs = self.costs(client_id)
@@ -181,6 +182,7 @@ class ScheduledPass(Resets):
         still on."""
         self._require_admin(actor, "restore deactivated attributes")
         restored = []
+        self._before_lock()
         with self.store.transaction():
             for cid, items in self._restorable(run_id).items():
                 client = self.client(cid)

@@ -12,12 +12,14 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fi
                       model_validator)
 
 from ..model import ROLES
+from ..redact import url_passwords
 from ..tokens import DEFAULT_ENCODING, ENCODINGS
 from .lists import pairs
 
 DEFAULT_STORE = "sqlite:///data/tokenbudget.db"
 DEFAULT_THRESHOLDS: tuple[int, ...] = (80, 90, 100)
 DEFAULT_LOCK_TIMEOUT = 30.0  # seconds a writer waits for another's lock
+DEFAULT_MAX_BODY_BYTES = 2**20  # 1 MiB
 
 
 class _Section(BaseModel):
@@ -252,6 +254,9 @@ class Schema(_Section):
     upgrade_url: str = Field("https://example.com/upgrade", alias="TOKENBUDGET_UPGRADE_URL")
     max_text_chars: int = Field(100_000, ge=1, alias="TOKENBUDGET_MAX_TEXT_CHARS")
     lock_timeout: Seconds = Field(DEFAULT_LOCK_TIMEOUT, alias="TOKENBUDGET_LOCK_TIMEOUT")
+    # the largest request body the API reads (three plain texts at the text limit: ~300 KB)
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1,
+                                alias="TOKENBUDGET_MAX_BODY_BYTES")
     # a usage trend is fitted only over history spanning this many days: edits minutes
     # apart say nothing about tokens per day
     trend_min_days: float = Field(7, gt=0, alias="TOKENBUDGET_TREND_MIN_DAYS")
@@ -267,8 +272,9 @@ class Schema(_Section):
     costs: CostSettings = CostSettings()
 
     def secret_values(self) -> list[str]:
-        """Every secret these settings hold, for scrubbing messages and logs."""
+        """Every secret these settings hold, for scrubbing messages and logs: the API
+        tokens, the keys, the SMTP password and a password in the store's URL."""
         found: list[Any] = [*self.api_tokens, self.airtable.api_key, self.smtp.password,
-                            self.llm.api_key]
+                            self.llm.api_key, *url_passwords(self.store)]
         return [s.get_secret_value() if isinstance(s, SecretStr) else s for s in found
                 if (s.get_secret_value() if isinstance(s, SecretStr) else s)]

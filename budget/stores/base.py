@@ -22,7 +22,12 @@ class StoreError(RuntimeError):
 class StoreBusy(StoreError):
     """Another writer held the store's lock past the lock timeout. Nothing was changed,
     and the same request can simply be tried again ("busy, try again"), which is why the
-    CLI and the API tell it apart from a store that is down."""
+    CLI and the API tell it apart from a store that is down. `retry_after`: seconds
+    until it can succeed, when the store knows (Airtable's penalty after a 429)."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PartialWrite(StoreError):

@@ -12,9 +12,13 @@ pyairtable, requests and urllib3 exactly as it does against api.airtable.com:
   checkboxes omitted from records, inverse link fields kept in step, unknown fields
   refused with 422 UNKNOWN_FIELD_NAME, bad values with INVALID_VALUE_FOR_COLUMN,
   unknown tables with 404, a wrong token with 401;
-- fault switches: `fail(...)` queues an injected status (429, 5xx, 422...) or a
-  dropped connection for the next matching requests; `expire_cursors` makes every
+- fault switches: `fail(...)` queues an injected status (429, 5xx, 422...), a
+  dropped connection, or a garbled 200 (`answer="cut"`: the body cut off mid-way,
+  `"html"`: a proxy's HTML page, `"shape"`: JSON that is not Airtable's) for the next
+  matching requests (by method, table, kind, or a record in a write's body), a write
+  optionally performed first (`apply`); `expire_cursors` makes every
   offset answer LIST_RECORDS_ITERATOR_NOT_AVAILABLE (a number makes only that many);
+- `rate_limit`: more requests in a second than that are refused with 429;
 - every request is logged (`requests`) so tests can count them.
 """
 
@@ -27,6 +31,7 @@ import re
 import string
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -63,7 +68,17 @@ class Fault:
     error_type: str = ""
     message: str = ""
     after: int = 0  # let this many matching requests through first
+    record: str | None = None  # only writes whose records include this record id
     apply: bool = False  # for writes: perform the write, then fail (the answer is lost)
+    delay: float = 0.0  # seconds to wait before answering (a timeout, with `apply`: late)
+    call: Callable[[], None] | None = None  # run when it strikes (after the write, with
+    #                                          `apply`): e.g. kill -9 the client process
+    answer: str = ""  # garbled 200: "cut" (body cut off), "html" (a page), "shape" (not
+    #                   Airtable's JSON); the status is then 200
+
+    def __post_init__(self) -> None:
+        if self.answer:
+            self.status = 200
 
 
 @dataclass
@@ -212,6 +227,8 @@ class FakeAirtable:
         self.faults: list[Fault] = []
         self.expire_cursors: bool | int = False
         self.page_delay = 0.0
+        self.rate_limit = 0  # requests per second the base accepts (0: any number)
+        self._accepted: list[float] = []  # when the last accepted requests came
         self._cursors: dict[str, tuple[str, list[str]]] = {}
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
@@ -364,7 +381,8 @@ class FakeAirtable:
             self._check_value(table, k, v)
 
     def handle(self, method: str, raw_path: str, body: object, key: str | None,
-               ) -> tuple[int, object] | None:
+               ) -> tuple[int, object, str] | None:
+        """(status, JSON payload, how to garble it: "" not at all), or None: drop."""
         split = urlsplit(raw_path)
         parts = [unquote(p) for p in split.path.split("/") if p]
         params = parse_qs(split.query, keep_blank_values=True)
@@ -372,13 +390,19 @@ class FakeAirtable:
         entry = Logged(method, split.path, table_name, kind, params, body, time.monotonic())
         with self._lock:
             self.requests.append(entry)
+            if self._over_rate(entry.at):
+                entry.status = 429
+                return 429, {"errors": [{"error": "RATE_LIMIT_REACHED", "message":
+                                         "Rate limit exceeded. Please try again later"}]}, ""
             fault = self._fault(entry)
         if fault is not None and not fault.apply:
+            self._strike(fault)
             entry.status = fault.status
             if fault.status == 0:
                 return None
             return fault.status, {"error": {"type": fault.error_type or _TYPES.get(
-                fault.status, "SERVER_ERROR"), "message": fault.message or "injected"}}
+                fault.status, "SERVER_ERROR"), "message": fault.message or "injected"}}, \
+                fault.answer
         try:
             if key != self.api_key and key not in self.forbidden_keys:
                 raise _Reject(401, "AUTHENTICATION_REQUIRED", "Authentication required")
@@ -389,15 +413,36 @@ class FakeAirtable:
                 result = self._route(method, parts, params, body)
         except _Reject as e:
             entry.status = e.status
-            return e.status, {"error": {"type": e.error_type, "message": e.message}}
+            return e.status, {"error": {"type": e.error_type, "message": e.message}}, ""
         if fault is not None:  # applied, then the answer is lost
+            self._strike(fault)
             entry.status = fault.status
             if fault.status == 0:
                 return None
+            if fault.answer:
+                return 200, result, fault.answer
             return fault.status, {"error": {"type": _TYPES.get(fault.status, "SERVER_ERROR"),
-                                            "message": "injected after applying"}}
+                                            "message": "injected after applying"}}, ""
         entry.status = 200
-        return 200, result
+        return 200, result, ""
+
+    def _over_rate(self, now: float) -> bool:
+        """Airtable's 5 requests per second per base, as a sliding window of 1 s over
+        the requests it accepted."""
+        if not self.rate_limit:
+            return False
+        self._accepted = [t for t in self._accepted if now - t < 1.0]
+        if len(self._accepted) >= self.rate_limit:
+            return True
+        self._accepted.append(now)
+        return False
+
+    @staticmethod
+    def _strike(fault: Fault) -> None:
+        if fault.call is not None:
+            fault.call()
+        if fault.delay:
+            time.sleep(fault.delay)
 
     def _classify(self, method: str, parts: list[str], body: object) -> tuple[str | None, str]:
         if len(parts) >= 2 and parts[1] == "meta":
@@ -422,7 +467,8 @@ class FakeAirtable:
             if f.times <= 0:
                 continue
             if ((f.method and f.method != entry.method) or (f.table and f.table != entry.table)
-                    or (f.kind and f.kind != entry.kind)):
+                    or (f.kind and f.kind != entry.kind)
+                    or (f.record and f.record not in _record_ids(entry.body))):
                 continue
             if f.after > 0:
                 f.after -= 1
@@ -598,6 +644,12 @@ class FakeAirtable:
                 "views": [{"id": "viw" + t.id[3:], "name": "Grid view", "type": "grid"}]}
 
 
+def _record_ids(body: object) -> list[str]:
+    records = body.get("records") if isinstance(body, dict) else None
+    return [r.get("id") for r in records if isinstance(r, dict)] \
+        if isinstance(records, list) else []
+
+
 _TYPES = {429: "RATE_LIMIT_REACHED", 500: "SERVER_ERROR", 502: "BAD_GATEWAY",
           503: "SERVICE_UNAVAILABLE", 422: "INVALID_REQUEST_UNKNOWN",
           401: "AUTHENTICATION_REQUIRED", 403: "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND"}
@@ -627,14 +679,28 @@ def _handler(fake: FakeAirtable) -> type[BaseHTTPRequestHandler]:
                 except OSError:
                     pass
                 return
-            status, payload = answer
+            status, payload, garble = answer
             data = json.dumps(payload).encode()
+            kind = "application/json"
+            if garble == "html":
+                kind, data = "text/html", (b"<html><head><title>502 Bad Gateway</title></head>"
+                                           b"<body><h1>502 Bad Gateway</h1></body></html>")
+            elif garble == "shape":
+                data = json.dumps({"data": payload, "note": "not Airtable's shape"}).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(data)))
+            if garble == "cut":  # the promised length, half of it sent, then hang up
+                data = data[:max(1, len(data) // 2)]
+                self.close_connection = True
             # headers and body in one write: no delayed-ACK stall between two segments
             self._headers_buffer.append(b"\r\n" + data)
             self.flush_headers()
+            if garble == "cut":
+                try:
+                    self.connection.shutdown(2)
+                except OSError:
+                    pass
 
         do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _serve
 

@@ -43,6 +43,23 @@ def text_of(at) -> str:
                                             *at.warning, *at.error, *at.info, *at.title))
 
 
-# the keys of the Analytics charts, one per section
-CHARTS = {"top_attributes", "headroom", "by_tier", "overall_over_time", "client_over_time",
-          "estimate_error", "prompt_cost"}
+# the Analytics tabs, each with the keys of its charts
+TABS = {"Top attributes": {"top_attributes"}, "Approaching limits": {"headroom"},
+        "By tier": {"by_tier"}, "Usage over time": {"overall_over_time", "client_over_time"},
+        "chars4 vs real": {"estimate_error"}, "Prompt cost": {"prompt_cost"}}
+CHARTS = set().union(*TABS.values())
+
+
+def open_tab(at, label: str):
+    """The Analytics page with the tab `label` open: the open tab lives in the URL."""
+    at.query_params["an_view"] = label
+    return at.run()
+
+
+def opens(at, page: str) -> bool:
+    """Whether `page` is in the navigation this run built (AppTest refuses the others)."""
+    try:
+        at.switch_page(page)
+    except ValueError:
+        return False
+    return True

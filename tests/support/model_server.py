@@ -11,7 +11,14 @@ class FakeModel(BaseHTTPRequestHandler):
 
     answer = "Prefer big firms."
     status = 200
+    error_body = b'{"error": {"message": "overloaded"}}'  # the answer when status is not 200
     seen: list = []
+
+    @classmethod
+    def reset(cls) -> None:
+        """Each test starts from a server that answers 200 with the default text."""
+        cls.seen, cls.status, cls.answer = [], 200, "Prefer big firms."
+        cls.error_body = b'{"error": {"message": "overloaded"}}'
 
     def do_POST(self):  # noqa: N802
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
@@ -19,7 +26,7 @@ class FakeModel(BaseHTTPRequestHandler):
         if self.status != 200:
             self.send_response(self.status)
             self.end_headers()
-            self.wfile.write(b'{"error": {"message": "overloaded"}}')
+            self.wfile.write(self.error_body)
             return
         out = json.dumps({"id": "x", "object": "chat.completion", "choices": [
             {"index": 0, "message": {"role": "assistant", "content": self.answer},

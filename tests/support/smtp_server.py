@@ -26,6 +26,7 @@ class Inbox:
     def __init__(self, delay: float = 0.0) -> None:
         self.messages: list[tuple[list[str], Message]] = []
         self.reject = 0
+        self.reject_text = "554 5.7.1 message rejected for the test"
         self.delay = delay
         self.unknown: set[str] = set()  # addresses answered with 550
 
@@ -40,7 +41,7 @@ class Inbox:
             await asyncio.sleep(self.delay)
         if self.reject:
             self.reject -= 1
-            return "554 5.7.1 message rejected for the test"
+            return self.reject_text
         self.messages.append((list(envelope.rcpt_tos),
                               email.message_from_bytes(envelope.original_content)))
         return "250 OK"

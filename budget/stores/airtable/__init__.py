@@ -33,10 +33,16 @@ Where the code lives
 - `tables`: the two tables as the store reads them (listings, lookups by id).
 - `records`: Airtable records parsed into Clients and Attributes, with warnings.
 - `versions`: content-hash versions (Airtable has none) and the text hash.
-- `sidecar_protocol`: the sidecar's methods, and which home `AIRTABLE_SIDECAR` names;
-  `sidecar`: in a SQLite file; `sidecar_postgresql`: in PostgreSQL.
+- `sidecar_protocol`: the sidecar's methods (the write journal among them), and which
+  home `AIRTABLE_SIDECAR` names; `sidecar`: in a SQLite file; `sidecar_postgresql`: in
+  PostgreSQL; `deferred`: a sidecar write as it waits in a unit of work and the journal.
+- `writer_lock`: the machine's Airtable writers' lock (a flock on a local file), and
+  where the machine's local files of a sidecar live.
+- `journal`: what landed, learnt by reading records again; the journal settled from it
+  after a lost answer, and the entries of a writer that died settled on the next start.
 - `unit_of_work`: a transaction's buffered writes and their flush, 10 records per
-  request, with an exact report when a write lands only in part.
+  request (a batch refused for one record split to isolate it), journaled first, with
+  an exact report when a write lands only in part.
 - `store`: AirtableStore, the Store protocol over the above.
 - `schema`: `tokenbudget airtable check` and `migrate`.
 """

@@ -3,13 +3,17 @@ API: every name is a setting, so the store fits a base whose fields are named ot
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ...model import BadInput
 from ...settings import AirtableSettings
 from ...settings.schema import DEFAULT_LOCK_TIMEOUT
+from .sidecar_protocol import POSTGRESQL_SCHEMES
 
 # role -> (setting, default field name); "" means: not used
 CLIENT_FIELDS: dict[str, tuple[str, str]] = {
@@ -87,6 +91,16 @@ class AirtableConfig:
             backoff=section.retry_backoff,
             timeout=(section.connect_timeout, section.read_timeout),
             allow_replace=section.allow_replace)
+
+    def local_file(self, suffix: str) -> str:
+        """A file of this machine for the base (the pacer's schedule): beside a sidecar
+        file; with the sidecar in PostgreSQL, in the temporary folder, named for the
+        endpoint and base, so every process of the machine finds the same one."""
+        if not self.sidecar.startswith(POSTGRESQL_SCHEMES):
+            return self.sidecar + suffix
+        where = hashlib.sha256(self.endpoint_url.encode()).hexdigest()[:12]
+        return os.path.join(tempfile.gettempdir(),
+                            f"tokenbudget-airtable-{self.base_id}-{where}{suffix}")
 
     def missing_names(self) -> list[str]:
         """Required field roles that are set to nothing."""

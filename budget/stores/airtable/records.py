@@ -5,12 +5,13 @@ the data still loads. Airtable omits empty fields and false checkboxes from reco
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 
-from ...model import Attribute, Client, Tier
+from ...model import Attribute, BadInput, Client, Tier
 from .config import AirtableConfig
 from .sidecar_protocol import Extras
 from .versions import text_hash, version_of
@@ -47,6 +48,13 @@ def clean(fields: Mapping[str, object]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v not in (None, "", [], False)}
 
 
+class DuplicateId(BadInput):
+    """Two or more records hold one app id: which of them a read or a write would reach
+    is Airtable's listing order, so a budget could be checked against one record and
+    summed over both. Every read and write of that id is refused with this, naming the
+    records, until one of them is changed in Airtable."""
+
+
 class _Skip(Exception):
     """The record cannot be read: `field_name` is missing or holds `problem`."""
 
@@ -66,6 +74,8 @@ class RecordReader:
         self.rid: dict[tuple[str, str], str] = {}  # (kind, app id) -> record id
         self.app_id: dict[tuple[str, str], str] = {}  # (kind, record id) -> app id
         self.hashes: dict[str, str] = {}  # attribute id -> hash of its texts
+        # (kind, app id) -> (record, field, problem) of the DuplicateId it is refused with
+        self.duplicates: dict[tuple[str, str], tuple[str, str, str]] = {}
 
     def warn(self, kind: str, message: str) -> None:
         if message not in self.warnings[kind]:
@@ -73,15 +83,57 @@ class RecordReader:
 
     def label(self, kind: str, rid: str, fields: Mapping[str, Any]) -> str:
         """How a warning names a record: table, record id and name."""
+        return f"{self.config.table(kind)} record {self._named(kind, rid, fields)}"
+
+    def _named(self, kind: str, rid: str, fields: Mapping[str, Any]) -> str:
+        """A record id with the record's name: "rec... (Acme)"."""
         name = fields.get(self.config.cf("name") if kind == "c" else self.config.af("name"))
-        return f"{self.config.table(kind)} record {rid}" + (
-            f" ({name})" if isinstance(name, str) and name else "")
+        return rid + (f" ({name})" if isinstance(name, str) and name else "")
 
     def record_label(self, kind: str, rid: str) -> str:
         """How a write report names a record: table, record id and app id."""
         app_id = self.app_id.get((kind, rid))
         return f"{self.config.table(kind)} {rid}" + (
             f" ({app_id})" if app_id and app_id != rid else "")
+
+    def id_field(self, kind: str) -> str:
+        return self.config.cf("id") if kind == "c" else self.config.af("id")
+
+    def unique(self, kind: str, records: Sequence[Record], every_holder: bool
+               ) -> list[Record]:
+        """The records whose app id no other record holds. Ids held by several are
+        remembered as duplicates (with a warning naming every record) and their records
+        left out, as are the records of ids already known as duplicates. `every_holder`:
+        the records are all that hold their ids (a whole listing, a lookup by app id),
+        so an id seen once is no longer a duplicate (it was fixed in Airtable)."""
+        id_field = self.id_field(kind)
+        if not id_field:
+            return list(records)  # record ids are unique
+        holders: dict[str, list[Record]] = defaultdict(list)
+        for rec in records:
+            holders[id_value((rec.get("fields") or {}).get(id_field))].append(rec)
+        out: list[Record] = []
+        for app_id, recs in holders.items():
+            if app_id and len(recs) > 1:
+                labels = [self._named(kind, r["id"], r.get("fields") or {}) for r in recs]
+                record = (f"Airtable table {self.config.table(kind)!r} records "
+                          + ", ".join(labels[:-1]) + " and " + labels[-1])
+                self.duplicates[(kind, app_id)] = (
+                    record, id_field, f"duplicate id {app_id!r}; every read and write of "
+                    f"{app_id} is refused until one of them is given another id in Airtable")
+                self.warn(kind, str(DuplicateId(*self.duplicates[(kind, app_id)])))
+                continue
+            if every_holder:
+                self.duplicates.pop((kind, app_id), None)
+            if (kind, app_id) not in self.duplicates:
+                out.extend(recs)
+        return out
+
+    def refuse_duplicate(self, kind: str, app_id: str) -> None:
+        """Raises DuplicateId if `app_id` is known to be held by several records."""
+        known = self.duplicates.get((kind, app_id))
+        if known is not None:
+            raise DuplicateId(*known)
 
     def client(self, rec: Record, tiers: Mapping[int, Tier],
                extras: Callable[[str], Extras]) -> Client | None:

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import socket
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pyairtable.utils import chunked
@@ -22,7 +24,9 @@ from .. import automation_sql
 from ..base import PassHolder, StoreError
 from ..lease_lock import LeaseLock
 from ..sqlite_connection import add_column, connect
-from .sidecar_protocol import NO_EXTRAS, Extras
+from .deferred import Deferred
+from .sidecar_protocol import NO_EXTRAS, Extras, Intent
+from .writer_lock import writer_lock
 
 SIDECAR_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tiers (level INTEGER PRIMARY KEY, name TEXT NOT NULL,
@@ -44,12 +48,21 @@ CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS alerts_sent (
     client_id TEXT NOT NULL, threshold INTEGER NOT NULL, period TEXT NOT NULL,
     sent_at TEXT NOT NULL, PRIMARY KEY (client_id, threshold, period));
+CREATE TABLE IF NOT EXISTS journal_writes (
+    tx TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, at TEXT NOT NULL,
+    client_id TEXT NOT NULL, kind TEXT NOT NULL, rid TEXT NOT NULL, fields TEXT NOT NULL,
+    PRIMARY KEY (tx, kind, rid));
+CREATE TABLE IF NOT EXISTS journal_calls (
+    tx TEXT NOT NULL, seq INTEGER NOT NULL, client_id TEXT NOT NULL, method TEXT NOT NULL,
+    args TEXT NOT NULL, PRIMARY KEY (tx, seq));
 """
 # columns added since the first release: files made before them get them on opening
 COLUMNS = (("client_extra", "anchor_day",
             "INTEGER CHECK (anchor_day IS NULL OR anchor_day BETWEEN 1 AND 31)"),)
 EXTRA_COLUMNS = "client_id, topup, period_months, last_reset_period, anchor_day"
 HASHES_PER_QUERY = 900  # under SQLite's limit of host parameters in one statement
+# a journal entry of another host is taken as its writer's dead after this long
+JOURNAL_LEASE = timedelta(minutes=15)
 
 
 class SQLiteSidecar:
@@ -105,7 +118,8 @@ class SQLiteSidecar:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
+        if conn.in_transaction:  # not when the journal committed and nothing followed
+            conn.execute("COMMIT")
 
     # reads ------------------------------------------------------------------------------
     def tiers(self) -> dict[int, Tier]:
@@ -254,3 +268,50 @@ class SQLiteSidecar:
 
     def pass_holder(self) -> PassHolder | None:
         return self._pass_lock.holder()
+
+    # the write journal ----------------------------------------------------------------
+    def journal(self, intents: Iterable[Intent], ops: Iterable[Deferred]) -> str:
+        """Inside the caller's transaction, which it commits (with the rows written so
+        far) before the first request: a second commit settles it after the last. The
+        machine's writer lock (`writer_lock`) keeps other writers out in between."""
+        tx, at = secrets.token_hex(8), datetime.now(UTC).isoformat()
+        host, pid = socket.gethostname(), os.getpid()
+        conn = self._conn()
+        conn.executemany("INSERT INTO journal_writes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         [(tx, host, pid, at, i.client_id, i.kind, i.rid,
+                           json.dumps(i.fields, sort_keys=True)) for i in intents])
+        conn.executemany("INSERT INTO journal_calls VALUES (?, ?, ?, ?, ?)",
+                         [(tx, n, op.client_id, op.method, op.arguments())
+                          for n, op in enumerate(ops)])
+        conn.execute("COMMIT")
+        return tx
+
+    def writer_lock(self, timeout: float) -> AbstractContextManager[None]:
+        """A flock beside the file (`writer_lock`): SQLite's own write lock is free
+        between the journal's two commits."""
+        return writer_lock(self.path, timeout)
+
+    def journaled(self) -> dict[str, list[Intent]]:
+        """Every entry of this host (the caller holds the machine's writer lock, so no
+        writer here is between its two commits) and those of other hosts older than the
+        lease."""
+        stale = (datetime.now(UTC) - JOURNAL_LEASE).isoformat()
+        out: dict[str, list[Intent]] = {}
+        for tx, cid, kind, rid, fields in self._query(
+                "SELECT tx, client_id, kind, rid, fields FROM journal_writes "
+                "WHERE host = ? OR at < ? ORDER BY tx, kind, rid",
+                (socket.gethostname(), stale)):
+            out.setdefault(tx, []).append(Intent(cid, kind, rid, json.loads(fields)))
+        return out
+
+    def settle(self, tx: str, landed: Iterable[str], known: Iterable[str]) -> None:
+        """The caller holds the writer lock, so nobody else settles the entry meanwhile."""
+        conn = self._conn()
+        landed = set(landed)
+        for cid, method, args in self._query("SELECT client_id, method, args FROM "
+                                             "journal_calls WHERE tx = ? ORDER BY seq", (tx,)):
+            if cid in landed:
+                Deferred.from_journal(cid, method, args).run(self)
+        for cid in set(known):
+            for table in ("journal_writes", "journal_calls"):
+                conn.execute(f"DELETE FROM {table} WHERE tx = ? AND client_id = ?", (tx, cid))

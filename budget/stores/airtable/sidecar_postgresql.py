@@ -16,12 +16,20 @@ The write lock: a transaction on one client takes the sidecar's lock shared and 
 client's advisory lock (a key on its id: the clients live in Airtable, there is no row
 to lock), so hosts writing different clients go on side by side while two writes to one
 client queue; whole-base work (tiers, a data set) takes the sidecar's lock exclusively.
-A lock not granted within the lock timeout is StoreBusy."""
+A lock not granted within the lock timeout is StoreBusy.
+
+The write journal: an entry is written on a second, autocommitted connection, so it is
+committed before the first request while the writer's transaction keeps its locks open
+until the entry is settled in it; one transaction, no file lock. The writer holds an
+advisory lock on the entry's id (`locks.journal_writer`) for as long: an entry whose
+lock is free was left by a writer that is gone, on any host."""
 
 from __future__ import annotations
 
+import json
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import date, datetime
 
 from ...model import DEFAULT_TIERS, AuditEntry, Deactivation, FieldTokens, Notification, Tier
@@ -29,7 +37,8 @@ from ..base import PassHolder
 from ..postgresql import automation, locks, shared_tables
 from ..postgresql.connection import Database
 from ..postgresql.migrations import CLAIMS, SHARED_TABLES, migrate
-from .sidecar_protocol import NO_EXTRAS, Extras
+from .deferred import Deferred
+from .sidecar_protocol import NO_EXTRAS, Extras, Intent
 
 SCHEMA = "airtable_sidecar"
 
@@ -51,8 +60,29 @@ CREATE TABLE token_counts (
 );
 """
 
+_JOURNAL_TABLES = """
+CREATE TABLE journal_writes (
+    tx text COLLATE "C" NOT NULL,
+    at timestamptz NOT NULL DEFAULT now(),
+    client_id text COLLATE "C" NOT NULL,
+    kind text NOT NULL,
+    rid text COLLATE "C" NOT NULL,
+    fields text NOT NULL,
+    PRIMARY KEY (tx, kind, rid)
+);
+CREATE TABLE journal_calls (
+    tx text COLLATE "C" NOT NULL,
+    seq bigint NOT NULL,
+    client_id text COLLATE "C" NOT NULL,
+    method text NOT NULL,
+    args text NOT NULL,
+    PRIMARY KEY (tx, seq)
+);
+"""
+
 # version -> the statements that bring the sidecar's schema from the version before to it
-MIGRATIONS: dict[int, str] = {1: SHARED_TABLES + CLAIMS + _SIDECAR_TABLES}
+MIGRATIONS: dict[int, str] = {1: SHARED_TABLES + CLAIMS + _SIDECAR_TABLES,
+                              2: _JOURNAL_TABLES}
 _EXTRA_COLUMNS = "client_id, topup, period_months, last_reset_period, anchor_day"
 _REPLACED = ("tiers", "client_extra", "usage_history", "audit_log", "alerts_sent",
              *automation.TABLES)
@@ -84,6 +114,11 @@ class PostgresSidecar:
 
     def close(self) -> None:
         self._db.close()
+
+    def writer_lock(self, timeout: float) -> AbstractContextManager[None]:
+        """None beyond `transaction()`'s advisory locks, held from the journal to its
+        settling (one transaction), so hosts and processes writing other clients go on."""
+        return nullcontext()
 
     def transaction(self, client_id: str | None = None) -> AbstractContextManager[None]:
         return self._db.transaction(client_id)
@@ -185,6 +220,45 @@ class PostgresSidecar:
 
     def mark_restored(self, deactivations: Iterable[Deactivation], at: datetime) -> None:
         automation.mark_restored(self._db, deactivations, at)
+
+    # the write journal --------------------------------------------------------------------
+    def journal(self, intents: Iterable[Intent], ops: Iterable[Deferred]) -> str:
+        tx = secrets.token_hex(8)
+        with self._db.connection() as conn:  # the transaction's: held until it settles
+            locks.journal_writer(conn, tx)
+        with self._db.beside() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany("INSERT INTO journal_writes (tx, client_id, kind, rid, fields) "
+                            "VALUES (%s, %s, %s, %s, %s)",
+                            [(tx, i.client_id, i.kind, i.rid, json.dumps(i.fields, sort_keys=True))
+                             for i in intents])
+            cur.executemany("INSERT INTO journal_calls VALUES (%s, %s, %s, %s, %s)",
+                            [(tx, n, op.client_id, op.method, op.arguments())
+                             for n, op in enumerate(ops)])
+        return tx
+
+    def journaled(self) -> dict[str, list[Intent]]:
+        """The entries whose writer's lock is free."""
+        out: dict[str, list[Intent]] = {}
+        with self._db.beside() as conn:
+            rows = conn.execute("SELECT tx, client_id, kind, rid, fields FROM journal_writes "
+                                "ORDER BY tx, kind, rid").fetchall()
+            gone = {tx for tx in {r[0] for r in rows} if locks.journal_writer_gone(conn, tx)}
+        for tx, cid, kind, rid, fields in rows:
+            if tx in gone:
+                out.setdefault(tx, []).append(Intent(cid, kind, rid, json.loads(fields)))
+        return out
+
+    def settle(self, tx: str, landed: Iterable[str], known: Iterable[str]) -> None:
+        """The calls are taken by deleting them: a second settler waits for the first's
+        commit, then finds none."""
+        known, landed = sorted(set(known)), set(landed)
+        calls = self._db.query("DELETE FROM journal_calls WHERE tx = %s AND client_id = ANY(%s) "
+                               "RETURNING seq, client_id, method, args", (tx, known))
+        self._db.execute("DELETE FROM journal_writes WHERE tx = %s AND client_id = ANY(%s)",
+                         (tx, known))
+        for _, cid, method, args in sorted(calls):
+            if cid in landed:
+                Deferred.from_journal(cid, method, args).run(self)
 
     # committed at once -------------------------------------------------------------------
     def claim_alert(self, client_id: str, thresholds: Sequence[int], period: date,

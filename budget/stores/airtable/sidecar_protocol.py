@@ -7,23 +7,36 @@ The store never touches a connection: it reads and writes through these methods.
 run inside `transaction()`, which is also the base's write lock for every process and
 host that shares the sidecar; the store opens it around each of its own transactions
 and defers the rows tied to a client's Airtable writes (audit, history, extras,
-deactivations) until those writes have landed. A lock not granted within the store's
-lock timeout is StoreBusy."""
+deactivations) until those writes have landed, and journals them (`journal`) before the
+first request is sent. A lock not granted within the store's lock timeout is StoreBusy."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from ...model import AuditEntry, Deactivation, FieldTokens, Notification, Tier
 from ..base import PassHolder
+from .deferred import Deferred
 
 # a client's top-up, period months, last reset period and anchor day
 Extras = tuple[int, int, date | None, int | None]
 NO_EXTRAS: Extras = (0, 1, None, None)
 POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
+
+
+@dataclass(frozen=True)
+class Intent:
+    """A record write about to be sent (journaled first): the record, the client whose
+    change it is part of, and the field values it sets."""
+
+    client_id: str
+    kind: str
+    rid: str
+    fields: dict[str, Any]
 
 
 class Sidecar(Protocol):
@@ -33,6 +46,11 @@ class Sidecar(Protocol):
         """Writes inside commit together or not at all. Holds the base's write lock: with
         `client_id`, a home that can lock one client (PostgreSQL) locks only that one, so
         other hosts' work on other clients goes on; nested use joins the open one."""
+
+    def writer_lock(self, timeout: float) -> AbstractContextManager[None]:
+        """Held around a whole store transaction, from its first read to its last commit
+        (the journal's commit before sending, the settling after), beyond what
+        `transaction()` holds; StoreBusy after `timeout` seconds of waiting."""
 
     def close(self) -> None: ...
 
@@ -68,6 +86,19 @@ class Sidecar(Protocol):
     def save_auto_deactivate_flag(self, client_id: str, enabled: bool | None) -> None: ...
     def add_deactivation(self, deactivation: Deactivation) -> None: ...
     def mark_restored(self, deactivations: Iterable[Deactivation], at: datetime) -> None: ...
+
+    # the write journal (see `journal`) ------------------------------------------------------
+    def journal(self, intents: Iterable[Intent], ops: Iterable[Deferred]) -> str:
+        """Records, committed before the first request and while the writer keeps its
+        locks, the writes about to be sent and the deferred sidecar writes of their
+        clients; returns the entry's id."""
+    def journaled(self) -> dict[str, list[Intent]]:
+        """The entries of writers that are gone, by entry id."""
+    def settle(self, tx: str, landed: Iterable[str], known: Iterable[str]) -> None:
+        """Inside `transaction()`: makes the journaled sidecar writes of the clients whose
+        writes `landed` (in part or whole) and drops the entry's rows of the clients
+        whose outcome is `known`; the others stay for a later look. Two settling the
+        same entry at once make its writes once."""
 
     # committed at once, each in a transaction of its own -----------------------------------
     def claim_alert(self, client_id: str, thresholds: Sequence[int], period: date,

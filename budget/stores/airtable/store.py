@@ -1,17 +1,17 @@
 """AirtableStore: the Store protocol over an Airtable base, its reads and writes.
 
-`transaction()` takes a lock shared by every store of the same base in the process and
-the sidecar's write lock (see `sidecar_protocol`), so writers are serialised across
-processes, and with the sidecar in PostgreSQL across hosts too; inside it, writes are
-buffered in a UnitOfWork."""
+`transaction()` takes a lock shared by every store of the same base in the process, the
+sidecar's writer lock and its write lock (see `sidecar_protocol`), so writers are
+serialised across processes, and with the sidecar in PostgreSQL across hosts too (per
+client); it first settles what a writer that died left in the journal; inside it,
+writes are buffered in a UnitOfWork."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
-from functools import partial
 
 from pyairtable.utils import chunked, datetime_to_iso_str
 
@@ -24,6 +24,8 @@ from ..base import PassHolder, StoreError
 from .config import AirtableConfig
 from .http import AirtableFailure, Pacer
 from .records import Record, RecordReader, clean, id_value, is_record_id
+from .deferred import Deferred
+from .journal import reconcile
 from .sidecar_protocol import Extras, open_sidecar
 from .tables import Tables
 from .unit_of_work import BATCH, UnitOfWork, WriteReport
@@ -35,10 +37,14 @@ _SHARED_LOCK = threading.Lock()
 
 def _shared(config: AirtableConfig) -> tuple[Pacer, threading.RLock]:
     """The request pacer and the writer lock of the config's base, shared by every store
-    of that base in the process: the rate limit and the writes are the base's."""
+    of that base in the process: the rate limit and the writes are the base's. The
+    pacer keeps its schedule in a file of the machine (`AirtableConfig.local_file`),
+    shared by its processes."""
     key = f"{config.endpoint_url}|{config.base_id}"
     with _SHARED_LOCK:
-        pacer, lock = _SHARED.setdefault(key, (Pacer(config.min_interval), threading.RLock()))
+        pacer, lock = _SHARED.setdefault(key, (Pacer(config.min_interval,
+                                                     config.local_file(".pace")),
+                                               threading.RLock()))
         pacer.interval = config.min_interval
     return pacer, lock
 
@@ -60,6 +66,21 @@ class AirtableStore:
         self._tx: UnitOfWork | None = None
         self._tx_owner: int | None = None
         self.last_write: WriteReport | None = None
+        self._settle_journal()
+
+    def _settle_journal(self) -> None:
+        """What a writer that died left in the journal, settled on opening (every
+        transaction does so first as well). Skipped, for the next writer, if another is
+        at work (it settles first) or Airtable cannot be read now."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            with self._side.writer_lock(0), self.api.failing_fast():
+                reconcile(self.tables, self._side)
+        except StoreError:
+            pass
+        finally:
+            self._lock.release()
 
     def __repr__(self) -> str:
         return f"<AirtableStore base={self.config.base_id}>"
@@ -102,13 +123,16 @@ class AirtableStore:
             finally:
                 tx.depth -= 1
             return
-        with self._lock:
+        self.api.wait_out_penalty()  # before the locks: nobody waits behind the penalty
+        with self._lock, self._side.writer_lock(self.config.lock_timeout), \
+                self.api.failing_fast():
+            reconcile(self.tables, self._side)
             tx = UnitOfWork()
             self._tx, self._tx_owner = tx, threading.get_ident()
             try:
                 with self._side.transaction(client_id):
                     yield
-                    report = tx.flush(self.tables, self._read)
+                    report = tx.flush(self.tables, self._read, self._side)
             finally:
                 self._tx, self._tx_owner = None, None
             self.last_write = report
@@ -168,27 +192,18 @@ class AirtableStore:
     def clients(self) -> list[Client]:
         self._read.warnings["c"] = []
         tiers = self.tiers()
-        out: list[Client] = []
-        seen: dict[str, str] = {}
-        for rec in self._client_records():
-            c = self._parse_client(rec, tiers)
-            if c is None:
-                continue
-            if c.id in seen:
-                self._read.warn("c", f"{self._read.label('c', rec['id'], rec['fields'])}: "
-                                     f"{self.config.cf('id')}: duplicate id {c.id!r} (also "
-                                     f"record {seen[c.id]}); record skipped")
-                continue
-            seen[c.id] = rec["id"]
-            out.append(c)
+        records = self._read.unique("c", self._client_records(), every_holder=True)
+        out = [c for c in (self._parse_client(rec, tiers) for rec in records) if c is not None]
         return sorted(out, key=lambda c: (c.name, c.id))
 
     def _client_record(self, client_id: str) -> Record | None:
+        """The client's record; DuplicateId if several hold its id."""
         id_field = self.config.cf("id")
         tx = self._current()
         if tx is not None:
             cached = tx.cached("c", [self._read.rid.get(("c", client_id))])
             if cached and (not id_field or cached[0]["fields"].get(id_field) == client_id):
+                self._read.refuse_duplicate("c", client_id)
                 return cached[0]
         if id_field:
             records = self.tables.by_app_ids("c", [client_id])
@@ -196,10 +211,8 @@ class AirtableStore:
             records = self.tables.by_record_ids("c", [client_id])
         else:
             records = []
-        records = self._remember("c", records)
-        if len(records) > 1:
-            self._read.warn("c", f"{self.config.clients_table}: {id_field}: {len(records)} "
-                                 f"records have id {client_id!r}; using {records[0]['id']}")
+        records = self._read.unique("c", self._remember("c", records), every_holder=True)
+        self._read.refuse_duplicate("c", client_id)
         return records[0] if records else None
 
     def client(self, client_id: str) -> Client | None:
@@ -234,21 +247,29 @@ class AirtableStore:
 
     def _load_attributes(self, client_id: str | None = None,
                          ids: Sequence[str] | None = None) -> list[Attribute]:
-        if client_id is None and ids is None:
+        """The attributes asked for; DuplicateId if one asked for by id, or one of the
+        client's, has an id that several records hold (the client's usage and any
+        check against its budget would depend on which record counts)."""
+        whole = client_id is None and ids is None
+        if whole:
             self._read.warnings["a"] = []
         records = self._attribute_records(client_id, ids)
         self._ensure_client_ids(records)
-        out, seen = [], set()
-        for rec in records:
+        kept = self._read.unique("a", records, every_holder=whole)
+        if client_id is not None:
+            own = self._read.rid.get(("c", client_id), client_id)
+            for rec in records:
+                fields = rec.get("fields") or {}
+                if own in (fields.get(self.config.af("client")) or []):
+                    self._read.refuse_duplicate("a", id_value(fields.get(self.config.af("id"))))
+        if ids is not None:
+            for aid in ids:
+                self._read.refuse_duplicate("a", aid)
+        out = []
+        for rec in kept:
             a = self._read.attribute(rec)
             if a is None:
                 continue
-            if a.id in seen:
-                self._read.warn("a", f"{self._read.label('a', rec['id'], rec['fields'])}: "
-                                     f"{self.config.af('id')}: duplicate id {a.id!r}; "
-                                     "record skipped")
-                continue
-            seen.add(a.id)
             if client_id is not None and a.client_id != client_id:
                 continue
             if ids is not None and a.id not in ids:
@@ -292,13 +313,13 @@ class AirtableStore:
         with self.transaction():
             self._side.save_setting(key, value)
 
-    def _op(self, client_id: str | None, write: Callable[[], None]) -> None:
-        """A sidecar write that, for a client, commits only if that client's Airtable
-        writes all land; with no client, made now."""
+    def _op(self, client_id: str | None, method: str, *args: object) -> None:
+        """A sidecar write (`method(*args)`) that, for a client, commits only if that
+        client's Airtable writes land; with no client, made now."""
         if client_id is None:
-            write()
+            getattr(self._side, method)(*args)
         else:
-            self._unit().defer(client_id, write)
+            self._unit().defer(Deferred(client_id, method, args))
 
     def save_counts(self, encoding: str, counts: dict[str, FieldTokens]) -> None:
         by_hash = {self._read.hashes[aid]: t for aid, t in counts.items()
@@ -339,7 +360,7 @@ class AirtableStore:
             if extras != (current.topup, current.period_months, current.last_reset_period,
                           current.anchor_day):
                 tx.extras[client.id] = extras
-                self._op(client.id, partial(self._side.save_extras, client.id, extras))
+                self._op(client.id, "save_extras", client.id, extras)
             saved = self._parse_client({"id": rid, "fields": tx.records["c"][rid]}, self.tiers())
         return saved  # type: ignore[return-value]
 
@@ -372,16 +393,16 @@ class AirtableStore:
 
     def add_audit(self, entry: AuditEntry) -> None:
         with self.transaction():
-            self._op(entry.client_id, partial(self._side.add_audit, entry))
+            self._op(entry.client_id, "add_audit", entry)
 
     def add_history(self, client_id: str, at: datetime, usage: int, budget: int) -> None:
         with self.transaction():
-            self._op(client_id, partial(self._side.add_history, client_id, at, usage, budget))
+            self._op(client_id, "add_history", client_id, at, usage, budget)
 
     def clear_alerts(self, client_id: str, period: date) -> int:
         with self.transaction():
             n = self._side.count_sent_alerts(client_id, period)
-            self._op(client_id, partial(self._side.clear_alerts, client_id, period))
+            self._op(client_id, "clear_alerts", client_id, period)
             return n
 
     # data sets ------------------------------------------------------------------------
@@ -477,13 +498,12 @@ class AirtableStore:
         """Commits only if that client's Airtable writes of the transaction all land
         (like its audit and history)."""
         with self.transaction():
-            self._op(deactivation.client_id,
-                     partial(self._side.add_deactivation, deactivation))
+            self._op(deactivation.client_id, "add_deactivation", deactivation)
 
     def mark_restored(self, deactivations: Iterable[Deactivation], at: datetime) -> None:
         with self.transaction():
             for d in deactivations:
-                self._op(d.client_id, partial(self._side.mark_restored, [d], at))
+                self._op(d.client_id, "mark_restored", [d], at)
 
 
 def open_airtable(settings: AirtableSettings,

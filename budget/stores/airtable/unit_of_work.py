@@ -8,46 +8,65 @@ changed in Airtable meanwhile (e.g. `Last Token Update` moved because another in
 wrote). Airtable has no conditional update, so a change landing between that re-read
 and the write cannot be detected; the window is one request long.
 
-If a request fails part-way, the records already sent stay written (Airtable has no
-rollback): the WriteReport and the raised PartialWrite say exactly which records were
-written and which were not, the sidecar rows (audit, history, extras) of the clients
-whose writes did not all land are not committed, and running the same operation again
+Before the first request, the writes and their clients' sidecar rows (audit, history,
+extras) are journaled and committed; after the last, the sidecar rows of every client
+with a write that landed are committed (see `journal`). A failed request's records are
+read again to learn whether it landed anyway (an answer lost after the change), so a
+change in Airtable never goes without its audit row. What did not land stays unwritten
+(Airtable has no rollback): the WriteReport and the raised PartialWrite say exactly
+which records were written and which were not, and running the same operation again
 completes it without doubling anything (a reset already done is a no-op; the others
 are redone)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyairtable.utils import chunked
 
 from ...model import StaleWrite
-from ..base import PartialWrite, StoreError
+from ..base import PartialWrite, StoreBusy, StoreError
+from .config import AirtableConfig
 from .http import AirtableFailure
+from .journal import Outcome, learn, settle
 from .records import Record, RecordReader, clean
-from .sidecar_protocol import Extras
+from .deferred import Deferred
+from .sidecar_protocol import Extras, Intent, Sidecar
 from .tables import Tables
 
 BATCH = 10  # Airtable: records per create/update/delete request
+# Airtable's errors that one record of a request can cause (a value its field refuses,
+# a record deleted meanwhile), and how many such records are isolated before the rest
+# is left unsent
+RECORD_ERRORS = {"INVALID_VALUE_FOR_COLUMN", "ROW_DOES_NOT_EXIST"}
+MAX_BAD = 3
 
 
 @dataclass
 class WriteReport:
     written: list[str] = field(default_factory=list)  # "Clients rec... (A)"
     not_written: list[str] = field(default_factory=list)
+    unknown: list[str] = field(default_factory=list)  # sent, but could not be read again
     requests: int = 0
     error: str = ""
+    busy: float | None = None  # stopped by a 429: seconds until the same write succeeds
 
     @property
     def complete(self) -> bool:
-        return not self.not_written and not self.error
+        return not self.not_written and not self.unknown and not self.error
 
     def raise_for_failure(self) -> None:
         """Raises what the failed write means: nothing written, or exactly what was."""
         if not self.error:
             return
+        if self.unknown:
+            raise StoreError(f"{self.error}; not known whether it landed: "
+                             f"{len(self.unknown)} record(s) ({', '.join(self.unknown)}), "
+                             "checked again (and audited if they did) on the next write")
+        if not self.written and self.busy is not None:
+            raise StoreBusy(f"{self.error}; nothing was written", self.busy)
         if not self.written:
             raise StoreError(f"{self.error}; nothing was written")
         raise PartialWrite(
@@ -71,7 +90,7 @@ class UnitOfWork:
     full: dict[str, bool] = field(default_factory=lambda: {"c": False, "a": False})
     pending: dict[str, dict[str, Fields]] = field(default_factory=lambda: {"c": {}, "a": {}})
     extras: dict[str, Extras] = field(default_factory=dict)
-    ops: list[tuple[str, Callable[[], None]]] = field(default_factory=list)  # client id, write
+    ops: list[Deferred] = field(default_factory=list)
 
     def remember(self, kind: str, records: Iterable[Record], whole_table: bool = False
                  ) -> list[Record]:
@@ -108,71 +127,150 @@ class UnitOfWork:
         self.pending[kind].setdefault(rid, {}).update(changed)
         self.records[kind][rid].update(changed)
 
-    def defer(self, client_id: str, write: Callable[[], None]) -> None:
-        """A sidecar write that commits only if the client's Airtable writes all land."""
-        self.ops.append((client_id, write))
+    def defer(self, op: Deferred) -> None:
+        """A sidecar write that commits only if the client's Airtable writes land."""
+        self.ops.append(op)
 
     def forget_reads(self) -> None:
         """After the tables were replaced: nothing read before describes them."""
         self.records, self.seen = {"c": {}, "a": {}}, {}
         self.full = {"c": False, "a": False}
 
-    def flush(self, tables: Tables, reader: RecordReader) -> WriteReport:
-        """Sends the buffered writes and makes the deferred sidecar writes of the clients
-        whose writes all landed, in the sidecar transaction that the caller then commits;
-        raises StaleWrite, writing nothing, if a record changed in Airtable meanwhile.
-        A failed request does not raise: the report says what was and was not written."""
-        config = tables.config
+    def flush(self, tables: Tables, reader: RecordReader, side: Sidecar) -> WriteReport:
+        """Sends the buffered writes inside the caller's sidecar transaction, which the
+        journal commits before the first request (or keeps open beside it: the home's
+        choice) and the caller commits after the last; raises StaleWrite, writing
+        nothing, if a record changed in Airtable meanwhile. A failed request does not
+        raise: the report says what was and was not written (see the module docstring
+        and `journal`)."""
         pending = {k: v for k, v in self.pending.items() if v}
-        report = WriteReport()
         # 1. re-read what is about to be written: refuse if it changed in Airtable
         for kind, records in pending.items():
-            fresh = {r["id"]: clean(r.get("fields") or {})
-                     for r in tables.by_record_ids(kind, list(records))}
-            inverse = config.cf("attributes") if kind == "c" else ""
-            for rid in records:
-                if rid not in fresh:
-                    raise StaleWrite(f"{reader.record_label(kind, rid)} was deleted in "
-                                     "Airtable since it was read; nothing written; reload")
-                was = {k: v for k, v in self.seen.get((kind, rid), {}).items() if k != inverse}
-                now = {k: v for k, v in fresh[rid].items() if k != inverse}
-                if was != now:
-                    changed = sorted(k for k in {*was, *now} if was.get(k) != now.get(k))
-                    raise StaleWrite(f"{reader.record_label(kind, rid)}: "
-                                     f"{', '.join(changed)} changed in Airtable since it was "
-                                     "read; nothing written; reload")
-        # 2. write, attributes first, 10 records per request
-        failure: tuple[AirtableFailure, str] | None = None
-        queue = [(kind, rid, f) for kind in ("a", "c") for rid, f in pending.get(kind, {}).items()]
-        done: set[tuple[str, str]] = set()
-        for kind in ("a", "c"):
-            items = [(rid, f) for k, rid, f in queue if k == kind]
-            for chunk in chunked(items, BATCH):
-                if failure:
-                    break
-                try:
-                    report.requests += 1
-                    tables[kind].batch_update([{"id": r, "fields": f} for r, f in chunk])
-                except AirtableFailure as e:
-                    failure = (e, kind)
-                    break
-                for rid, _ in chunk:
-                    done.add((kind, rid))
-                    report.written.append(reader.record_label(kind, rid))
-        failed_clients: set[str] = set()
-        for kind, rid, _ in queue:
-            if (kind, rid) in done:
-                continue
-            report.not_written.append(reader.record_label(kind, rid))
-            if kind == "c":
-                failed_clients.add(reader.app_id.get(("c", rid), rid))
+            self._refuse_stale(tables, reader, kind, records)
+        # 2. journal the writes and their clients' sidecar rows, committed before sending;
+        # the sidecar rows of clients with nothing to send in Airtable are made now
+        intents = [Intent(self._client_of(kind, rid, reader, tables.config), kind, rid, f)
+                   for kind in ("a", "c") for rid, f in pending.get(kind, {}).items()]
+        writing = {i.client_id for i in intents}
+        for op in self.ops:
+            if op.client_id not in writing:
+                op.run(side)
+        report = WriteReport()
+        if not intents:
+            return report
+        tx = side.journal(intents, [op for op in self.ops if op.client_id in writing])
+        # 3. send; what a failed request did is learnt by reading its records again
+        outcome = _Sender(tables, reader, report).send(intents)
+        # 4. the sidecar rows of every client with a write that landed, in one commit
+        with side.transaction():
+            unknown = settle(side, tx, intents, outcome)
+        for i in intents:
+            label = reader.record_label(i.kind, i.rid)
+            state = outcome.get((i.kind, i.rid))
+            if state:
+                report.written.append(label)
+            elif state is None and i.client_id in unknown:
+                report.unknown.append(label)
             else:
-                links = self.records["a"].get(rid, {}).get(config.af("client")) or []
-                failed_clients.update(reader.app_id.get(("c", x), x) for x in links)
-        # 3. the sidecar rows of the clients whose writes all landed (one commit, after)
-        for client_id, write in self.ops:
-            if client_id not in failed_clients:
-                write()
-        if failure:
-            report.error = str(tables.error(failure[0], failure[1], "write records"))
+                report.not_written.append(label)
         return report
+
+    def _refuse_stale(self, tables: Tables, reader: RecordReader, kind: str,
+                      records: Mapping[str, Fields]) -> None:
+        inverse = tables.config.cf("attributes") if kind == "c" else ""
+        fresh = {r["id"]: clean(r.get("fields") or {})
+                 for r in tables.by_record_ids(kind, list(records))}
+        for rid in records:
+            if rid not in fresh:
+                raise StaleWrite(f"{reader.record_label(kind, rid)} was deleted in "
+                                 "Airtable since it was read; nothing written; reload")
+            was = {k: v for k, v in self.seen.get((kind, rid), {}).items() if k != inverse}
+            now = {k: v for k, v in fresh[rid].items() if k != inverse}
+            if was != now:
+                changed = sorted(k for k in {*was, *now} if was.get(k) != now.get(k))
+                raise StaleWrite(f"{reader.record_label(kind, rid)}: "
+                                 f"{', '.join(changed)} changed in Airtable since it was "
+                                 "read; nothing written; reload")
+
+    def _client_of(self, kind: str, rid: str, reader: RecordReader, config: AirtableConfig
+                   ) -> str:
+        """The app id of the client a record write belongs to."""
+        if kind == "c":
+            return reader.app_id.get(("c", rid), rid)
+        links = self.records["a"].get(rid, {}).get(config.af("client")) or [""]
+        return reader.app_id.get(("c", links[0]), links[0])
+
+
+class _Sender:
+    """Sends journaled writes 10 records per request, attributes first. A request that
+    Airtable refuses because of a record in it (RECORD_ERRORS) is split until the record
+    is alone, so the rest are written and the bad one is named by table, record and
+    field, up to MAX_BAD records (more are a field or table problem, not a record's);
+    any other failure (Airtable down, rate limited, a field unknown) stops the sending.
+    A client's record is not sent if one of its attributes' writes did not land."""
+
+    def __init__(self, tables: Tables, reader: RecordReader, report: WriteReport) -> None:
+        self.tables, self.reader, self.report = tables, reader, report
+        self.outcome: Outcome = {}
+        self.stopped = False
+        self.errors: list[str] = []
+        self.bad: list[str] = []  # records isolated as refused
+
+    def send(self, intents: Sequence[Intent]) -> Outcome:
+        for kind in ("a", "c"):
+            failed = {i.client_id for i in intents
+                      if i.kind == "a" and not self.outcome.get(("a", i.rid))}
+            batch = []
+            for i in intents:
+                if i.kind != kind:
+                    continue
+                if kind == "c" and i.client_id in failed:
+                    self.outcome[("c", i.rid)] = False
+                else:
+                    batch.append(i)
+            for chunk in chunked(batch, BATCH):
+                self._send(kind, chunk)
+        for i in intents:
+            self.outcome.setdefault((i.kind, i.rid), False)
+        if self.errors:
+            self.report.error = "; ".join(self.errors)
+        return self.outcome
+
+    def _send(self, kind: str, chunk: Sequence[Intent]) -> None:
+        if self.stopped:
+            return
+        failure = None
+        try:
+            self.report.requests += 1
+            self.tables[kind].batch_update([{"id": i.rid, "fields": i.fields} for i in chunk])
+        except AirtableFailure as e:
+            failure = e
+        if failure is None:
+            self.outcome.update({(kind, i.rid): True for i in chunk})
+            return
+        if 400 <= failure.status < 500:  # refused as a whole: nothing in it landed
+            self.outcome.update({(kind, i.rid): False for i in chunk})
+            if failure.error_type in RECORD_ERRORS and len(self.bad) < MAX_BAD:
+                self._isolate(kind, chunk, failure)
+                return
+            if failure.status == 429:  # Airtable wants quiet: the same write succeeds later
+                self.report.busy = self.tables.config.penalty
+        else:  # no answer, a 5xx, an answer garbled: it may have landed all the same
+            learnt = learn(self.tables, kind, chunk)
+            self.outcome.update(learnt)
+            if all(learnt.values()):
+                return  # it landed: only the answer was lost
+        self.errors.append(str(self.tables.error(failure, kind, "write records")))
+        self.stopped = True
+
+    def _isolate(self, kind: str, chunk: Sequence[Intent], failure: AirtableFailure) -> None:
+        """Halves a refused request until the record that makes Airtable refuse it is
+        alone: the others are written, the bad one named."""
+        if len(chunk) > 1:
+            half = len(chunk) // 2
+            self._send(kind, chunk[:half])
+            self._send(kind, chunk[half:])
+            return
+        self.bad.append(chunk[0].rid)
+        self.errors.append(f"{self.tables.error(failure, kind, 'write records')} (record "
+                           f"{self.reader.record_label(kind, chunk[0].rid)})")

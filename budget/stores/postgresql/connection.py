@@ -109,6 +109,13 @@ class Database:
                 with self._pool.connection() as conn:
                     yield conn
 
+    @contextmanager
+    def beside(self) -> Iterator[psycopg.Connection]:
+        """A connection of its own, autocommitted, beside the thread's transaction: what
+        it commits is seen at once, whatever the transaction then does."""
+        with self.errors.translated(), self._pool.connection() as conn:
+            yield conn
+
     def query(self, sql: str, params: Sequence | dict = ()) -> list[tuple]:
         with self.connection() as conn:
             return conn.execute(sql, params).fetchall()

@@ -12,7 +12,7 @@ from psycopg import errors as pg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import PoolTimeout
 
-from ...redact import scrub
+from ...redact import scrub, url_passwords
 from ..base import StoreBusy, StoreError
 
 
@@ -33,11 +33,14 @@ class Translator:
 
     def __init__(self, url: str, lock_timeout: float, statement_timeout: float,
                  connect_timeout: float) -> None:
-        self.label = redact(url)
+        # the password as libpq reads it, and as a person wrote it (a `#` or `/` left
+        # unencoded makes libpq read part of it as the host, port or database)
         try:
-            self._password = str(conninfo_to_dict(url).get("password") or "")
+            self._passwords = [str(conninfo_to_dict(url).get("password") or "")]
         except psycopg.ProgrammingError:  # not a valid URL: the connection will say so
-            self._password = urlsplit(url).password or ""
+            self._passwords = []
+        self._passwords += url_passwords(url)
+        self.label = scrub(redact(url), *self._passwords)
         self.lock_timeout, self.statement_timeout = lock_timeout, statement_timeout
         self.connect_timeout = connect_timeout
 
@@ -47,7 +50,7 @@ class Translator:
                               "(the server is unreachable or every connection is busy); "
                               "try again")
         text = str(e).strip()
-        first = scrub(text.splitlines()[0] if text else type(e).__name__, self._password)
+        first = scrub(text.splitlines()[0] if text else type(e).__name__, *self._passwords)
         kind = StoreBusy if isinstance(e, pg.LockNotAvailable | pg.QueryCanceled) else StoreError
         if isinstance(e, pg.LockNotAvailable):
             why = f"busy: a lock was not granted within {self.lock_timeout:g} s; try again"

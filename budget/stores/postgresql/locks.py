@@ -21,6 +21,7 @@ from ..base import PassHolder
 # application, so its locks never collide with another's in the same database
 _CLASS = 0x7B0D6E7  # "tokenbudget"
 _CLIENTS = 0x7B0D6E8  # one client of an Airtable sidecar, by the hash of its id
+_JOURNAL = 0x7B0D6E9  # the writer of an Airtable sidecar's journal entry, by its id
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,21 @@ def client(conn: psycopg.Connection, keys: Keys, client_id: str) -> None:
         conn.execute("SELECT 1 FROM clients WHERE id = %s FOR UPDATE", (client_id,))
     else:
         conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_CLIENTS, client_id))
+
+
+def journal_writer(conn: psycopg.Connection, entry: str) -> None:
+    """Held by the writer of a journal entry until its transaction ends: while it is
+    held, the entry is being written and settled; once free, its writer is gone."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (_JOURNAL, entry))
+
+
+def journal_writer_gone(conn: psycopg.Connection, entry: str) -> bool:
+    """Whether the entry's writer lock is free. On an autocommitted connection the probe
+    takes it and lets it go within its own statement. (Two entries whose ids' hashes
+    collide: one is taken as alive a little longer.)"""
+    row = conn.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(%s))",
+                       (_JOURNAL, entry)).fetchone()
+    return bool(row and row[0])
 
 
 def try_pass(conn: psycopg.Connection, keys: Keys) -> bool:
