@@ -50,7 +50,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-# timings at 800, 20,000 and 100,000 attributes into benchmarks/results.md (5-10 minutes;
+# timings at 800, 20,000 and 100,000 attributes into benchmarks/results.md (about 15 minutes;
 # the data sets are built once into benchmarks/.data). One size: `make bench ARGS="--sizes small"`
 bench: $(VENV)/.installed-test
 	$(BIN)/python -m benchmarks.bench $(ARGS)

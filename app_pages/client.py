@@ -110,14 +110,24 @@ def draft_keys(aid: str, version: int) -> dict[str, str]:
 st.header("Edit an attribute")
 by_id = {a.id: a for a in attrs}
 limit = svc.settings.max_text_chars
-if not attrs:
-    st.info("This client has no attributes.")
-else:
+seen = {i: ui.seen_version(f"attribute:{i}", x.version) for i, x in by_id.items()}
+
+
+@st.fragment
+def editor() -> None:
+    """The editor and the bulk switch: typing, picking an attribute or a toggle reruns
+    them alone, so the browser does not redraw the grid, the chart and the
+    suggestions around them (a save reruns the whole page, see ui.after_write)."""
+    if not attrs:
+        st.info("This client has no attributes.")
+        return
+    # read again on a rerun of this part alone (cached per data version): a save made
+    # elsewhere since the page was drawn is then a conflict here, not overwritten
+    by_id = {a.id: a for a in ui.client_detail(client_id)[1]}
     aid = st.selectbox("Attribute", list(library["attribute_id"]), key="edit_attr",
                        format_func=lambda i: f"{by_id[i].name} "
                                              f"({'active' if by_id[i].active else 'inactive'})")
     a = by_id[aid]
-    seen = {i: ui.seen_version(f"attribute:{i}", x.version) for i, x in by_id.items()}
     # the draft: the version the user's text is based on, and a conflict once someone
     # else saved a newer one over it
     draft_key = f"draft_{aid}"
@@ -210,6 +220,9 @@ else:
         if b2.button("Deactivate selected", key="bulk_off"):
             ui.apply_change(me, Change(client_id, active={i: False for i in chosen}), versions,
                             f"Deactivated {len(chosen)} attributes")
+
+
+editor()
 
 st.header("Suggestions for reducing usage")
 tips = optimize.suggest(attrs, svc.counter.count_many)

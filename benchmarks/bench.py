@@ -2,12 +2,15 @@
 benchmarks/results.md.
 
 Each comparison is made in the same run, on the same texts, in this order:
-1. token counting: our counter (fresh cache) against the fastest raw tiktoken path;
+1. token counting: our counter (fresh cache) against the fastest raw tiktoken path,
+   the raw loop on every core among them; the worker pool's start-up, crossover and
+   memory;
 2. incremental recount: one attribute edited through the service, against (1);
 3. load and usage of every client from SQLite, with peak memory (2 and 3 each in a
-   fresh process, as a server would run them);
+   fresh process, as a server would run them), then from PostgreSQL beside SQLite;
 4. Airtable requests to load N records and to write M updates (loopback fake);
-5. server-side render time of the Overview and Client pages (Streamlit AppTest).
+5. server-side render time of the Overview and Client pages (Streamlit AppTest);
+6. the pages in headless Chromium, until drawn, against a minimal reference page.
 
 Figures are the best of a few runs (fewer at 100,000 attributes); the machine's load
 is printed with them, because other work on it slows everything measured. The method
@@ -25,7 +28,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import airtable_requests, counting, incremental, pages, store_load
+from . import (airtable_requests, browser, counting, incremental, pages, pool, postgres_load,
+               store_load)
 from .report import RESULTS, load_avg, progress_line, summary_table, write_results
 from .row import Row
 from .size import SizeRun, label
@@ -45,7 +49,8 @@ class Section:
 
 # in the order they run: incremental reports its share of counting's full recount
 SECTIONS: dict[str, Section] = {m.SECTION: Section(m.rows, m.WHY_MISSED) for m in (
-    counting, incremental, store_load, airtable_requests, pages)}
+    counting, pool, incremental, store_load, postgres_load, airtable_requests, pages,
+    browser)}
 WHY_MISSED = {name: s.why_missed for name, s in SECTIONS.items()}
 
 

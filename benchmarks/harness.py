@@ -83,7 +83,7 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def in_child(fn: Callable[[str], dict[str, float]], path: Path) -> dict[str, float]:
+def in_child(fn: Callable[[str], dict[str, float]], path: Path | str) -> dict[str, float]:
     """`fn(path)`, a module-level function, in a fresh Python process (benchmarks.child)
     as a server would run it, its figures read back as JSON: the benchmark's
     own process holds every text and attribute of the data set, and a garbage

@@ -22,6 +22,8 @@ from typing import Protocol
 
 import tiktoken
 
+from budget import token_pool
+
 DEFAULT_ENCODING = "o200k_base"
 CHARS4 = "chars4"
 
@@ -103,6 +105,15 @@ def _digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
+# Batches of fewer characters go through the in-process cache: an edit's preview, a
+# save, the suggestions of one client, which count the same texts on every rerun. A
+# batch this big is the texts the store's own count cache has not counted (a first
+# load, another encoding, an import): the in-process cache cannot hit there, and
+# hashing every text for it cost about a fifth of the count when the texts encode
+# quickly. From the same size on, the running worker pool counts faster than a loop.
+BULK_CHARS = token_pool.WARM_CROSSOVER_CHARS
+
+
 class _CachedCounter:
     """Counts once per distinct text: the cache key is a hash of the content."""
 
@@ -119,16 +130,25 @@ class _CachedCounter:
         return self.count_many([text])[0]
 
     def count_many(self, texts: Sequence[str | None]) -> list[int]:
+        chars = sum(len(t) for t in texts if t)
+        if chars >= BULK_CHARS:
+            return self._bulk(texts, chars)
         keyed = [(_digest(t), t) if t else None for t in texts]  # None: empty, 0 tokens
         cache = self._cache
         missing = dict(p for p in keyed if p is not None and p[0] not in cache)
         if missing:
-            # A plain per-text loop: on this 2-core machine it measured about
-            # twice as fast as encode_ordinary_batch (benchmarks/results.md).
             counted = {k: self._encode_len(t) for k, t in missing.items()}
             with self._lock:
                 cache.update(counted)
         return [cache[p[0]] if p is not None else 0 for p in keyed]
+
+    def _bulk(self, texts: Sequence[str | None], chars: int) -> list[int]:
+        """Every text counted, none cached: a plain per-text loop, which on this 2-core
+        machine measured about twice as fast as encode_ordinary_batch
+        (benchmarks/results.md)."""
+        del chars  # the loop's cost, which only a counter with a pool weighs
+        encode_len = self._encode_len
+        return [encode_len(t) if t else 0 for t in texts]
 
     @property
     def cached_texts(self) -> int:
@@ -145,6 +165,16 @@ class TiktokenCounter(_CachedCounter):
 
     def _encode_len(self, text: str) -> int:
         return len(self._encode(text))
+
+    def _bulk(self, texts: Sequence[str | None], chars: int) -> list[int]:
+        """On every core when the batch is big enough to pay for it (token_pool), else
+        the plain loop with the encoder bound once, as the raw tiktoken loop runs."""
+        if token_pool.worth_it(chars):
+            counted = token_pool.lengths(self.name, texts)
+            if counted is not None:
+                return counted
+        encode = self._encode
+        return [len(encode(t)) if t else 0 for t in texts]
 
 
 class Chars4Counter(_CachedCounter):

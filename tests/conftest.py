@@ -9,6 +9,7 @@ from datetime import date
 from http.server import ThreadingHTTPServer
 
 import pytest
+from streamlit import config as streamlit_config
 
 from budget import demo
 from budget.model import Attribute, Client, Tier
@@ -28,6 +29,14 @@ from tests.support.factories import (
 from tests.support.model_server import FakeModel
 from tests.support.postgres_server import PostgresServer, missing_reason
 from tests.support.smtp_server import SmtpServer
+
+
+def pytest_configure() -> None:
+    """AppTest runs the app as `make run` serves it, on the loopback address (the project's
+    .streamlit/config.toml), whatever folder a test has moved into before Streamlit first
+    reads its options: without a login, only that address trusts its visitor as admin."""
+    streamlit_config.get_option("server.address")  # the options parsed now, not later
+    streamlit_config.set_option("server.address", "127.0.0.1")
 
 
 @pytest.fixture(scope="session")

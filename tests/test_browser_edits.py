@@ -153,3 +153,18 @@ def test_saves_in_a_row_leave_one_message_not_a_pile_of_toasts(server, browser):
     expect(notices.first).to_contain_text("top-up 30 tokens")
     screenshot(page, "admin-after-three-topups")
     page.close()
+
+
+def test_a_saved_edit_says_so_above_the_page(server, browser, svc):
+    """What a save did is shown by the rerun that follows it: a toast sent before
+    st.rerun never reached the browser."""
+    page = open_page(browser, server, "client?client=C0003")
+    box = page.get_by_label("Signals", exact=True)
+    trimmed = box.input_value()[:-12]  # a trim: allowed even over budget
+    commit(page, "Signals", trimmed)
+    page.locator(".st-key-save button").click()
+    notice = page.locator("[data-testid='stAlertContentSuccess']").filter(has_text="Saved '")
+    expect(notice.first).to_be_visible(timeout=30_000)
+    expect(notice.first).to_contain_text(" tokens")
+    assert next(iter(svc.audit("C0003")[-1].after.values()))["signals"] == trimmed
+    page.close()

@@ -69,10 +69,11 @@ class Resets(ServiceBase):
         request instead of one request each; a partial failure is reported by the store
         and a second run finishes the rest (clients already reset are no-ops)."""
         self._require_admin(actor, "reset budgets")
-        self._before_lock()
+        ids = list(client_ids) if client_ids is not None else None
+        self._before_lock(ids[0] if ids is not None and len(ids) == 1 else None)
         with self.store.transaction():
-            ids = (list(client_ids) if client_ids is not None
-                   else [c.id for c in self.store.clients()])
+            if ids is None:
+                ids = [c.id for c in self.store.clients()]
             if len(ids) > 1:  # one read of every attribute, not one read per client;
                 self.costs()  # a single client (the admin page's Reset) reads only its own
             return [self.reset(actor, cid) for cid in ids]

@@ -35,15 +35,16 @@ def require_chromium() -> None:
 
 
 @contextmanager
-def streamlit_server(db, work: Path, *, address: str = "127.0.0.1", **env: str) -> Iterator[str]:
-    """`streamlit run app.py` on a free port of `address` (loopback unless a test asks
-    for another, e.g. 0.0.0.0) over the SQLite file `db`; yields its loopback URL once
-    /_stcore/health answers. No file watcher: an edit to a page while a test runs would
-    make the browser re-read the page list mid-test."""
+def streamlit_server(db, work: Path, *, app: Path = ROOT / "app.py", address: str = "127.0.0.1",
+                     **env: str) -> Iterator[str]:
+    """`streamlit run app.py` (or another `app`) on a free port of `address` (loopback
+    unless a test asks for another, e.g. 0.0.0.0) over the SQLite file `db`; yields its
+    loopback URL once /_stcore/health answers. No file watcher: an edit to a page while a
+    test runs would make the browser re-read the page list mid-test."""
     port = _free_port()
     log = work / "server.log"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"),
+        [sys.executable, "-m", "streamlit", "run", str(app),
          "--server.headless=true", f"--server.port={port}", f"--server.address={address}",
          "--server.fileWatcherType=none"],
         cwd=ROOT, env={**os.environ, "TOKENBUDGET_STORE": f"sqlite:///{db}", **env},

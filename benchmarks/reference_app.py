@@ -1,0 +1,46 @@
+"""The browser benchmark's reference: a minimal Streamlit page for each page of ours,
+showing the same DataFrames (plain `st.dataframe`, no column configuration) and as many
+plotly charts, plus the three widgets the interactions use (a client selector, a text
+area with a preview, a Save button with a success notice). Ours / this is what the benchmark
+reports, since absolute times on a shared machine say little across runs.
+
+`streamlit run benchmarks/reference_app.py` with REFERENCE_DATA naming the pickle that
+benchmarks/browser.py writes; `?view=` picks the page it stands for."""
+
+import os
+import pickle
+
+import plotly.express as px
+import streamlit as st
+
+
+@st.cache_resource
+def data() -> dict:
+    """{view: {"frames": [DataFrame, ...], "charts": int}, "clients": [name, ...]}"""
+    with open(os.environ["REFERENCE_DATA"], "rb") as f:
+        return pickle.load(f)
+
+
+@st.cache_data
+def figure(i: int):
+    """A bar chart of 20 bars in three colours, as ours draw top lists."""
+    return px.bar(x=[n * (i + 1) for n in range(20)], y=[f"bar {n}" for n in range(20)],
+                  color=[("a", "b", "c")[n % 3] for n in range(20)], orientation="h",
+                  title=f"Chart {i}")
+
+
+TEXT = "Prefer firms that replied within a day. " * 12  # as long as a Signals text
+d = data()
+view = st.query_params.get("view", "overview")
+client = st.selectbox("Client", d["clients"], key="pick")
+st.title(client if view == "client" else "Reference")
+for i, frame in enumerate(d[view]["frames"]):
+    st.dataframe(frame, key=f"frame_{i}", hide_index=True)
+for i in range(d[view]["charts"]):
+    st.plotly_chart(figure(i), key=f"chart_{i}")
+if view == "client":
+    text = st.text_area("Signals", TEXT, key="text")
+    if text != TEXT:
+        st.caption(f"{len(text):,} → {len(text) + 1:,} tokens (delta +1)")
+        if st.button("Save change", key="save"):
+            st.success("Saved", icon="✅")

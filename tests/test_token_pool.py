@@ -1,0 +1,113 @@
+"""Counting on every core: the worker pool counts exactly what the loop counts, is used
+above the crossover and not below, starts in a fresh process without forking it (the
+Streamlit server's threads make a fork unsafe), survives a killed worker and leaves no
+worker behind at exit. No timings here: `make bench` prints them."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from budget import token_pool, tokens
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXTS = ["Score the lead by intent. " * 40, None, "", "<|endoftext|> kept as text",
+         "emoji 🎯 and accents é", "\ud800 lone surrogate", "a"] * 20  # 140 texts
+
+
+@pytest.fixture
+def pool_from_the_first_character(monkeypatch):
+    """Thresholds at zero, so any batch goes to the pool; the pool stopped after."""
+    monkeypatch.setattr(tokens, "BULK_CHARS", 0)
+    monkeypatch.setattr(token_pool, "WARM_CROSSOVER_CHARS", 0)
+    monkeypatch.setattr(token_pool, "COLD_CROSSOVER_CHARS", 0)
+    yield
+    token_pool.shutdown()
+
+
+def loop(texts):
+    encode = tokens.get_encoding("o200k_base").encode_ordinary
+    return [len(encode(t)) if t else 0 for t in texts]
+
+
+@pytest.mark.skipif(token_pool.workers() < 2, reason="a pool needs two cores")
+def test_the_pool_counts_what_the_loop_counts(pool_from_the_first_character):
+    assert not token_pool.running()
+    got = tokens.TiktokenCounter("o200k_base").count_many(TEXTS)
+    assert token_pool.running()  # the batch went to the pool
+    assert got == loop(TEXTS)
+    assert tokens.TiktokenCounter("cl100k_base").count_many(TEXTS) == [
+        len(tokens.get_encoding("cl100k_base").encode_ordinary(t)) if t else 0 for t in TEXTS]
+
+
+def test_below_the_crossover_no_pool_starts(monkeypatch):
+    token_pool.shutdown()
+    c = tokens.TiktokenCounter("o200k_base")
+    assert c.count_many(TEXTS) == loop(TEXTS)  # 140 texts, a client's worth: cached
+    assert c.cached_texts == 5 and not token_pool.running()
+    monkeypatch.setattr(tokens, "BULK_CHARS", 1)  # a bulk batch, far below the pool's
+    fresh = tokens.TiktokenCounter("o200k_base")
+    assert fresh.count_many(TEXTS) == loop(TEXTS) and fresh.cached_texts == 0  # no keys
+    assert not token_pool.running()
+
+
+@pytest.mark.skipif(token_pool.workers() < 2, reason="a pool needs two cores")
+def test_a_killed_worker_falls_back_to_the_loop(pool_from_the_first_character):
+    pids = token_pool.start("o200k_base")
+    os.kill(next(iter(pids)), signal.SIGKILL)
+    time.sleep(0.5)
+    assert tokens.TiktokenCounter("o200k_base").count_many(TEXTS) == loop(TEXTS)
+    assert tokens.TiktokenCounter("o200k_base").count_many(TEXTS) == loop(TEXTS)  # new pool
+
+
+SCRIPT = textwrap.dedent("""
+    import json, os, sys, threading
+    from budget import token_pool, tokens
+
+    forks = []
+    os.register_at_fork(before=lambda: forks.append(os.getpid()))
+
+    if __name__ == "__main__":
+        # a server's threads are running, as in Streamlit, when the pool starts
+        stop = threading.Event()
+        threading.Thread(target=stop.wait, daemon=True).start()
+        texts = [f"lead {i} " * (1 + i % 50) for i in range(30_000)]
+        token_pool.COLD_CROSSOVER_CHARS = tokens.BULK_CHARS = 1
+        got = tokens.TiktokenCounter("o200k_base").count_many(texts)
+        enc = tokens.get_encoding("o200k_base").encode_ordinary
+        pids = token_pool.start("o200k_base")
+        print(json.dumps({"equal": got == [len(enc(t)) for t in texts], "forks": forks,
+                          "pool": token_pool.running(), "workers": sorted(pids),
+                          "context": token_pool.CONTEXT}))
+        stop.set()
+""")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is gone but for its exit status
+        return f.read().split()[2] != "Z"
+
+
+@pytest.mark.skipif(token_pool.workers() < 2, reason="a pool needs two cores")
+def test_a_fresh_process_counts_on_every_core_without_forking_and_exits_cleanly(tmp_path):
+    script = tmp_path / "count.py"
+    script.write_text(SCRIPT)
+    out = subprocess.run([sys.executable, str(script)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""  # no warning about leaked processes or semaphores
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["equal"] and got["pool"] and got["context"] == "spawn"
+    assert got["forks"] == []  # workers are fresh interpreters, never forks of the server
+    assert len(got["workers"]) == token_pool.workers()
+    assert not any(alive(pid) for pid in got["workers"])  # shut down at exit
