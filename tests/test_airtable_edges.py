@@ -10,15 +10,17 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, date, datetime
 
 import psycopg
 import pytest
 
 from budget import cli
-from budget.model import Change
+from budget.model import AuditEntry, Change, Deactivation
 from budget.service import BudgetService
 from budget.settings import Settings
 from budget.stores.airtable import AirtableStore, PartialWrite
+from budget.stores.airtable.deferred import Deferred
 from budget.stores.airtable.writer_lock import writer_lock
 from budget.stores.base import StoreBusy, StoreError
 from tests.support.airtable_server import FakeAirtable, standard_base
@@ -307,6 +309,24 @@ def test_kill_9_in_a_250_client_reset_leaves_no_change_unaudited(base, tmp_path,
     assert left[0] == 10 * (update + 1) and after == (left[0], 0, 0)
     assert cli.main(["reset", "--all"]) == 0
     assert unaudited(base, tmp_path / "sidecar.db") == (250, 0, 0)
+
+
+def test_a_deferred_write_is_replayed_from_its_journal_text_with_the_same_arguments():
+    """What the journal keeps of each kind of deferred write reads back equal (dates,
+    times, the model's dataclasses), and names no method but a deferrable one."""
+    at = datetime(2026, 11, 30, 8, 15, tzinfo=UTC)
+    calls = [Deferred("C1", "save_extras", ("C1", (500, 3, date(2026, 11, 1), 31))),
+             Deferred("C1", "add_audit", (AuditEntry(at, "ada", "reset", "C1", {"a": 1},
+                                                     {"when": "2026-12-01"}),)),
+             Deferred("C1", "add_history", ("C1", at, 120, 1000)),
+             Deferred("C1", "clear_alerts", ("C1", date(2026, 11, 1))),
+             Deferred("C1", "mark_restored", ([Deactivation("r1", at, "C1", "A1", "Region",
+                                                             40, "over budget")], at))]
+    for call in calls:
+        back = Deferred.from_journal(call.client_id, call.method, call.arguments())
+        assert [list(a) if isinstance(a, tuple) else a for a in call.args] == list(back.args)
+    with pytest.raises(ValueError, match="not a deferrable"):
+        Deferred.from_journal("C1", "replace", "[]")
 
 
 # the journal with the sidecar in PostgreSQL ----------------------------------------------------

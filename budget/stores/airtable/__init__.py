@@ -36,8 +36,8 @@ Where the code lives
 - `sidecar_protocol`: the sidecar's methods (the write journal among them), and which
   home `AIRTABLE_SIDECAR` names; `sidecar`: in a SQLite file; `sidecar_postgresql`: in
   PostgreSQL; `deferred`: a sidecar write as it waits in a unit of work and the journal.
-- `writer_lock`: the machine's Airtable writers' lock (a flock on a local file), and
-  where the machine's local files of a sidecar live.
+- `writer_lock`: the machine's Airtable writers' lock with the sidecar in a file (a
+  flock next to it); with the sidecar in PostgreSQL its advisory locks serve.
 - `journal`: what landed, learnt by reading records again; the journal settled from it
   after a lost answer, and the entries of a writer that died settled on the next start.
 - `unit_of_work`: a transaction's buffered writes and their flush, 10 records per
