@@ -171,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
         return _count(args)
     settings = Settings.load(store=args.store)
     if args.command == "airtable":  # works on the base's schema, whatever the store setting
-        return _airtable(args, settings.airtable)
+        return _airtable(args, settings.airtable, settings.lock_timeout)
     service = BudgetService.from_settings(settings)
     if args.strict:
         service.usage_report()  # loads every record, so that the skipped ones are known
@@ -331,11 +331,11 @@ def _run_due(service: BudgetService, args: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
-def _airtable(args: argparse.Namespace, section: AirtableSettings) -> int:
+def _airtable(args: argparse.Namespace, section: AirtableSettings, lock_timeout: float) -> int:
     """Exit 0 when the base has every table and field the settings name, else 1."""
     from .stores.airtable import (AirtableConfig, AirtableFailure,  # pyairtable only when used
                                   AirtableStore, check, migrate)
-    store = AirtableStore(AirtableConfig.from_settings(section))
+    store = AirtableStore(AirtableConfig.from_settings(section, lock_timeout))
     try:
         report = check(store) if args.action == "check" else migrate(store)
     except AirtableFailure as e:  # pragma: no cover - the store converts these

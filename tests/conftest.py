@@ -18,6 +18,7 @@ from tests.support.apptest import run_app
 from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, require_chromium, streamlit_server
 from tests.support.factories import (
     ADMIN,
+    AIRTABLE_ON_POSTGRESQL,
     TODAY,
     AirtableFactory,
     PostgresFactory,
@@ -27,6 +28,7 @@ from tests.support.factories import (
 )
 from tests.support.model_server import FakeModel
 from tests.support.postgres_server import PostgresServer, missing_reason
+from tests.support.smtp_server import SmtpServer
 
 
 def pytest_configure() -> None:
@@ -63,12 +65,22 @@ def airtable_server():
 
 
 @pytest.fixture
+def smtp_server():
+    """A real SMTP server (aiosmtpd) on loopback that keeps what it receives."""
+    server = SmtpServer()
+    server.controller.start()
+    yield server
+    server.controller.stop()
+
+
+@pytest.fixture
 def store_factory(request, tmp_path):
     """Opens stores of one kind on one data set: SQLite by default; a module that
     runs against every store (tests/test_service.py) parametrises it with
     `pytest.mark.parametrize("store_factory", STORES, indirect=True)`, getting
     Airtable through pyairtable over real HTTP to tests/airtable_server.py too, and
-    a fresh database of the test PostgreSQL server."""
+    a fresh database of the test PostgreSQL server; "airtable+postgresql" (in
+    STORES_AND_SIDECARS) is the loopback base with its sidecar in such a database."""
     kind = getattr(request, "param", "sqlite")
     if kind == "sqlite":
         yield SQLiteFactory(tmp_path / "small.db")
@@ -78,9 +90,13 @@ def store_factory(request, tmp_path):
         yield factory
         factory.close()
         return
+    sidecar = (request.getfixturevalue("postgres_databases")()
+               if kind == AIRTABLE_ON_POSTGRESQL else tmp_path / "sidecar.db")
     server = standard_base(FakeAirtable(), id_fields=True)
     server.start()
-    yield AirtableFactory(server, tmp_path / "sidecar.db")
+    factory = AirtableFactory(server, sidecar, kind)
+    yield factory
+    factory.close()
     server.stop()
 
 

@@ -10,14 +10,17 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, date, datetime
 
+import psycopg
 import pytest
 
 from budget import cli
-from budget.model import Change
+from budget.model import AuditEntry, Change, Deactivation
 from budget.service import BudgetService
 from budget.settings import Settings
 from budget.stores.airtable import AirtableStore, PartialWrite
+from budget.stores.airtable.deferred import Deferred
 from budget.stores.airtable.writer_lock import writer_lock
 from budget.stores.base import StoreBusy, StoreError
 from tests.support.airtable_server import FakeAirtable, standard_base
@@ -36,8 +39,11 @@ def base():
     server.stop()
 
 
-def service(server: FakeAirtable, tmp_path, **overrides: str) -> BudgetService:
-    store = AirtableStore(airtable_config(server, tmp_path / "sidecar.db", **IDS, **overrides))
+def service(server: FakeAirtable, tmp_path, sidecar: str | None = None, **overrides: str
+            ) -> BudgetService:
+    """The service on the base, with the sidecar in the folder's file, or at `sidecar`."""
+    store = AirtableStore(airtable_config(server, sidecar or tmp_path / "sidecar.db", **IDS,
+                                          **overrides))
     return BudgetService(store, Settings(store="airtable"), Clock())
 
 
@@ -169,12 +175,18 @@ def fill(server: FakeAirtable, clients: int) -> list[str]:
 
 def unaudited(server: FakeAirtable, sidecar) -> tuple[int, int, int]:
     """(clients changed in Airtable, of them without a reset audit row, audit rows more
-    than one per client), read from the base and the sidecar file as they are."""
+    than one per client), read from the base and the sidecar (a file, or a PostgreSQL
+    URL) as they are."""
     changed = {r["fields"]["Client ID"] for r in server.records("Clients")
                if r["fields"].get("Budget Reset Date") != "2026-11-01"}
-    with sqlite3.connect(sidecar) as conn:
-        rows = [c for (c,) in conn.execute(
-            "SELECT client_id FROM audit_log WHERE action = 'reset'")]
+    sql = "SELECT client_id FROM audit_log WHERE action = 'reset'"
+    if str(sidecar).startswith("postgresql://"):
+        with psycopg.connect(str(sidecar)) as pg:
+            rows = [c for (c,) in pg.execute(sql.replace("audit_log",
+                                                         "airtable_sidecar.audit_log"))]
+    else:
+        with sqlite3.connect(sidecar) as conn:
+            rows = [c for (c,) in conn.execute(sql)]
     return len(changed), len(changed - set(rows)), len(rows) - len(set(rows))
 
 
@@ -221,12 +233,14 @@ def test_a_write_not_known_to_have_landed_is_settled_by_the_next_store(base, tmp
 
 
 def killed_reset(server: FakeAirtable, tmp_path, monkeypatch, step: int, apply: bool,
-                 kind: str | None = None) -> tuple[int, int, int]:
+                 kind: str | None = None, sidecar: str | None = None
+                 ) -> tuple[int, int, int]:
     """`tokenbudget reset --all` in a process of its own, killed (-9) at its request
     number `step` (counted from 0; of that kind of request when given), before or after
     Airtable applied it; then what the kill left: unaudited() of the base and the sidecar
-    as the process left them."""
-    env_for(server, tmp_path, monkeypatch, **IDS)
+    as the process left them (the sidecar in the folder's file, or at `sidecar`)."""
+    env_for(server, tmp_path, monkeypatch, **IDS,
+            AIRTABLE_SIDECAR=sidecar or str(tmp_path / "sidecar.db"))
     proc: list[subprocess.Popen] = []
 
     def kill() -> None:
@@ -240,7 +254,7 @@ def killed_reset(server: FakeAirtable, tmp_path, monkeypatch, step: int, apply: 
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     proc[0].wait(timeout=120)
     server.faults.clear()
-    return unaudited(server, tmp_path / "sidecar.db")
+    return unaudited(server, sidecar or tmp_path / "sidecar.db")
 
 
 def requests_of_a_reset(server: FakeAirtable, tmp_path, clients: int) -> int:
@@ -295,6 +309,104 @@ def test_kill_9_in_a_250_client_reset_leaves_no_change_unaudited(base, tmp_path,
     assert left[0] == 10 * (update + 1) and after == (left[0], 0, 0)
     assert cli.main(["reset", "--all"]) == 0
     assert unaudited(base, tmp_path / "sidecar.db") == (250, 0, 0)
+
+
+def test_a_deferred_write_is_replayed_from_its_journal_text_with_the_same_arguments():
+    """What the journal keeps of each kind of deferred write reads back equal (dates,
+    times, the model's dataclasses), and names no method but a deferrable one."""
+    at = datetime(2026, 11, 30, 8, 15, tzinfo=UTC)
+    calls = [Deferred("C1", "save_extras", ("C1", (500, 3, date(2026, 11, 1), 31))),
+             Deferred("C1", "add_audit", (AuditEntry(at, "ada", "reset", "C1", {"a": 1},
+                                                     {"when": "2026-12-01"}),)),
+             Deferred("C1", "add_history", ("C1", at, 120, 1000)),
+             Deferred("C1", "clear_alerts", ("C1", date(2026, 11, 1))),
+             Deferred("C1", "mark_restored", ([Deactivation("r1", at, "C1", "A1", "Region",
+                                                             40, "over budget")], at))]
+    for call in calls:
+        back = Deferred.from_journal(call.client_id, call.method, call.arguments())
+        assert [list(a) if isinstance(a, tuple) else a for a in call.args] == list(back.args)
+    with pytest.raises(ValueError, match="not a deferrable"):
+        Deferred.from_journal("C1", "replace", "[]")
+
+
+# the journal with the sidecar in PostgreSQL ----------------------------------------------------
+@pytest.fixture
+def pg_sidecar(postgres_databases) -> str:
+    """A fresh database for the sidecar: its URL."""
+    return postgres_databases()
+
+
+def sessions_in_transaction(url: str) -> int:
+    """Sessions of the database other than this one inside a transaction (a killed
+    writer's, until the server sees its connection closed)."""
+    with psycopg.connect(url) as conn:
+        ((n,),) = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = "
+                               "current_database() AND pid <> pg_backend_pid() "
+                               "AND state LIKE 'idle in transaction%'").fetchall()
+    return int(n)
+
+
+@pytest.mark.parametrize("fault", [{"status": 200, "answer": "cut", "apply": True},
+                                   {"status": 500, "apply": True}])
+def test_with_the_sidecar_in_postgresql_a_write_whose_answer_is_lost_is_audited(
+        base, tmp_path, pg_sidecar, fault):
+    fill(base, 25)
+    svc = service(base, tmp_path, pg_sidecar, AIRTABLE_RETRIES="1")
+    base.fail(kind="update", table="Clients", after=1, times=99, **fault)
+    assert all(r.changed for r in svc.reset_all(ADMIN))
+    assert unaudited(base, pg_sidecar) == (25, 0, 0) and len(svc.history()) == 25
+    assert svc.store._side.journaled() == {}  # type: ignore[attr-defined]
+
+
+def test_with_the_sidecar_in_postgresql_a_write_not_known_to_have_landed_is_settled_later(
+        base, tmp_path, pg_sidecar):
+    fill(base, 12)
+    svc = service(base, tmp_path, pg_sidecar, AIRTABLE_RETRIES="1")
+    down = base.fail(0, kind="list", times=0)
+    stale = base.fail(0, kind="update", table="Clients", apply=True, times=99,
+                      call=lambda: setattr(down, "times", 99))
+    with pytest.raises(StoreError, match="not known whether it landed"):
+        svc.reset_all(ADMIN)
+    assert unaudited(base, pg_sidecar) == (10, 10, 0)
+    stale.times = down.times = 0
+    service(base, tmp_path / "other-host", pg_sidecar)  # another host's next start
+    assert unaudited(base, pg_sidecar) == (10, 0, 0)
+
+
+def test_with_the_sidecar_in_postgresql_a_killed_reset_is_settled_by_the_next_start(
+        base, tmp_path, monkeypatch, pg_sidecar):
+    """Killed (-9) right after Airtable applied its first batch: the entry's writer lock
+    goes with the session, so the next start (of another folder: another host) settles
+    it; the next run finishes the reset, each client audited once."""
+    fill(base, 25)
+    left = killed_reset(base, tmp_path, monkeypatch, 0, apply=True, kind="update",
+                        sidecar=pg_sidecar)
+    deadline = time.monotonic() + 30
+    while sessions_in_transaction(pg_sidecar) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server ends the killed session when it sees it closed
+    (tmp_path / "other-host").mkdir()
+    service(base, tmp_path / "other-host", pg_sidecar)
+    after = unaudited(base, pg_sidecar)
+    print(f"\n25 clients, PostgreSQL sidecar, killed after batch 1: changed/unaudited "
+          f"left {left[:2]}, after the next start {after[:2]}")
+    assert left[:2] == (10, 10) and after == (10, 0, 0)
+    assert cli.main(["reset", "--all"]) == 0
+    assert unaudited(base, pg_sidecar) == (25, 0, 0)
+
+
+def test_with_the_sidecar_in_postgresql_a_live_writers_entry_is_left_alone(
+        base, tmp_path, pg_sidecar):
+    """An entry whose writer still holds its transaction is not another store's to
+    settle; once the writer is done, nothing is left."""
+    fill(base, 2)
+    writer = service(base, tmp_path, pg_sidecar)
+    seen: list[dict] = []
+    other = service(base, tmp_path / "other-host", pg_sidecar)
+    base.fail(500, kind="update", table="Clients", times=1, apply=True,  # mid-write
+              call=lambda: seen.append(other.store._side.journaled()))  # type: ignore
+    writer.reset_all(ADMIN)
+    assert seen == [{}]
+    assert unaudited(base, pg_sidecar) == (2, 0, 0)
 
 
 # one bad record in a batch -------------------------------------------------------------------

@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from budget import automation, core
 from budget.model import BadInput, Client, Tier
 from budget.stores import SQLiteStore
-from budget.stores.airtable.sidecar import Sidecar
+from budget.stores.airtable.sidecar import SQLiteSidecar
 from budget.stores.copy import copy_store
 from budget.stores.postgresql import PostgresStore
 from budget.stores.postgresql.migrations import LATEST, MIGRATIONS, migrate
-from tests.support.factories import ADMIN, STORES, Clock, make_service
+from tests.support.factories import ADMIN, STORES_AND_SIDECARS, Clock, make_service
 
 TIERS = {1: Tier(1, "Basic", 1_000)}
 
@@ -189,7 +189,7 @@ def test_every_anchor_day_through_the_service_and_store(tmp_path):
 
 
 # every store keeps the day ----------------------------------------------------------
-@pytest.mark.parametrize("store_factory", STORES, indirect=True)
+@pytest.mark.parametrize("store_factory", STORES_AND_SIDECARS, indirect=True)
 def test_every_store_keeps_the_anchor_day(store_factory):
     clock = Clock(at(date(2026, 1, 31), 9))
     svc = store_factory.service(clock)
@@ -236,7 +236,7 @@ def test_an_older_sidecar_gets_the_column(tmp_path):
                      "period_months INTEGER NOT NULL DEFAULT 1, last_reset_period TEXT)")
         conn.execute("INSERT INTO client_extra VALUES ('A', 5, 3, '2026-01-30')")
     conn.close()
-    assert Sidecar(str(path)).extras("A") == (5, 3, date(2026, 1, 30), None)
+    assert SQLiteSidecar(str(path), 1).extras("A") == (5, 3, date(2026, 1, 30), None)
 
 
 def test_a_postgresql_database_of_the_first_schema_gets_the_column(postgres_databases):

@@ -24,10 +24,10 @@ from budget.model import (
     NotAllowed,
     Tier,
 )
-from tests.support.factories import ADMIN, STORES, Clock, make_service, words
+from tests.support.factories import ADMIN, STORES_AND_SIDECARS, Clock, make_service, words
 
 ROOT = Path(__file__).resolve().parent.parent
-both_stores = pytest.mark.parametrize("store_factory", STORES, indirect=True)
+both_stores = pytest.mark.parametrize("store_factory", STORES_AND_SIDECARS, indirect=True)
 
 
 def dump(path) -> list[str]:

@@ -4,7 +4,9 @@ the stores, exit 2 with one line from the CLI, 503 with Retry-After from the API
 import sqlite3
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
+from dataclasses import replace
 
 import pytest
 from psycopg import errors as pg
@@ -12,10 +14,12 @@ from psycopg import errors as pg
 from budget import cli
 from budget.service import BudgetService
 from budget.stores import SQLiteStore, StoreBusy, StoreError
+from budget.stores.airtable import AirtableStore
+from budget.stores.airtable.sidecar_protocol import open_sidecar
 from budget.stores.postgresql.errors import Translator
 from tests.support.api_server import AS_ADMIN, AS_VIEWER, serve
 from tests.support.airtable_server import FakeAirtable, standard_base
-from tests.support.factories import AirtableFactory, settings_from
+from tests.support.factories import AIRTABLE_ON_POSTGRESQL, AirtableFactory, settings_from
 
 
 @contextmanager
@@ -102,3 +106,28 @@ def test_an_unreachable_store_is_503_with_retry_after(tmp_path):
     with serve(service) as http:
         r = http.get("/api/token-usage", headers=AS_VIEWER)
     assert r.status_code == 503 and r.headers["Retry-After"] == "30"
+
+
+@pytest.mark.parametrize("store_factory", ["airtable", AIRTABLE_ON_POSTGRESQL], indirect=True)
+def test_the_airtable_sidecar_waits_for_its_lock_as_long_as_the_setting_says(store_factory):
+    """In a file or in PostgreSQL, the sidecar's write lock waits TOKENBUDGET_LOCK_TIMEOUT,
+    then StoreBusy; in PostgreSQL a lock held on client B leaves client A's writes be."""
+    store = AirtableStore(replace(store_factory.config, lock_timeout=0.3))
+    holder = open_sidecar(str(store_factory.sidecar), lock_timeout=1)
+    try:
+        with holder.transaction(client_id="B"):  # another host's write to client B
+            with pytest.raises(StoreBusy, match=r"0\.3 s"):
+                with store.transaction(client_id="B"):
+                    pass
+            if store_factory.kind == AIRTABLE_ON_POSTGRESQL:
+                start = time.monotonic()
+                with store.transaction(client_id="A"):
+                    store.save_setting("note", "A's write")
+                waited = time.monotonic() - start
+                print(f"\nwrite to A while B is locked: waited {waited * 1000:.0f} ms")
+                assert waited < 0.3
+        store.save_setting("encoding", "chars4")  # free again: the same call goes through
+        assert store.setting("encoding") == "chars4"
+    finally:
+        holder.close()
+        store.close()

@@ -15,18 +15,10 @@ from budget import alerts, smtp
 from budget.model import Attribute, BadInput, Change, Client, Tier, Usage
 from budget.service import BudgetService
 from budget.settings import Settings
-from tests.support.factories import ADMIN, STORES, Clock, settings_from, words
+from tests.support.factories import ADMIN, STORES_AND_SIDECARS, Clock, settings_from, words
 from tests.support.smtp_server import SmtpServer
 
-both_stores = pytest.mark.parametrize("store_factory", STORES, indirect=True)
-
-
-@pytest.fixture
-def smtp_server():
-    server = SmtpServer()
-    server.controller.start()
-    yield server
-    server.controller.stop()
+both_stores = pytest.mark.parametrize("store_factory", STORES_AND_SIDECARS, indirect=True)
 
 
 def alert_service(store_factory, server: SmtpServer, clock=None, **extra):

@@ -20,7 +20,8 @@ from budget.model import Attribute, Client, Tier
 from budget.stores import SQLiteStore
 from budget.stores.lease_lock import LeaseLock
 from tests.support.airtable_server import API_KEY, BASE_ID
-from tests.support.factories import ADMIN, NOW, STORES, Clock, make_service, words
+from tests.support.factories import (ADMIN, NOW, STORES_AND_SIDECARS, Clock, make_service,
+                                     words)
 from tests.support.smtp_server import SmtpServer
 
 CLIENTS = 20
@@ -77,7 +78,7 @@ def load_clients_at_85(store_factory, server: SmtpServer, **extra):
     return svc
 
 
-@pytest.mark.parametrize("store_factory", STORES, indirect=True)
+@pytest.mark.parametrize("store_factory", STORES_AND_SIDECARS, indirect=True)
 def test_passes_started_together_send_each_alert_once(store_factory, slow_smtp, tmp_path):
     svc = load_clients_at_85(store_factory, slow_smtp)
     env = {**{k: v for k, v in os.environ.items()
@@ -113,7 +114,7 @@ def test_passes_started_together_send_each_alert_once(store_factory, slow_smtp, 
     assert sent == {(f"C{i:02}", 80, date(2026, 11, 1), "sent", 1) for i in range(CLIENTS)}
 
 
-@pytest.mark.parametrize("store_factory", STORES, indirect=True)
+@pytest.mark.parametrize("store_factory", STORES_AND_SIDECARS, indirect=True)
 def test_claims_alone_keep_each_alert_to_one_email(store_factory, slow_smtp):
     """Passes that overlap although the lock should have kept them apart (a stalled
     pass whose lease ran out): the claims still send each alert once."""
@@ -131,7 +132,7 @@ def test_claims_alone_keep_each_alert_to_one_email(store_factory, slow_smtp):
     assert {n.status for n in svc.notifications()} == {"sent"}
 
 
-@pytest.mark.parametrize("store_factory", STORES, indirect=True)
+@pytest.mark.parametrize("store_factory", STORES_AND_SIDECARS, indirect=True)
 def test_a_stale_claim_is_taken_over_and_the_alert_sent_once(store_factory, slow_smtp):
     svc = load_clients_at_85(store_factory, slow_smtp)
     period = date(2026, 11, 1)
@@ -152,7 +153,7 @@ def test_a_stale_claim_is_taken_over_and_the_alert_sent_once(store_factory, slow
     assert len(slow_smtp.inbox.messages) == CLIENTS - 1
 
 
-@pytest.mark.parametrize("store_factory", STORES, indirect=True)
+@pytest.mark.parametrize("store_factory", STORES_AND_SIDECARS, indirect=True)
 def test_a_second_pass_while_the_first_holds_the_lock_does_nothing_and_says_so(
         store_factory, slow_smtp, tmp_path, monkeypatch, capsys):
     from budget.cli import main

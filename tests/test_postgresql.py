@@ -11,6 +11,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections import Counter
 from dataclasses import replace
 from datetime import UTC, date, datetime
 
@@ -24,7 +25,9 @@ from budget.stores import StoreError, open_store
 from budget.stores.copy import read
 from budget.stores.postgresql import PostgresStore
 from budget.stores.postgresql.migrations import LATEST, MIGRATIONS, migrate
-from tests.support.factories import ADMIN, NOW, PostgresFactory, make_service, words
+from tests.support.factories import (ADMIN, AIRTABLE_ON_POSTGRESQL, NOW, PostgresFactory,
+                                     make_service, words)
+from tests.test_pass_lock import store_env
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -206,56 +209,184 @@ def test_a_pass_killed_with_kill_9_releases_its_lock(pg, tmp_path):
     assert got
 
 
-# several processes ----------------------------------------------------------------
+# several processes on two "hosts" ------------------------------------------------
+HOSTS, PROCESSES, BUDGETED_CLIENTS, BUDGET = 2, 8, 4, 1000
+
+# a host's process: imports everything and reads the counts, says it is ready, waits for
+# the gate so that every process starts within milliseconds, then activates its share,
+# one validated change each, and reports what a user would have seen
 _ACTIVATE = textwrap.dedent("""
     import json, sys, time
+    from pathlib import Path
     from budget.model import Actor, Change
     from budget.service import BudgetService
     from budget.settings import Settings
-    url, start, ids = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
-    svc = BudgetService.from_settings(Settings(store=url))
-    svc.costs()  # tokenizer loaded and counts read before the race starts
-    time.sleep(max(0.0, start - time.time()))
-    out = [svc.apply(Actor("worker", "admin"), Change("A", active={aid: True})).allowed
-           for aid in ids]
-    print(json.dumps(out))
+    ready, gate, pairs = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
+    svc = BudgetService.from_settings(Settings.load())  # the store the environment names
+    svc.costs()
+    svc.counter.count("the tokenizer loaded before the race, not in the first activation")
+    ready.touch()
+    while not gate.exists():
+        time.sleep(0.002)
+    saved, refused, errors, waits = 0, 0, [], []
+    for pair in pairs:
+        client_id, aid = pair.split("/")
+        start = time.monotonic()
+        try:
+            if svc.apply(Actor("worker", "admin"), Change(client_id, active={aid: True})).allowed:
+                saved += 1
+            else:
+                refused += 1
+        except Exception as e:  # what the CLI and the API would show a user
+            errors.append(f"{type(e).__name__}: {e}")
+        waits.append(time.monotonic() - start)
+    print(json.dumps({"saved": saved, "refused": refused, "errors": errors, "waits": waits}))
 """)
 
 
-def _python(args: list[str], cwd, **kwargs) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": REPO}
-    env.pop("TOKENBUDGET_STORE", None)
+def _python(args: list[str], cwd, store: dict[str, str] | None = None) -> subprocess.Popen:
+    """A process with the settings of `store` (environment variables) and no others."""
+    env = {**{k: v for k, v in os.environ.items()
+              if not k.startswith(("TOKENBUDGET_", "AIRTABLE_"))},
+           "PYTHONPATH": REPO, **(store or {})}
     return subprocess.Popen([sys.executable, *args], cwd=cwd, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def test_two_processes_near_the_budget_never_overshoot(pg, tmp_path):
-    """12 activations of 10 tokens from two processes where 6 fit: exactly 6 are saved,
-    each with its audit row, and usage ends at the budget, not past it."""
-    xs = [f"x{i}" for i in range(6)]
-    ys = [f"y{i}" for i in range(6)]
-    pg.service().load_data_set(
-        ADMIN, [Tier(1, "Basic", 100)], [Client("A", "Alpha", 1)],
-        [Attribute("base", "A", "Base", True, words(40)),
-         *(Attribute(aid, "A", aid, False, words(10)) for aid in xs + ys)])
-    audit_before = len(pg.open().audit("A"))
-    start = time.time() + 8
-    procs = []
-    for name, ids in (("one", xs), ("two", ys)):
-        folder = tmp_path / name
+def _gated(procs: list[subprocess.Popen], ready: list, gate) -> float:
+    """Opens the gate once every process is ready; the time it opened."""
+    deadline = time.monotonic() + 120
+    while not all(r.exists() for r in ready):
+        assert time.monotonic() < deadline, [p.stderr.read() for p in procs
+                                             if p.poll() is not None and p.stderr]
+        time.sleep(0.01)
+    gate.touch()
+    return time.monotonic()
+
+
+def _hosts(tmp_path) -> list:
+    """The working folders of the two hosts: nothing on disk is shared."""
+    folders = [tmp_path / f"host{h + 1}" for h in range(HOSTS)]
+    for folder in folders:
         folder.mkdir()
-        procs.append(_python(["-c", _ACTIVATE, pg.url, str(start), *ids], folder))
+    return folders
+
+
+@pytest.mark.parametrize(("store_factory", "spare", "base"),
+                         [("postgresql", 100, 500), (AIRTABLE_ON_POSTGRESQL, 50, 750)],
+                         indirect=["store_factory"])
+def test_eight_processes_on_two_hosts_near_the_budget_never_overshoot(store_factory, spare,
+                                                                      base, tmp_path):
+    """8 processes x 50 activations of 10 tokens on 4 clients at 500 of 1,000 tokens,
+    where 50 fit per client: exactly 50 are saved per client, each with its audit row,
+    usage ends at the budget and not past it, and no user sees an error. On the
+    PostgreSQL store; and on Airtable (the loopback base, whose requests take longer)
+    with its sidecar in PostgreSQL, with half as many: 8 x 25 at 750, 25 fit."""
+    pg = store_factory
+    clients = [f"C{c}" for c in range(BUDGETED_CLIENTS)]
+    fit = (BUDGET - base) // 10
+    pg.service().load_data_set(
+        ADMIN, [Tier(1, "Basic", BUDGET)], [Client(c, f"Client {c}", 1) for c in clients],
+        [a for c in clients for a in (
+            Attribute(f"{c}-base", c, "Base", True, words(base)),
+            *(Attribute(f"{c}-x{j:03}", c, f"x{j:03}", False, words(10))
+              for j in range(spare)))])
+    audit_before = {c: len(pg.open().audit(c)) for c in clients}
+    pairs = [f"{c}/{c}-x{j:03}" for j in range(spare) for c in clients]  # clients interleaved
+    shares = [pairs[p::PROCESSES] for p in range(PROCESSES)]
+    activations = spare * BUDGETED_CLIENTS // PROCESSES
+    assert {len(s) for s in shares} == {activations}
+    folders, gate = _hosts(tmp_path), tmp_path / "gate"
+    ready = [tmp_path / f"ready{p}" for p in range(PROCESSES)]
+    procs = [_python(["-c", _ACTIVATE, str(ready[p]), str(gate), *shares[p]],
+                     folders[p % HOSTS], store_env(pg)) for p in range(PROCESSES)]
+    opened = _gated(procs, ready, gate)
     results = []
     for p in procs:
-        out, err = p.communicate(timeout=120)
+        out, err = p.communicate(timeout=180)
         assert p.returncode == 0, err
-        results += json.loads(out)
-    final = pg.service().client_usage("A")
-    saved = sum(results)
-    print(f"saved {saved} of {len(results)} activations; usage {final.usage} of {final.budget}")
-    assert saved == 6
-    assert final.usage == 100 == final.client.token_usage  # overshoot 0
-    assert len(pg.open().audit("A")) - audit_before == saved
+        results.append(json.loads(out))
+    elapsed = time.monotonic() - opened
+
+    service = pg.service()
+    saved = sum(r["saved"] for r in results)
+    refused = sum(r["refused"] for r in results)
+    errors = [e for r in results for e in r["errors"]]
+    deadlocks = [e for e in errors if "deadlock" in e.lower()]
+    waits = sorted(w for r in results for w in r["waits"])
+    usage = {c: service.client_usage(c) for c in clients}
+    overshoot = sum(max(0, u.usage - u.budget) for u in usage.values())
+    audit_rows = sum(len(service.audit(c)) - audit_before[c] for c in clients)
+    print(f"\n{pg.kind}: {PROCESSES} processes on {HOSTS} hosts x {activations} activations: "
+          f"{saved} saved, {refused} refused, {len(errors)} errors ({len(deadlocks)} "
+          f"deadlocks) in {elapsed:.1f} s; overshoot {overshoot}; audit rows {audit_rows}; "
+          f"per activation median {waits[len(waits) // 2] * 1000:.0f} ms, "
+          f"p95 {waits[int(len(waits) * 0.95)] * 1000:.0f} ms, max {waits[-1] * 1000:.0f} ms")
+    assert errors == []
+    assert saved == BUDGETED_CLIENTS * fit and refused == len(pairs) - saved
+    assert overshoot == 0
+    assert all(u.usage == BUDGET == u.client.token_usage for u in usage.values())
+    assert audit_rows == saved
+
+
+@pytest.mark.parametrize("store_factory", ["postgresql", AIRTABLE_ON_POSTGRESQL],
+                         indirect=True)
+def test_two_run_due_on_two_hosts_send_each_alert_and_reset_each_client_once(
+        store_factory, tmp_path):
+    """Two `tokenbudget run-due` started together from two hosts' folders against a real
+    SMTP server: 10 clients due an 80 % alert and 10 due a reset. On the PostgreSQL
+    store, and on Airtable with its sidecar in PostgreSQL."""
+    pg = store_factory
+    from tests.support.smtp_server import SmtpServer
+    alerted = [f"A{i:02}" for i in range(10)]
+    reset = [f"R{i:02}" for i in range(10)]
+    smtp = SmtpServer(delay=0.05)  # a pass of 10 emails lasts half a second: they overlap
+    smtp.controller.start()
+    try:
+        recipients = smtp.settings(TOKENBUDGET_ALERT_RECIPIENTS="contact")
+        svc = pg.service(names=recipients)
+        svc.load_data_set(
+            ADMIN, [Tier(1, "Basic", 100)],
+            [*(Client(c, f"Client {c}", 1, budget_reset_date=date(2026, 12, 1),
+                      email=f"ops@{c.lower()}.example") for c in alerted),
+             *(Client(c, f"Client {c}", 1, budget_reset_date=date(2026, 11, 1),
+                      email=f"ops@{c.lower()}.example") for c in reset)],
+            [*(Attribute(f"{c}-a", c, "Size", True, words(85)) for c in alerted),
+             *(Attribute(f"{c}-a", c, "Size", True, words(40)) for c in reset)])
+        folders, gate = _hosts(tmp_path), tmp_path / "gate"
+        ready = [tmp_path / f"ready{h}" for h in range(HOSTS)]
+        runner = textwrap.dedent("""
+            import sys, time
+            from pathlib import Path
+            from budget.cli import main
+            Path(sys.argv[1]).touch()
+            while not Path(sys.argv[2]).exists():
+                time.sleep(0.002)
+            sys.exit(main(sys.argv[3:]))
+        """)
+        env = {**{k: v for k, v in os.environ.items()
+                  if not k.startswith(("TOKENBUDGET_", "AIRTABLE_", "SMTP_"))},
+               **store_env(pg), "PYTHONPATH": REPO, **recipients}
+        procs = [subprocess.Popen([sys.executable, "-c", runner, str(ready[h]), str(gate),
+                                   "run-due", "--now", NOW.strftime("%Y-%m-%dT%H:%M")],
+                                  cwd=folders[h], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for h in range(HOSTS)]
+        _gated(procs, ready, gate)
+        outs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        smtp.controller.stop()
+    assert [p.returncode for p in procs] == [0] * HOSTS, outs
+    per_key = smtp.inbox.per_subject()
+    resets = Counter(e.client_id for e in svc.audit() if e.action == "reset")
+    skipped = sum("this one did nothing" in out for out, _ in outs)
+    print(f"\n{pg.kind}: {HOSTS} run-due on {HOSTS} hosts: {len(smtp.inbox.messages)} emails for "
+          f"{len(per_key)} alert keys (each sent {sorted(set(per_key.values()))} time), "
+          f"resets per due client {sorted(set(resets.values()))}, {skipped} pass skipped")
+    assert len(per_key) == len(alerted) and set(per_key.values()) == {1}
+    assert {n.client_id for n in svc.notifications() if n.status == "sent"} == set(alerted)
+    assert resets == {c: 1 for c in reset}
+    assert all(svc.store.client(c).budget_reset_date == date(2026, 12, 1) for c in reset)
 
 
 _HALF_WRITE = textwrap.dedent("""

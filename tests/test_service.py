@@ -5,10 +5,11 @@ import pytest
 
 from budget import audit
 from budget.model import Actor, BadInput, Change, NotAllowed, StaleWrite
-from tests.support.factories import ADMIN, STORES, Clock, words
+from tests.support.factories import ADMIN, STORES_AND_SIDECARS, Clock, words
 
-# every test here runs against SQLite and against Airtable (loopback, real HTTP)
-pytestmark = pytest.mark.parametrize("store_factory", STORES, indirect=True)
+# every test here runs against SQLite, Airtable (loopback, real HTTP) with its sidecar in
+# a file and in PostgreSQL, and PostgreSQL
+pytestmark = pytest.mark.parametrize("store_factory", STORES_AND_SIDECARS, indirect=True)
 
 
 def usage(svc, cid):

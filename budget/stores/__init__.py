@@ -25,7 +25,7 @@ def open_store(url: str, airtable: AirtableSettings | None = None,
         return SQLiteStore(path, lock_timeout)
     if url == "airtable":
         from .airtable import open_airtable  # pyairtable is loaded only when used
-        return open_airtable(airtable or AirtableSettings())
+        return open_airtable(airtable or AirtableSettings(), lock_timeout)
     if url.startswith(("postgresql://", "postgres://")):
         from .postgresql import PostgresStore  # psycopg is loaded only when used
         return PostgresStore(url, lock_timeout=lock_timeout)

@@ -22,7 +22,7 @@ from .sqlite_connection import connect
 
 LEASE = 60.0  # seconds a holder that stopped renewing keeps the lock
 RENEW_EVERY = LEASE / 4
-WAIT = 30.0  # seconds a statement waits for another writer's transaction
+WAIT = 30.0  # seconds a statement waits for another writer's transaction, by default
 
 DDL = """CREATE TABLE IF NOT EXISTS locks (
     name TEXT PRIMARY KEY, holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
@@ -34,12 +34,12 @@ class LeaseLock:
     own, so it never joins (or waits for) a transaction of the thread that takes it."""
 
     def __init__(self, path: str, name: str = "pass", lease: float = LEASE,
-                 renew_every: float = RENEW_EVERY) -> None:
+                 renew_every: float = RENEW_EVERY, wait: float = WAIT) -> None:
         self.path, self.name = path, name
-        self.lease, self.renew_every = lease, renew_every
+        self.lease, self.renew_every, self.wait = lease, renew_every, wait
 
     def _connect(self) -> sqlite3.Connection:
-        conn = connect(self.path, timeout=WAIT)
+        conn = connect(self.path, timeout=self.wait)
         conn.execute(DDL)
         return conn
 
@@ -73,7 +73,7 @@ class LeaseLock:
     def _renew(self, holder: str, stop: threading.Event) -> None:
         """Moves the lease on until `stop`; a renewal that fails (the file busy past the
         wait) is tried again at the next beat, well inside the lease."""
-        with closing(connect(self.path, timeout=WAIT)) as conn:
+        with closing(connect(self.path, timeout=self.wait)) as conn:
             while not stop.wait(self.renew_every):
                 try:
                     conn.execute("UPDATE locks SET expires = ? WHERE name = ? AND holder = ?",

@@ -147,7 +147,7 @@ class SQLiteStore:
                 add_column(conn, table, column, declaration)
         except sqlite3.Error as e:
             raise StoreError(f"cannot open store {path}: {e}") from None
-        self._pass_lock = LeaseLock(path)
+        self._pass_lock = LeaseLock(path, wait=lock_timeout)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

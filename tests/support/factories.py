@@ -82,19 +82,26 @@ def airtable_config(server: FakeAirtable, sidecar, **overrides) -> AirtableConfi
 
 
 class AirtableFactory:
-    """Opens stores on one loopback Airtable base (and one sidecar file). The base has
-    Client ID / Attribute ID fields, so the service tests can use their own ids."""
+    """Opens stores on one loopback Airtable base and one sidecar: a file, or with
+    `kind` "airtable+postgresql" a database URL. The base has Client ID / Attribute ID
+    fields, so the service tests can use their own ids. `close()` returns every store's
+    sidecar connections at the end of the test."""
 
-    kind = "airtable"
-
-    def __init__(self, server: FakeAirtable, sidecar) -> None:
-        self.server, self.sidecar = server, sidecar
+    def __init__(self, server: FakeAirtable, sidecar, kind: str = "airtable") -> None:
+        self.server, self.sidecar, self.kind = server, sidecar, kind
         self.config = airtable_config(server, sidecar, AIRTABLE_CLIENT_ID_FIELD="Client ID",
                                       AIRTABLE_ATTRIBUTE_ID_FIELD="Attribute ID",
                                       AIRTABLE_ALLOW_REPLACE="1")
+        self._opened: list[AirtableStore] = []
 
     def open(self) -> AirtableStore:
-        return AirtableStore(self.config)
+        store = AirtableStore(self.config)
+        self._opened.append(store)
+        return store
+
+    def close(self) -> None:
+        for store in self._opened:
+            store.close()
 
     def service(self, clock=None, names=None, **settings) -> BudgetService:
         return BudgetService(self.open(), settings_from(names, store="airtable", **settings),
@@ -126,6 +133,10 @@ class PostgresFactory:
 
 
 STORES = ["sqlite", "airtable", "postgresql"]
+# the Airtable store with its sidecar in PostgreSQL (AIRTABLE_SIDECAR=postgresql://...):
+# for the store-protocol and pass-lock tests, not the whole suite
+AIRTABLE_ON_POSTGRESQL = "airtable+postgresql"
+STORES_AND_SIDECARS = [*STORES, AIRTABLE_ON_POSTGRESQL]
 
 
 def env_for(server: FakeAirtable, tmp_path, monkeypatch, **extra) -> None:

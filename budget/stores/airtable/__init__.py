@@ -10,18 +10,20 @@ Table and field names are settings (see `AirtableConfig`). Client and attribute 
 are Airtable record ids unless an id field is configured (`AIRTABLE_CLIENT_ID_FIELD`,
 `AIRTABLE_ATTRIBUTE_ID_FIELD`).
 
-*In a local SQLite sidecar file* (`AIRTABLE_SIDECAR`, default
-`data/airtable-sidecar.db`): what Airtable cannot hold natively or what only the
+*In the sidecar* (`AIRTABLE_SIDECAR`: a SQLite file, by default
+`data/airtable-sidecar.db`, or a `postgresql://` URL for several hosts on one base):
+what Airtable cannot hold natively or what only the
 app needs -- the tier table, the audit log, the usage history, the token-count
 cache (keyed by a hash of the texts, so an edit made directly in Airtable is
 recounted), the alert state, the admin settings kept with the data (e.g. the
 encoding) and the per-client extras (temporary top-up, period length, last reset
-period, anchor day). Why not Airtable tables: the audit entry, history snapshot and extras of a
-change must commit together, which one SQLite transaction gives and Airtable (no
-transactions, 10 records per write) does not; and they would spend the base's 5
-requests per second on data no Airtable user reads. The cost: the sidecar must sit on
-persistent storage that every app instance shares (the README says so);
-`tokenbudget airtable migrate` creates it and says where it is.
+period, anchor day), and the scheduled pass's lock. Why not Airtable tables: the audit
+entry, history snapshot and extras of a change must commit together, which one sidecar
+transaction gives and Airtable (no transactions, 10 records per write) does not; and
+they would spend the base's 5 requests per second on data no Airtable user reads. The
+cost: every app instance must share the sidecar (one machine: a file on persistent
+storage; several: PostgreSQL); `tokenbudget airtable migrate` creates it and says where
+it is.
 
 Where the code lives
 --------------------
@@ -31,8 +33,11 @@ Where the code lives
 - `tables`: the two tables as the store reads them (listings, lookups by id).
 - `records`: Airtable records parsed into Clients and Attributes, with warnings.
 - `versions`: content-hash versions (Airtable has none) and the text hash.
-- `sidecar`: the local SQLite file, with the write journal.
-- `writer_lock`: the machine's Airtable writers' lock (a flock next to the sidecar).
+- `sidecar_protocol`: the sidecar's methods (the write journal among them), and which
+  home `AIRTABLE_SIDECAR` names; `sidecar`: in a SQLite file; `sidecar_postgresql`: in
+  PostgreSQL; `deferred`: a sidecar write as it waits in a unit of work and the journal.
+- `writer_lock`: the machine's Airtable writers' lock with the sidecar in a file (a
+  flock next to it); with the sidecar in PostgreSQL its advisory locks serve.
 - `journal`: what landed, learnt by reading records again; the journal settled from it
   after a lost answer, and the entries of a writer that died settled on the next start.
 - `unit_of_work`: a transaction's buffered writes and their flush, 10 records per

@@ -3,12 +3,17 @@ API: every name is a setting, so the store fits a base whose fields are named ot
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ...model import BadInput
 from ...settings import AirtableSettings
+from ...settings.schema import DEFAULT_LOCK_TIMEOUT
+from .sidecar_protocol import POSTGRESQL_SCHEMES
 
 # role -> (setting, default field name); "" means: not used
 CLIENT_FIELDS: dict[str, tuple[str, str]] = {
@@ -51,7 +56,8 @@ class AirtableConfig:
         default_factory=lambda: {k: v[1] for k, v in CLIENT_FIELDS.items()})
     attribute_fields: Mapping[str, str] = field(
         default_factory=lambda: {k: v[1] for k, v in ATTRIBUTE_FIELDS.items()})
-    sidecar: str = "data/airtable-sidecar.db"
+    sidecar: str = "data/airtable-sidecar.db"  # a file path, or a postgresql:// URL
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT  # seconds a writer waits for the sidecar lock
     min_interval: float = 0.22  # seconds between requests: 4.5 per second, under 5
     penalty: float = 30.0  # Airtable's wait after a 429
     retries: int = 5
@@ -60,9 +66,11 @@ class AirtableConfig:
     allow_replace: bool = False  # demo-data wipes both tables: only on a test base
 
     @classmethod
-    def from_settings(cls, section: AirtableSettings) -> AirtableConfig:
-        """The store's view of the `airtable` settings; the key and base id are checked
-        here, because only a store that talks to Airtable needs them."""
+    def from_settings(cls, section: AirtableSettings,
+                      lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> AirtableConfig:
+        """The store's view of the `airtable` settings (and of the store-wide
+        `TOKENBUDGET_LOCK_TIMEOUT`); the key and base id are checked here, because only a
+        store that talks to Airtable needs them."""
         key = section.api_key.get_secret_value()
         if not key:
             raise BadInput("settings", "AIRTABLE_API_KEY",
@@ -77,11 +85,22 @@ class AirtableConfig:
             client_fields={role: by_alias[name] for role, (name, _) in CLIENT_FIELDS.items()},
             attribute_fields={role: by_alias[name]
                               for role, (name, _) in ATTRIBUTE_FIELDS.items()},
-            sidecar=section.sidecar, min_interval=section.min_interval,
+            sidecar=section.sidecar, lock_timeout=lock_timeout,
+            min_interval=section.min_interval,
             penalty=section.rate_limit_penalty, retries=section.retries,
             backoff=section.retry_backoff,
             timeout=(section.connect_timeout, section.read_timeout),
             allow_replace=section.allow_replace)
+
+    def local_file(self, suffix: str) -> str:
+        """A file of this machine for the base (the pacer's schedule): beside a sidecar
+        file; with the sidecar in PostgreSQL, in the temporary folder, named for the
+        endpoint and base, so every process of the machine finds the same one."""
+        if not self.sidecar.startswith(POSTGRESQL_SCHEMES):
+            return self.sidecar + suffix
+        where = hashlib.sha256(self.endpoint_url.encode()).hexdigest()[:12]
+        return os.path.join(tempfile.gettempdir(),
+                            f"tokenbudget-airtable-{self.base_id}-{where}{suffix}")
 
     def missing_names(self) -> list[str]:
         """Required field roles that are set to nothing."""

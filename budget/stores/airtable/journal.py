@@ -18,7 +18,7 @@ from typing import Any
 
 from ..base import StoreError
 from .records import clean
-from .sidecar import Intent, Sidecar
+from .sidecar_protocol import Intent, Sidecar
 from .tables import Tables
 
 # per record (kind, record id): landed, not landed, or not known (the re-read failed)
@@ -59,7 +59,7 @@ def settle(side: Sidecar, tx: str, intents: Iterable[Intent], outcome: Outcome) 
 
 def reconcile(tables: Tables, side: Sidecar) -> int:
     """Settles the journal entries of writers that are gone; the caller holds the
-    writer lock and no sidecar transaction. Returns how many entries it looked at."""
+    sidecar's writer lock and no sidecar transaction. Returns how many entries it looked at."""
     entries = side.journaled()
     if not entries:
         return 0
@@ -68,13 +68,7 @@ def reconcile(tables: Tables, side: Sidecar) -> int:
         intents = [i for e in entries.values() for i in e if i.kind == kind]
         if intents:
             outcome.update(learn(tables, kind, intents))
-    conn = side.conn()
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with side.transaction():
         for tx, intents in entries.items():
             settle(side, tx, intents, outcome)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
     return len(entries)

@@ -13,7 +13,7 @@ from typing import Any
 
 from ...model import Attribute, BadInput, Client, Tier
 from .config import AirtableConfig
-from .sidecar import Extras
+from .sidecar_protocol import Extras
 from .versions import text_hash, version_of
 
 Record = Mapping[str, Any]  # {"id": record id, "fields": {field name: value}}

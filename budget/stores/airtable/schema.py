@@ -5,8 +5,9 @@ missing and which have a type the store cannot read. One metadata request.
 
 migrate: adds the four token fields (Token Budget, Token Usage, Budget Reset Date,
 Last Token Update) to the clients table through Airtable's metadata API, and creates
-the local sidecar file that holds the tier table, audit log, usage history, token
-counts and alert state (the package docstring says why they live there). It never
+the sidecar (a local file, or tables in PostgreSQL) that holds the tier table, audit
+log, usage history, token counts and alert state (the package docstring says why they
+live there). It never
 creates or changes the user's own tables or fields beyond those four, and a second
 run changes nothing. Both go through the store's paced, retrying client.
 """
@@ -18,7 +19,6 @@ from typing import Any
 
 from ..base import StoreError
 from .config import TOKEN_FIELDS
-from .sidecar import Sidecar
 from .store import AirtableStore
 
 TEXT = {"singleLineText", "multilineText", "richText"}
@@ -96,7 +96,7 @@ class SchemaReport:
             out.append(f"created {name}")
         if self.sidecar:
             out.append(f"tiers, audit log, usage history, token counts and alert state live "
-                       f"in the local file {self.sidecar} (not in Airtable)")
+                       f"in {self.sidecar} (not in Airtable)")
         return out
 
 
@@ -114,7 +114,7 @@ def _schema(store: AirtableStore) -> dict[str, dict[str, Any]]:
 def check(store: AirtableStore) -> SchemaReport:
     cfg = store.config
     tables = _schema(store)
-    report = SchemaReport(sidecar=cfg.sidecar)
+    report = SchemaReport(sidecar=store.sidecar_label)
     plan = ((cfg.clients_table, cfg.client_fields, CLIENT_TYPES, cfg.attributes_table),
             (cfg.attributes_table, cfg.attribute_fields, ATTRIBUTE_TYPES, cfg.clients_table))
     for table_name, names, types, other in plan:
@@ -142,7 +142,8 @@ def check(store: AirtableStore) -> SchemaReport:
 
 
 def migrate(store: AirtableStore) -> SchemaReport:
-    """Adds the missing token fields to the clients table; idempotent."""
+    """Adds the missing token fields to the clients table; idempotent. (The sidecar's
+    tables were made, or migrated, when the store opened.)"""
     cfg = store.config
     before = check(store)
     if not before.tables.get(cfg.clients_table):
@@ -159,7 +160,6 @@ def migrate(store: AirtableStore) -> SchemaReport:
                     "description": "written by tokenbudget"}
             store.tables.call("c", f"create field {f.field!r}", store.api.post, url, json=body)
             created.append(f"field {cfg.clients_table}.{f.field}")
-    Sidecar(cfg.sidecar)  # creates the local tables if they are not there yet
     after = check(store)
     after.created = created
     return after

@@ -1,6 +1,8 @@
-"""The Airtable store's local SQLite file (`AIRTABLE_SIDECAR`): what Airtable cannot
-hold natively or what only the app needs. The tables of the automation (alert state,
-notifications, deactivations) come from `automation_sql`, shared with the SQLite store."""
+"""The Airtable store's sidecar in a SQLite file (`AIRTABLE_SIDECAR` a path, by default
+data/airtable-sidecar.db): one machine's processes share it, and its write transaction
+(BEGIN IMMEDIATE) is their write lock. The tables of the automation (alert state,
+notifications, deactivations) come from `automation_sql`, shared with the SQLite store;
+the pass lock is a lease row (`lease_lock`). See `sidecar_protocol` for the methods."""
 
 from __future__ import annotations
 
@@ -10,20 +12,21 @@ import secrets
 import socket
 import sqlite3
 import threading
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from pyairtable.utils import chunked
 
-from ...model import DEFAULT_TIERS, AuditEntry, FieldTokens, Tier
+from ...model import DEFAULT_TIERS, AuditEntry, Deactivation, FieldTokens, Notification, Tier
 from .. import automation_sql
-from ..base import StoreError
+from ..base import PassHolder, StoreError
+from ..lease_lock import LeaseLock
 from ..sqlite_connection import add_column, connect
-
-# a client's top-up, period months, last reset period and anchor day
-Extras = tuple[int, int, date | None, int | None]
+from .deferred import Deferred
+from .sidecar_protocol import NO_EXTRAS, Extras, Intent
+from .writer_lock import writer_lock
 
 SIDECAR_SCHEMA = """
 CREATE TABLE IF NOT EXISTS tiers (level INTEGER PRIMARY KEY, name TEXT NOT NULL,
@@ -49,42 +52,32 @@ CREATE TABLE IF NOT EXISTS journal_writes (
     tx TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL, at TEXT NOT NULL,
     client_id TEXT NOT NULL, kind TEXT NOT NULL, rid TEXT NOT NULL, fields TEXT NOT NULL,
     PRIMARY KEY (tx, kind, rid));
-CREATE TABLE IF NOT EXISTS journal_ops (
-    tx TEXT NOT NULL, seq INTEGER NOT NULL, client_id TEXT NOT NULL, sql TEXT NOT NULL,
-    params TEXT NOT NULL, PRIMARY KEY (tx, seq));
+CREATE TABLE IF NOT EXISTS journal_calls (
+    tx TEXT NOT NULL, seq INTEGER NOT NULL, client_id TEXT NOT NULL, method TEXT NOT NULL,
+    args TEXT NOT NULL, PRIMARY KEY (tx, seq));
 """
 # columns added since the first release: files made before them get them on opening
 COLUMNS = (("client_extra", "anchor_day",
             "INTEGER CHECK (anchor_day IS NULL OR anchor_day BETWEEN 1 AND 31)"),)
 EXTRA_COLUMNS = "client_id, topup, period_months, last_reset_period, anchor_day"
 HASHES_PER_QUERY = 900  # under SQLite's limit of host parameters in one statement
-SIDECAR_TIMEOUT = 60.0  # seconds a writer waits for another's lock
 # a journal entry of another host is taken as its writer's dead after this long
 JOURNAL_LEASE = timedelta(minutes=15)
 
 
-@dataclass(frozen=True)
-class Intent:
-    """A record write about to be sent (journaled first): the record, the client whose
-    change it is part of, and the field values it sets."""
-
-    client_id: str
-    kind: str
-    rid: str
-    fields: dict[str, Any]
-
-
-class Sidecar:
+class SQLiteSidecar:
     """One connection per thread; opening creates the file, its tables and the default
     tiers if they are not there yet (what `tokenbudget airtable migrate` relies on)."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, path: str, lock_timeout: float) -> None:
+        self.path, self.lock_timeout = path, lock_timeout
+        self.label = f"the local file {path}"
         self._local = threading.local()
+        self._pass_lock = LeaseLock(path, wait=lock_timeout)
         parent = os.path.dirname(os.path.abspath(path))
         try:
             os.makedirs(parent, exist_ok=True)
-            conn = self.conn()
+            conn = self._conn()
             conn.executescript(SIDECAR_SCHEMA)
             for table, column, declaration in COLUMNS:
                 add_column(conn, table, column, declaration)
@@ -94,33 +87,57 @@ class Sidecar:
         except (OSError, sqlite3.Error) as e:
             raise StoreError(f"cannot open the Airtable sidecar file {path}: {e}") from None
 
-    def conn(self) -> sqlite3.Connection:
+    def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = self._local.conn = connect(self.path, timeout=SIDECAR_TIMEOUT)
+            conn = self._local.conn = connect(self.path, timeout=self.lock_timeout)
         return conn
 
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        return self.conn().execute(sql, params).fetchall()
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        return self._conn().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        """Closes this thread's connection (the others close with their threads)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    @contextmanager
+    def transaction(self, client_id: str | None = None) -> Iterator[None]:
+        """BEGIN IMMEDIATE: the file's one write lock, whichever client (SQLite has no
+        finer lock)."""
+        conn = self._conn()
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if conn.in_transaction:  # not when the journal committed and nothing followed
+            conn.execute("COMMIT")
 
     # reads ------------------------------------------------------------------------------
     def tiers(self) -> dict[int, Tier]:
         return {lvl: Tier(lvl, name, tokens) for lvl, name, tokens in
-                self.query("SELECT level, name, tokens FROM tiers ORDER BY level")}
+                self._query("SELECT level, name, tokens FROM tiers ORDER BY level")}
 
     def extras(self, client_id: str) -> Extras:
-        rows = self.query("SELECT topup, period_months, last_reset_period, anchor_day FROM "
-                          "client_extra WHERE client_id = ?", (client_id,))
+        rows = self._query("SELECT topup, period_months, last_reset_period, anchor_day FROM "
+                           "client_extra WHERE client_id = ?", (client_id,))
         if not rows:
-            return 0, 1, None, None
+            return NO_EXTRAS
         t, m, p, a = rows[0]
         return t, m, date.fromisoformat(p) if p else None, a
 
     def counts(self, encoding: str, hashes: Iterable[str]) -> dict[str, FieldTokens]:
-        """The token counts known for these text hashes, by hash."""
         known: dict[str, FieldTokens] = {}
         for chunk in chunked(sorted(set(hashes)), HASHES_PER_QUERY):
-            for h, i, e, s in self.query(
+            for h, i, e, s in self._query(
                     "SELECT text_hash, instructions, examples, signals FROM token_counts "
                     f"WHERE encoding = ? AND text_hash IN ({','.join('?' * len(chunk))})",
                     [encoding, *chunk]):
@@ -134,7 +151,7 @@ class Sidecar:
             sql, params = sql + " WHERE client_id = ?", (client_id,)
         return [AuditEntry(datetime.fromisoformat(at), actor, action, cid, json.loads(b),
                            json.loads(a))
-                for at, actor, action, cid, b, a in self.query(sql + " ORDER BY id", params)]
+                for at, actor, action, cid, b, a in self._query(sql + " ORDER BY id", params)]
 
     def history(self, client_id: str | None = None) -> list[tuple[str, datetime, int, int]]:
         sql = "SELECT client_id, at, usage, budget FROM usage_history"
@@ -142,22 +159,78 @@ class Sidecar:
         if client_id is not None:
             sql, params = sql + " WHERE client_id = ?", (client_id,)
         return [(c, datetime.fromisoformat(at), u, b)
-                for c, at, u, b in self.query(sql + " ORDER BY at, rowid", params)]
+                for c, at, u, b in self._query(sql + " ORDER BY at, rowid", params)]
 
     def setting(self, key: str) -> str | None:
-        rows = self.query("SELECT value FROM settings WHERE key = ?", (key,))
+        rows = self._query("SELECT value FROM settings WHERE key = ?", (key,))
         return rows[0][0] if rows else None
 
     def settings(self) -> dict[str, str]:
-        return dict(self.query("SELECT key, value FROM settings ORDER BY key"))
+        return dict(self._query("SELECT key, value FROM settings ORDER BY key"))
 
-    # a new data set ---------------------------------------------------------------------
-    def replace(self, tiers: Iterable[Tier],
-                extras: Iterable[tuple[str, int, int, str | None, int | None]]) -> None:
-        """Empties what belongs to the data set being replaced (token counts and
-        settings stay), then stores its tiers and client extras; inside the caller's
-        transaction."""
-        conn = self.conn()
+    def sent_alerts(self) -> set[tuple[str, int, date]]:
+        return automation_sql.sent_alerts(self._conn())
+
+    def count_sent_alerts(self, client_id: str, period: date) -> int:
+        n: int = self._query("SELECT COUNT(*) FROM alerts_sent WHERE client_id = ? "
+                             "AND period = ?", (client_id, period.isoformat()))[0][0]
+        return n
+
+    def notifications(self, client_id: str | None = None) -> list[Notification]:
+        return automation_sql.notifications(self._conn(), client_id)
+
+    def auto_deactivate_flags(self) -> dict[str, bool]:
+        return automation_sql.auto_deactivate_flags(self._conn())
+
+    def deactivations(self, run_id: str | None = None) -> list[Deactivation]:
+        return automation_sql.deactivations(self._conn(), run_id)
+
+    # writes, inside transaction() ---------------------------------------------------------
+    def _run(self, statements: Iterable[automation_sql.Statement]) -> None:
+        conn = self._conn()
+        automation_sql.ensure(conn)
+        for sql, params in statements:
+            conn.execute(sql, params)
+
+    def save_setting(self, key: str, value: str) -> None:
+        self._conn().execute("INSERT OR REPLACE INTO settings VALUES (?, ?)", (key, value))
+
+    def save_counts(self, encoding: str, counts: Mapping[str, FieldTokens]) -> None:
+        self._conn().executemany(
+            "INSERT OR REPLACE INTO token_counts VALUES (?, ?, ?, ?, ?)",
+            [(h, encoding, t.instructions, t.examples, t.signals) for h, t in counts.items()])
+
+    def save_tier(self, tier: Tier) -> None:
+        self._conn().execute("INSERT OR REPLACE INTO tiers VALUES (?, ?, ?)",
+                             (tier.level, tier.name, tier.tokens))
+
+    @staticmethod
+    def _extras_row(client_id: str, extras: Extras) -> tuple:
+        topup, months, period, anchor = extras
+        return client_id, topup, months, period.isoformat() if period else None, anchor
+
+    def save_extras(self, client_id: str, extras: Extras) -> None:
+        self._conn().execute(f"INSERT OR REPLACE INTO client_extra ({EXTRA_COLUMNS}) "
+                             "VALUES (?, ?, ?, ?, ?)", self._extras_row(client_id, extras))
+
+    def add_audit(self, entry: AuditEntry) -> None:
+        self._conn().execute(
+            "INSERT INTO audit_log (at, actor, action, client_id, before, after) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (entry.at.isoformat(), entry.actor, entry.action, entry.client_id,
+             json.dumps(entry.before, sort_keys=True, default=str),
+             json.dumps(entry.after, sort_keys=True, default=str)))
+
+    def add_history(self, client_id: str, at: datetime, usage: int, budget: int) -> None:
+        self._conn().execute("INSERT INTO usage_history VALUES (?, ?, ?, ?)",
+                             (client_id, at.isoformat(), usage, budget))
+
+    def clear_alerts(self, client_id: str, period: date) -> None:
+        self._conn().execute("DELETE FROM alerts_sent WHERE client_id = ? AND period = ?",
+                             (client_id, period.isoformat()))
+
+    def replace(self, tiers: Iterable[Tier], extras: Iterable[tuple[str, Extras]]) -> None:
+        conn = self._conn()
         automation_sql.ensure(conn)
         for table in ("tiers", "client_extra", "usage_history", "audit_log", "alerts_sent",
                       *automation_sql.TABLES):
@@ -165,32 +238,66 @@ class Sidecar:
         conn.executemany("INSERT INTO tiers VALUES (?, ?, ?)",
                          [(t.level, t.name, t.tokens) for t in tiers])
         conn.executemany(f"INSERT INTO client_extra ({EXTRA_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-                         extras)
+                         [self._extras_row(cid, e) for cid, e in extras])
+
+    def save_notification(self, notification: Notification) -> None:
+        self._run(automation_sql.save_notification(notification))
+
+    def save_auto_deactivate_flag(self, client_id: str, enabled: bool | None) -> None:
+        self._run([automation_sql.save_auto_deactivate_flag(client_id, enabled)])
+
+    def add_deactivation(self, deactivation: Deactivation) -> None:
+        self._run([automation_sql.add_deactivation(deactivation)])
+
+    def mark_restored(self, deactivations: Iterable[Deactivation], at: datetime) -> None:
+        self._run(automation_sql.mark_restored(deactivations, at))
+
+    # committed at once -------------------------------------------------------------------
+    def claim_alert(self, client_id: str, thresholds: Sequence[int], period: date,
+                    holder: str, lease: float) -> bool:
+        conn = self._conn()
+        automation_sql.ensure(conn)
+        with self.transaction():
+            return automation_sql.claim_alerts(conn, client_id, thresholds, period, holder,
+                                               lease)
+
+    def pass_lock(self) -> AbstractContextManager[bool]:
+        """A `locks` row with a lease (see `lease_lock`): every process sharing the file,
+        as they share the alert state."""
+        return self._pass_lock.held()
+
+    def pass_holder(self) -> PassHolder | None:
+        return self._pass_lock.holder()
 
     # the write journal ----------------------------------------------------------------
-    def journal(self, intents: Iterable[Intent], ops: Iterable[tuple[str, str, tuple]]
-                ) -> str:
-        """Records the writes about to be sent and the sidecar rows (audit, history,
-        extras) that go with each client's, inside the caller's transaction, which
-        commits them before the first request; returns the journal entry's id."""
+    def journal(self, intents: Iterable[Intent], ops: Iterable[Deferred]) -> str:
+        """Inside the caller's transaction, which it commits (with the rows written so
+        far) before the first request: a second commit settles it after the last. The
+        machine's writer lock (`writer_lock`) keeps other writers out in between."""
         tx, at = secrets.token_hex(8), datetime.now(UTC).isoformat()
         host, pid = socket.gethostname(), os.getpid()
-        conn = self.conn()
+        conn = self._conn()
         conn.executemany("INSERT INTO journal_writes VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                          [(tx, host, pid, at, i.client_id, i.kind, i.rid,
                            json.dumps(i.fields, sort_keys=True)) for i in intents])
-        conn.executemany("INSERT INTO journal_ops VALUES (?, ?, ?, ?, ?)",
-                         [(tx, n, cid, sql, json.dumps(list(params)))
-                          for n, (cid, sql, params) in enumerate(ops)])
+        conn.executemany("INSERT INTO journal_calls VALUES (?, ?, ?, ?, ?)",
+                         [(tx, n, op.client_id, op.method, op.arguments())
+                          for n, op in enumerate(ops)])
+        conn.execute("COMMIT")
         return tx
 
+    def writer_lock(self, timeout: float) -> AbstractContextManager[None]:
+        """A flock beside the file (`writer_lock`): SQLite's own write lock is free
+        between the journal's two commits."""
+        return writer_lock(self.path, timeout)
+
     def journaled(self) -> dict[str, list[Intent]]:
-        """The journal entries left by writers that are gone, by entry id: every entry
-        of this host (the caller holds the machine's writer lock, so no writer here is
-        between its two commits) and those of other hosts older than the lease."""
+        """Every entry of this host (the caller holds the machine's writer lock, so no
+        writer here is between its two commits) and those of other hosts older than the
+        lease."""
         stale = (datetime.now(UTC) - JOURNAL_LEASE).isoformat()
         out: dict[str, list[Intent]] = {}
-        for tx, cid, kind, rid, fields in self.query(
+        for tx, cid, kind, rid, fields in self._query(
                 "SELECT tx, client_id, kind, rid, fields FROM journal_writes "
                 "WHERE host = ? OR at < ? ORDER BY tx, kind, rid",
                 (socket.gethostname(), stale)):
@@ -198,15 +305,13 @@ class Sidecar:
         return out
 
     def settle(self, tx: str, landed: Iterable[str], known: Iterable[str]) -> None:
-        """Inside the caller's transaction: commits the journaled sidecar rows of the
-        clients whose writes `landed` (in part or whole) and drops the entry's rows of
-        the clients whose outcome is `known`; the others stay for a later look."""
-        conn = self.conn()
+        """The caller holds the writer lock, so nobody else settles the entry meanwhile."""
+        conn = self._conn()
         landed = set(landed)
-        for cid, sql, params in self.query("SELECT client_id, sql, params FROM journal_ops "
-                                           "WHERE tx = ? ORDER BY seq", (tx,)):
+        for cid, method, args in self._query("SELECT client_id, method, args FROM "
+                                             "journal_calls WHERE tx = ? ORDER BY seq", (tx,)):
             if cid in landed:
-                conn.execute(sql, json.loads(params))
+                Deferred.from_journal(cid, method, args).run(self)
         for cid in set(known):
-            for table in ("journal_writes", "journal_ops"):
+            for table in ("journal_writes", "journal_calls"):
                 conn.execute(f"DELETE FROM {table} WHERE tx = ? AND client_id = ?", (tx, cid))

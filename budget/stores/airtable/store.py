@@ -1,14 +1,13 @@
 """AirtableStore: the Store protocol over an Airtable base, its reads and writes.
 
 `transaction()` takes a lock shared by every store of the same base in the process, the
-machine's writer lock (`writer_lock`) and the sidecar's SQLite write lock (BEGIN
-IMMEDIATE), so writers on one machine are serialised, across processes too; it first
-settles what a writer that died left in the journal; inside it, writes are buffered in
-a UnitOfWork."""
+sidecar's writer lock and its write lock (see `sidecar_protocol`), so writers are
+serialised across processes, and with the sidecar in PostgreSQL across hosts too (per
+client); it first settles what a writer that died left in the journal; inside it,
+writes are buffered in a UnitOfWork."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -20,18 +19,17 @@ from ...core import as_utc
 from ...model import (Attribute, AttributeCost, AuditEntry, BadInput, Client, Deactivation,
                       FieldTokens, Notification, StaleWrite, Tier)
 from ...settings import AirtableSettings
-from .. import automation_sql
+from ...settings.schema import DEFAULT_LOCK_TIMEOUT
 from ..base import PassHolder, StoreError
-from ..lease_lock import LeaseLock
 from .config import AirtableConfig
 from .http import AirtableFailure, Pacer
 from .records import Record, RecordReader, clean, id_value, is_record_id
+from .deferred import Deferred
 from .journal import reconcile
-from .sidecar import EXTRA_COLUMNS, SIDECAR_TIMEOUT, Extras, Sidecar
+from .sidecar_protocol import Extras, open_sidecar
 from .tables import Tables
 from .unit_of_work import BATCH, UnitOfWork, WriteReport
 from .versions import text_hash
-from .writer_lock import writer_lock
 
 _SHARED: dict[str, tuple[Pacer, threading.RLock]] = {}
 _SHARED_LOCK = threading.Lock()
@@ -40,12 +38,12 @@ _SHARED_LOCK = threading.Lock()
 def _shared(config: AirtableConfig) -> tuple[Pacer, threading.RLock]:
     """The request pacer and the writer lock of the config's base, shared by every store
     of that base in the process: the rate limit and the writes are the base's. The
-    pacer keeps its schedule in a file next to the sidecar, shared by the machine's
-    processes."""
+    pacer keeps its schedule in a file of the machine (`AirtableConfig.local_file`),
+    shared by its processes."""
     key = f"{config.endpoint_url}|{config.base_id}"
     with _SHARED_LOCK:
         pacer, lock = _SHARED.setdefault(key, (Pacer(config.min_interval,
-                                                     config.sidecar + ".pace"),
+                                                     config.local_file(".pace")),
                                                threading.RLock()))
         pacer.interval = config.min_interval
     return pacer, lock
@@ -60,12 +58,10 @@ class AirtableStore:
             raise BadInput("settings", ", ".join(missing), "field name must not be empty")
         self.config = config
         self.label = f"Airtable: base {config.base_id}"
-        self.sidecar_path = config.sidecar
         pacer, self._lock = _shared(config)
         self.tables = Tables(config, pacer)
         self.api = self.tables.api
-        self._side = Sidecar(config.sidecar)
-        self._pass_lock = LeaseLock(config.sidecar)
+        self._side = open_sidecar(config.sidecar, config.lock_timeout)
         self._read = RecordReader(config)
         self._tx: UnitOfWork | None = None
         self._tx_owner: int | None = None
@@ -79,7 +75,7 @@ class AirtableStore:
         if not self._lock.acquire(blocking=False):
             return
         try:
-            with writer_lock(self.sidecar_path, 0), self.api.failing_fast():
+            with self._side.writer_lock(0), self.api.failing_fast():
                 reconcile(self.tables, self._side)
         except StoreError:
             pass
@@ -88,6 +84,15 @@ class AirtableStore:
 
     def __repr__(self) -> str:
         return f"<AirtableStore base={self.config.base_id}>"
+
+    @property
+    def sidecar_label(self) -> str:
+        """Where the sidecar lives, for messages."""
+        return self._side.label
+
+    def close(self) -> None:
+        """Returns the sidecar's connections (a PostgreSQL sidecar's pool)."""
+        self._side.close()
 
     @property
     def warnings(self) -> list[str]:
@@ -113,36 +118,33 @@ class AirtableStore:
         if tx is not None:
             tx.depth += 1
             try:
-                yield
+                with self._side.transaction(client_id):  # joins, locking this client too
+                    yield
             finally:
                 tx.depth -= 1
             return
         self.api.wait_out_penalty()  # before the locks: nobody waits behind the penalty
-        with self._lock, writer_lock(self.sidecar_path, SIDECAR_TIMEOUT), \
+        with self._lock, self._side.writer_lock(self.config.lock_timeout), \
                 self.api.failing_fast():
             reconcile(self.tables, self._side)
-            conn = self._side.conn()
-            conn.execute("BEGIN IMMEDIATE")
             tx = UnitOfWork()
             self._tx, self._tx_owner = tx, threading.get_ident()
             try:
-                yield
-                self.last_write = tx.flush(self.tables, self._read, self._side)
-                self.last_write.raise_for_failure()
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+                with self._side.transaction(client_id):
+                    yield
+                    report = tx.flush(self.tables, self._read, self._side)
             finally:
                 self._tx, self._tx_owner = None, None
+            self.last_write = report
+            report.raise_for_failure()  # after the commit of the clients that landed
 
     def pass_lock(self) -> AbstractContextManager[bool]:
-        """A `locks` row with a lease in the sidecar (see `lease_lock`): every process
-        sharing the sidecar file, as they share the alert state."""
-        return self._pass_lock.held()
+        """In the sidecar: every process and host sharing it, as they share the alert
+        state."""
+        return self._side.pass_lock()
 
     def pass_holder(self) -> PassHolder | None:
-        return self._pass_lock.holder()
+        return self._side.pass_holder()
 
     def _remember(self, kind: str, records: Iterable[Record], whole_table: bool = False
                   ) -> list[Record]:
@@ -309,19 +311,21 @@ class AirtableStore:
     # writes --------------------------------------------------------------------------
     def save_setting(self, key: str, value: str) -> None:
         with self.transaction():
-            self._side.conn().execute("INSERT OR REPLACE INTO settings VALUES (?, ?)",
-                                      (key, value))
+            self._side.save_setting(key, value)
 
-    def _op(self, client_id: str, sql: str, params: tuple) -> None:
-        """A sidecar write that commits only if the client's Airtable writes all land."""
-        self._unit().defer(client_id, sql, params)
+    def _op(self, client_id: str | None, method: str, *args: object) -> None:
+        """A sidecar write (`method(*args)`) that, for a client, commits only if that
+        client's Airtable writes land; with no client, made now."""
+        if client_id is None:
+            getattr(self._side, method)(*args)
+        else:
+            self._unit().defer(Deferred(client_id, method, args))
 
     def save_counts(self, encoding: str, counts: dict[str, FieldTokens]) -> None:
-        rows = [(self._read.hashes[aid], encoding, t.instructions, t.examples, t.signals)
-                for aid, t in counts.items() if aid in self._read.hashes]
+        by_hash = {self._read.hashes[aid]: t for aid, t in counts.items()
+                   if aid in self._read.hashes}
         with self.transaction():
-            self._side.conn().executemany(
-                "INSERT OR REPLACE INTO token_counts VALUES (?, ?, ?, ?, ?)", rows)
+            self._side.save_counts(encoding, by_hash)
 
     @staticmethod
     def _client_out(c: Client) -> dict[str, object]:
@@ -356,11 +360,7 @@ class AirtableStore:
             if extras != (current.topup, current.period_months, current.last_reset_period,
                           current.anchor_day):
                 tx.extras[client.id] = extras
-                self._op(client.id, f"INSERT OR REPLACE INTO client_extra ({EXTRA_COLUMNS}) "
-                         "VALUES (?, ?, ?, ?, ?)",
-                         (client.id, client.topup, client.period_months,
-                          client.last_reset_period.isoformat() if client.last_reset_period
-                          else None, client.anchor_day))
+                self._op(client.id, "save_extras", client.id, extras)
             saved = self._parse_client({"id": rid, "fields": tx.records["c"][rid]}, self.tiers())
         return saved  # type: ignore[return-value]
 
@@ -389,32 +389,20 @@ class AirtableStore:
 
     def save_tier(self, tier: Tier) -> None:
         with self.transaction():
-            self._side.conn().execute("INSERT OR REPLACE INTO tiers VALUES (?, ?, ?)",
-                                      (tier.level, tier.name, tier.tokens))
+            self._side.save_tier(tier)
 
     def add_audit(self, entry: AuditEntry) -> None:
-        params = (entry.at.isoformat(), entry.actor, entry.action, entry.client_id,
-                  json.dumps(entry.before, sort_keys=True, default=str),
-                  json.dumps(entry.after, sort_keys=True, default=str))
-        sql = ("INSERT INTO audit_log (at, actor, action, client_id, before, after) "
-               "VALUES (?, ?, ?, ?, ?, ?)")
         with self.transaction():
-            if entry.client_id is None:
-                self._side.conn().execute(sql, params)
-            else:
-                self._op(entry.client_id, sql, params)
+            self._op(entry.client_id, "add_audit", entry)
 
     def add_history(self, client_id: str, at: datetime, usage: int, budget: int) -> None:
         with self.transaction():
-            self._op(client_id, "INSERT INTO usage_history VALUES (?, ?, ?, ?)",
-                     (client_id, at.isoformat(), usage, budget))
+            self._op(client_id, "add_history", client_id, at, usage, budget)
 
     def clear_alerts(self, client_id: str, period: date) -> int:
         with self.transaction():
-            n: int = self._side.query("SELECT COUNT(*) FROM alerts_sent WHERE client_id = ? "
-                                      "AND period = ?", (client_id, period.isoformat()))[0][0]
-            self._op(client_id, "DELETE FROM alerts_sent WHERE client_id = ? AND period = ?",
-                     (client_id, period.isoformat()))
+            n = self._side.count_sent_alerts(client_id, period)
+            self._op(client_id, "clear_alerts", client_id, period)
             return n
 
     # data sets ------------------------------------------------------------------------
@@ -470,29 +458,15 @@ class AirtableStore:
                 raise StoreError(f"{self.tables.error(failure, kind, step)}; the data set is "
                                  "only partly loaded: run the same load again to finish it")
             self._side.replace(tiers, [
-                (c.id if cf("id") else rid_of[c.id], c.topup, c.period_months,
-                 c.last_reset_period.isoformat() if c.last_reset_period else None,
-                 c.anchor_day)
+                (c.id if cf("id") else rid_of[c.id],
+                 (c.topup, c.period_months, c.last_reset_period, c.anchor_day))
                 for c in clients])
             tx.forget_reads()
 
     # automation: alert state, notifications, deactivation policy and runs, in the
-    # sidecar (tables and SQL shared with the SQLite store: automation_sql) -----------
-    def _automation_write(self, statements: Iterable[automation_sql.Statement],
-                          client_id: str | None = None) -> None:
-        """Runs in the sidecar now, or with `client_id` commits only if that client's
-        Airtable writes of the transaction all land (like its audit and history)."""
-        with self.transaction():
-            conn = self._side.conn()
-            automation_sql.ensure(conn)
-            for sql, params in statements:
-                if client_id is None:
-                    conn.execute(sql, params)
-                else:
-                    self._op(client_id, sql, params)
-
+    # sidecar ----------------------------------------------------------------------
     def sent_alerts(self) -> set[tuple[str, int, date]]:
-        return automation_sql.sent_alerts(self._side.conn())
+        return self._side.sent_alerts()
 
     def claim_alert(self, client_id: str, thresholds: Sequence[int], period: date,
                     holder: str, lease: float) -> bool:
@@ -501,41 +475,37 @@ class AirtableStore:
         if self._current() is not None:
             raise StoreError("an alert claim is committed at once: claim outside a "
                              "transaction")
-        conn = self._side.conn()
-        automation_sql.ensure(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            got = automation_sql.claim_alerts(conn, client_id, thresholds, period, holder,
-                                              lease)
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
-        return got
+        return self._side.claim_alert(client_id, thresholds, period, holder, lease)
 
     def notifications(self, client_id: str | None = None) -> list[Notification]:
-        return automation_sql.notifications(self._side.conn(), client_id)
+        return self._side.notifications(client_id)
 
     def save_notification(self, notification: Notification) -> None:
-        self._automation_write(automation_sql.save_notification(notification))
+        with self.transaction():
+            self._side.save_notification(notification)
 
     def auto_deactivate_flags(self) -> dict[str, bool]:
-        return automation_sql.auto_deactivate_flags(self._side.conn())
+        return self._side.auto_deactivate_flags()
 
     def save_auto_deactivate_flag(self, client_id: str, enabled: bool | None) -> None:
-        self._automation_write([automation_sql.save_auto_deactivate_flag(client_id, enabled)])
+        with self.transaction():
+            self._side.save_auto_deactivate_flag(client_id, enabled)
 
     def deactivations(self, run_id: str | None = None) -> list[Deactivation]:
-        return automation_sql.deactivations(self._side.conn(), run_id)
+        return self._side.deactivations(run_id)
 
     def add_deactivation(self, deactivation: Deactivation) -> None:
-        self._automation_write([automation_sql.add_deactivation(deactivation)],
-                               deactivation.client_id)
+        """Commits only if that client's Airtable writes of the transaction all land
+        (like its audit and history)."""
+        with self.transaction():
+            self._op(deactivation.client_id, "add_deactivation", deactivation)
 
     def mark_restored(self, deactivations: Iterable[Deactivation], at: datetime) -> None:
-        for d in deactivations:
-            self._automation_write(automation_sql.mark_restored([d], at), d.client_id)
+        with self.transaction():
+            for d in deactivations:
+                self._op(d.client_id, "mark_restored", [d], at)
 
 
-def open_airtable(settings: AirtableSettings) -> AirtableStore:
-    return AirtableStore(AirtableConfig.from_settings(settings))
+def open_airtable(settings: AirtableSettings,
+                  lock_timeout: float = DEFAULT_LOCK_TIMEOUT) -> AirtableStore:
+    return AirtableStore(AirtableConfig.from_settings(settings, lock_timeout))

@@ -32,7 +32,8 @@ from .config import AirtableConfig
 from .http import AirtableFailure
 from .journal import Outcome, learn, settle
 from .records import Record, RecordReader, clean
-from .sidecar import Extras, Intent, Sidecar
+from .deferred import Deferred
+from .sidecar_protocol import Extras, Intent, Sidecar
 from .tables import Tables
 
 BATCH = 10  # Airtable: records per create/update/delete request
@@ -89,7 +90,7 @@ class UnitOfWork:
     full: dict[str, bool] = field(default_factory=lambda: {"c": False, "a": False})
     pending: dict[str, dict[str, Fields]] = field(default_factory=lambda: {"c": {}, "a": {}})
     extras: dict[str, Extras] = field(default_factory=dict)
-    ops: list[tuple[str, str, tuple]] = field(default_factory=list)  # client id, sql, params
+    ops: list[Deferred] = field(default_factory=list)
 
     def remember(self, kind: str, records: Iterable[Record], whole_table: bool = False
                  ) -> list[Record]:
@@ -126,9 +127,9 @@ class UnitOfWork:
         self.pending[kind].setdefault(rid, {}).update(changed)
         self.records[kind][rid].update(changed)
 
-    def defer(self, client_id: str, sql: str, params: tuple) -> None:
-        """A sidecar write that commits only if the client's Airtable writes all land."""
-        self.ops.append((client_id, sql, params))
+    def defer(self, op: Deferred) -> None:
+        """A sidecar write that commits only if the client's Airtable writes land."""
+        self.ops.append(op)
 
     def forget_reads(self) -> None:
         """After the tables were replaced: nothing read before describes them."""
@@ -136,35 +137,33 @@ class UnitOfWork:
         self.full = {"c": False, "a": False}
 
     def flush(self, tables: Tables, reader: RecordReader, side: Sidecar) -> WriteReport:
-        """Sends the buffered writes and commits the sidecar transaction open on the
-        sidecar's connection; raises StaleWrite, writing nothing, if a record changed in
-        Airtable meanwhile. A failed request does not raise: the report says what was
-        and was not written (see the module docstring and `journal`)."""
+        """Sends the buffered writes inside the caller's sidecar transaction, which the
+        journal commits before the first request (or keeps open beside it: the home's
+        choice) and the caller commits after the last; raises StaleWrite, writing
+        nothing, if a record changed in Airtable meanwhile. A failed request does not
+        raise: the report says what was and was not written (see the module docstring
+        and `journal`)."""
         pending = {k: v for k, v in self.pending.items() if v}
         # 1. re-read what is about to be written: refuse if it changed in Airtable
         for kind, records in pending.items():
             self._refuse_stale(tables, reader, kind, records)
         # 2. journal the writes and their clients' sidecar rows, committed before sending;
-        # the sidecar rows of clients with nothing to send in Airtable commit now
+        # the sidecar rows of clients with nothing to send in Airtable are made now
         intents = [Intent(self._client_of(kind, rid, reader, tables.config), kind, rid, f)
                    for kind in ("a", "c") for rid, f in pending.get(kind, {}).items()]
         writing = {i.client_id for i in intents}
-        conn = side.conn()
-        for client_id, sql, params in self.ops:
-            if client_id not in writing:
-                conn.execute(sql, params)
-        tx = side.journal(intents, [op for op in self.ops if op[0] in writing]) \
-            if intents else ""
-        conn.execute("COMMIT")
+        for op in self.ops:
+            if op.client_id not in writing:
+                op.run(side)
         report = WriteReport()
         if not intents:
             return report
+        tx = side.journal(intents, [op for op in self.ops if op.client_id in writing])
         # 3. send; what a failed request did is learnt by reading its records again
         outcome = _Sender(tables, reader, report).send(intents)
         # 4. the sidecar rows of every client with a write that landed, in one commit
-        conn.execute("BEGIN IMMEDIATE")
-        unknown = settle(side, tx, intents, outcome)
-        conn.execute("COMMIT")
+        with side.transaction():
+            unknown = settle(side, tx, intents, outcome)
         for i in intents:
             label = reader.record_label(i.kind, i.rid)
             state = outcome.get((i.kind, i.rid))

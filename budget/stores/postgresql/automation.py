@@ -21,6 +21,23 @@ def sent_alerts(db: Database) -> set[tuple[str, int, date]]:
             db.query("SELECT client_id, threshold, period FROM alerts_sent")}
 
 
+class _Taken(Exception):
+    """Rolls back a claim that found another holder's."""
+
+
+def claim_alert(db: Database, client_id: str, thresholds: Sequence[int], period: date,
+                holder: str, lease: float) -> bool:
+    """One transaction of its own that locks the client (so it waits for a reset of that
+    client in progress), committed before the email goes out."""
+    try:
+        with db.transaction(client_id):
+            if not claim_alerts(db, client_id, thresholds, period, holder, lease):
+                raise _Taken
+    except _Taken:
+        return False
+    return True
+
+
 def claim_alerts(db: Database, client_id: str, thresholds: Sequence[int], period: date,
                  holder: str, lease: float) -> bool:
     """Claims each key (see `Store.claim_alert`) inside the caller's transaction, which

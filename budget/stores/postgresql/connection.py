@@ -5,7 +5,9 @@ statement alone, while `transaction()` keeps one for the thread until it commits
 every read and write inside sees the same locks and the same uncommitted rows. Nested
 use joins the transaction already open (adding the row lock of a client not yet locked).
 Every connection works in UTC and with the lock and statement timeouts of the store, so a
-busy database answers with a StoreError within a known time instead of hanging."""
+busy database answers with a StoreError within a known time instead of hanging; and in
+the schema (`search_path`) and with the lock keys (`locks.Keys`) of the state it holds:
+the store's, or an Airtable sidecar's."""
 
 from __future__ import annotations
 
@@ -31,10 +33,14 @@ class _Tx:
 
 class Database:
     def __init__(self, url: str, *, pool_size: int = 8, connect_timeout: float = 10.0,
-                 lock_timeout: float = 10.0, statement_timeout: float = 60.0) -> None:
+                 lock_timeout: float = 10.0, statement_timeout: float = 60.0,
+                 keys: locks.Keys = locks.STORE, schema: str | None = None) -> None:
         self.errors = Translator(url, lock_timeout, statement_timeout, connect_timeout)
+        self.keys = keys
         self._settings = {"TimeZone": "UTC", "lock_timeout": f"{int(lock_timeout * 1000)}ms",
                           "statement_timeout": f"{int(statement_timeout * 1000)}ms"}
+        if schema is not None:
+            self._settings["search_path"] = schema
         self._local = threading.local()
         self._url, self._connect_timeout = url, connect_timeout
         self._pool = ConnectionPool(
@@ -76,15 +82,15 @@ class Database:
         if tx is not None:
             if client_id is not None and not tx.whole_store and client_id not in tx.clients:
                 with self.errors.translated():
-                    locks.client(tx.conn, client_id)
+                    locks.client(tx.conn, self.keys, client_id)
                 tx.clients.add(client_id)
             yield
             return
         with self.errors.translated(), self._pool.connection() as conn, conn.transaction():
-            locks.store(conn, shared=client_id is not None)
+            locks.store(conn, self.keys, shared=client_id is not None)
             tx = _Tx(conn, whole_store=client_id is None)
             if client_id is not None:
-                locks.client(conn, client_id)
+                locks.client(conn, self.keys, client_id)
                 tx.clients.add(client_id)
             self._local.tx = tx
             try:
@@ -102,6 +108,13 @@ class Database:
             else:
                 with self._pool.connection() as conn:
                     yield conn
+
+    @contextmanager
+    def beside(self) -> Iterator[psycopg.Connection]:
+        """A connection of its own, autocommitted, beside the thread's transaction: what
+        it commits is seen at once, whatever the transaction then does."""
+        with self.errors.translated(), self._pool.connection() as conn:
+            yield conn
 
     def query(self, sql: str, params: Sequence | dict = ()) -> list[tuple]:
         with self.connection() as conn:
@@ -127,7 +140,7 @@ class Database:
         runs, if no other session holds it; yields whether it got it. Never waits."""
         me = PassHolder.this_process()
         with self.errors.translated(), self._pool.connection() as conn:
-            got = locks.try_pass(conn)
+            got = locks.try_pass(conn, self.keys)
             if got:
                 locks.record_pass_holder(conn, me)
             try:
@@ -136,10 +149,10 @@ class Database:
                 if got:
                     try:
                         locks.forget_pass_holder(conn, me)
-                        locks.release_pass(conn)
+                        locks.release_pass(conn, self.keys)
                     except psycopg.Error:
                         conn.close()  # the session ends, and its lock with it
 
     def pass_holder(self) -> PassHolder | None:
         with self.connection() as conn:
-            return locks.pass_holder(conn)
+            return locks.pass_holder(conn, self.keys)

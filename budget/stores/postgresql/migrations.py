@@ -17,45 +17,12 @@ import psycopg
 from ..base import StoreError
 from . import locks
 
-_TABLES = """
+# the tables an Airtable sidecar in PostgreSQL holds too (`airtable/sidecar_postgresql`)
+SHARED_TABLES = """
 CREATE TABLE tiers (
     level bigint PRIMARY KEY CHECK (level >= 1),
     name text NOT NULL,
     tokens bigint NOT NULL CHECK (tokens >= 0)
-);
-CREATE TABLE clients (
-    id text COLLATE "C" PRIMARY KEY,
-    name text COLLATE "C" NOT NULL,
-    service_level bigint NOT NULL,
-    token_budget bigint CHECK (token_budget IS NULL OR token_budget >= 0),
-    token_usage bigint NOT NULL DEFAULT 0,
-    budget_reset_date date,
-    last_token_update timestamptz,
-    email text NOT NULL DEFAULT '',
-    account_manager text NOT NULL DEFAULT '',
-    topup bigint NOT NULL DEFAULT 0 CHECK (topup >= 0),
-    period_months bigint NOT NULL DEFAULT 1 CHECK (period_months >= 1),
-    last_reset_period date,
-    version bigint NOT NULL DEFAULT 0
-);
-CREATE TABLE attributes (
-    id text COLLATE "C" PRIMARY KEY,
-    client_id text COLLATE "C" NOT NULL REFERENCES clients(id),
-    name text COLLATE "C" NOT NULL,
-    active boolean NOT NULL,
-    instructions text NOT NULL DEFAULT '',
-    examples text NOT NULL DEFAULT '',
-    signals text NOT NULL DEFAULT '',
-    version bigint NOT NULL DEFAULT 0
-);
-CREATE INDEX attributes_costs ON attributes (client_id, id) INCLUDE (name, active);
-CREATE TABLE token_counts (
-    attribute_id text COLLATE "C" NOT NULL REFERENCES attributes(id) ON DELETE CASCADE,
-    encoding text NOT NULL,
-    instructions bigint NOT NULL,
-    examples bigint NOT NULL,
-    signals bigint NOT NULL,
-    PRIMARY KEY (attribute_id, encoding)
 );
 CREATE TABLE usage_history (
     id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
@@ -114,6 +81,46 @@ CREATE TABLE deactivations (
     restored_at timestamptz,
     PRIMARY KEY (run_id, attribute_id)
 );
+"""
+
+_CLIENT_TABLES = """
+CREATE TABLE clients (
+    id text COLLATE "C" PRIMARY KEY,
+    name text COLLATE "C" NOT NULL,
+    service_level bigint NOT NULL,
+    token_budget bigint CHECK (token_budget IS NULL OR token_budget >= 0),
+    token_usage bigint NOT NULL DEFAULT 0,
+    budget_reset_date date,
+    last_token_update timestamptz,
+    email text NOT NULL DEFAULT '',
+    account_manager text NOT NULL DEFAULT '',
+    topup bigint NOT NULL DEFAULT 0 CHECK (topup >= 0),
+    period_months bigint NOT NULL DEFAULT 1 CHECK (period_months >= 1),
+    last_reset_period date,
+    version bigint NOT NULL DEFAULT 0
+);
+CREATE TABLE attributes (
+    id text COLLATE "C" PRIMARY KEY,
+    client_id text COLLATE "C" NOT NULL REFERENCES clients(id),
+    name text COLLATE "C" NOT NULL,
+    active boolean NOT NULL,
+    instructions text NOT NULL DEFAULT '',
+    examples text NOT NULL DEFAULT '',
+    signals text NOT NULL DEFAULT '',
+    version bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX attributes_costs ON attributes (client_id, id) INCLUDE (name, active);
+CREATE TABLE token_counts (
+    attribute_id text COLLATE "C" NOT NULL REFERENCES attributes(id) ON DELETE CASCADE,
+    encoding text NOT NULL,
+    instructions bigint NOT NULL,
+    examples bigint NOT NULL,
+    signals bigint NOT NULL,
+    PRIMARY KEY (attribute_id, encoding)
+);
+"""
+
+_DATA_VERSION = """
 CREATE SEQUENCE data_version;
 CREATE FUNCTION bump_data_version() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -133,7 +140,7 @@ _TRIGGERS = "".join(
 # the alerts being sent right now (claimed before the email goes out, until the outcome
 # is recorded), and who holds the scheduled pass's advisory lock (for the message a
 # second pass gives; the advisory lock alone decides)
-_CLAIMS = """
+CLAIMS = """
 CREATE TABLE alert_claims (
     client_id text COLLATE "C" NOT NULL,
     threshold bigint NOT NULL,
@@ -154,8 +161,8 @@ CREATE TABLE locks (
 
 # version -> the statements that bring a database from the version before to it
 MIGRATIONS: dict[int, str] = {
-    1: _TABLES + _TRIGGERS,
-    2: _CLAIMS,
+    1: _CLIENT_TABLES + SHARED_TABLES + _DATA_VERSION + _TRIGGERS,
+    2: CLAIMS,
     # the day periods turn on, kept per client (a clamped reset date cannot tell it)
     3: "ALTER TABLE clients ADD COLUMN anchor_day bigint "
        "CHECK (anchor_day IS NULL OR anchor_day BETWEEN 1 AND 31);",

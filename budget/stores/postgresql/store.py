@@ -7,17 +7,13 @@ write on one client never interleave with another host's."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
-from functools import partial
-
-from psycopg.types.json import Jsonb
 
 from ...model import (Attribute, AttributeCost, AuditEntry, BadInput, Client, Deactivation,
                       FieldTokens, Notification, StaleWrite, Tier)
-from . import automation
+from . import automation, shared_tables
 from ..base import PassHolder
 from .connection import Database
 from .migrations import migrate
@@ -26,7 +22,6 @@ _CLIENT_COLS = ("id, name, service_level, token_budget, token_usage, budget_rese
                 "last_token_update, email, account_manager, topup, period_months, "
                 "last_reset_period, anchor_day, version")
 _ATTRIBUTE_COLS = "id, client_id, name, active, instructions, examples, signals, version"
-_json = partial(json.dumps, sort_keys=True, default=str)  # as the SQLite store writes it
 
 
 def _storable(record: str, values: dict[str, str]) -> None:
@@ -51,10 +46,6 @@ def _client_row(c: Client) -> tuple:
     return (c.id, c.name, c.service_level, c.token_budget, c.token_usage, c.budget_reset_date,
             c.last_token_update, c.email, c.account_manager, c.topup, c.period_months,
             c.last_reset_period, c.anchor_day, c.version)
-
-
-class _Taken(Exception):
-    """Rolls back a claim that found another holder's."""
 
 
 class PostgresStore:
@@ -95,8 +86,7 @@ class PostgresStore:
 
     # reads -----------------------------------------------------------------
     def tiers(self) -> dict[int, Tier]:
-        return {lvl: Tier(lvl, name, tokens) for lvl, name, tokens in
-                self._db.query("SELECT level, name, tokens FROM tiers ORDER BY level")}
+        return shared_tables.tiers(self._db)
 
     def clients(self) -> list[Client]:
         return [Client(*r) for r in
@@ -142,32 +132,21 @@ class PostgresStore:
         return counted, self.attributes(ids=missing) if missing else []
 
     def audit(self, client_id: str | None = None) -> list[AuditEntry]:
-        sql = "SELECT at, actor, action, client_id, before, after FROM audit_log"
-        params: tuple = ()
-        if client_id is not None:
-            sql, params = sql + " WHERE client_id = %s", (client_id,)
-        return [AuditEntry(*r) for r in self._db.query(sql + " ORDER BY id", params)]
+        return shared_tables.audit(self._db, client_id)
 
     def history(self, client_id: str | None = None) -> list[tuple[str, datetime, int, int]]:
-        sql = "SELECT client_id, at, usage, budget FROM usage_history"
-        params: tuple = ()
-        if client_id is not None:
-            sql, params = sql + " WHERE client_id = %s", (client_id,)
-        return [(c, at, u, b) for c, at, u, b in self._db.query(sql + " ORDER BY at, id",
-                                                                params)]
+        return shared_tables.history(self._db, client_id)
 
     def setting(self, key: str) -> str | None:
-        rows = self._db.query("SELECT value FROM settings WHERE key = %s", (key,))
-        return rows[0][0] if rows else None
+        return shared_tables.setting(self._db, key)
 
     def settings(self) -> dict[str, str]:
-        return dict(self._db.query("SELECT key, value FROM settings ORDER BY key"))
+        return shared_tables.settings(self._db)
 
     # writes: each is its own transaction unless already inside one ---------
     def save_setting(self, key: str, value: str) -> None:
         with self.transaction():
-            self._db.execute("INSERT INTO settings VALUES (%s, %s) ON CONFLICT (key) "
-                             "DO UPDATE SET value = excluded.value", (key, value))
+            shared_tables.save_setting(self._db, key, value)
 
     def save_counts(self, encoding: str, counts: dict[str, FieldTokens]) -> None:
         with self.transaction():
@@ -212,27 +191,19 @@ class PostgresStore:
 
     def save_tier(self, tier: Tier) -> None:
         with self.transaction():
-            self._db.execute("INSERT INTO tiers VALUES (%s, %s, %s) ON CONFLICT (level) "
-                             "DO UPDATE SET name = excluded.name, tokens = excluded.tokens",
-                             (tier.level, tier.name, tier.tokens))
+            shared_tables.save_tier(self._db, tier)
 
     def add_audit(self, entry: AuditEntry) -> None:
         with self.transaction():
-            self._db.execute(
-                "INSERT INTO audit_log (at, actor, action, client_id, before, after) "
-                "VALUES (%s, %s, %s, %s, %s, %s)",
-                (entry.at, entry.actor, entry.action, entry.client_id,
-                 Jsonb(entry.before, dumps=_json), Jsonb(entry.after, dumps=_json)))
+            shared_tables.add_audit(self._db, entry)
 
     def add_history(self, client_id: str, at: datetime, usage: int, budget: int) -> None:
         with self.transaction():
-            self._db.execute("INSERT INTO usage_history (client_id, at, usage, budget) "
-                             "VALUES (%s, %s, %s, %s)", (client_id, at, usage, budget))
+            shared_tables.add_history(self._db, client_id, at, usage, budget)
 
     def clear_alerts(self, client_id: str, period: date) -> int:
         with self.transaction():
-            return self._db.execute("DELETE FROM alerts_sent WHERE client_id = %s AND "
-                                    "period = %s", (client_id, period))
+            return shared_tables.clear_alerts(self._db, client_id, period)
 
     def replace_all(self, tiers: Iterable[Tier], clients: Iterable[Client],
                     attributes: Iterable[Attribute]) -> None:
@@ -267,14 +238,7 @@ class PostgresStore:
                     holder: str, lease: float) -> bool:
         """One transaction of its own that locks the client's row (so it waits for a
         reset of that client in progress), committed before the email goes out."""
-        try:
-            with self.transaction(client_id):
-                if not automation.claim_alerts(self._db, client_id, thresholds, period,
-                                               holder, lease):
-                    raise _Taken
-        except _Taken:
-            return False
-        return True
+        return automation.claim_alert(self._db, client_id, thresholds, period, holder, lease)
 
     def notifications(self, client_id: str | None = None) -> list[Notification]:
         return automation.notifications(self._db, client_id)
