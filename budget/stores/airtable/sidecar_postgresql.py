@@ -88,7 +88,7 @@ _REPLACED = ("tiers", "client_extra", "usage_history", "audit_log", "alerts_sent
              *automation.TABLES)
 
 
-class PostgresSidecar:
+class PostgresSidecar(shared_tables.SharedReads):
     """Thread-safe, as the PostgreSQL store: a pool of connections, one held by each
     thread inside a transaction. `close()` returns them to the server."""
 
@@ -136,18 +136,6 @@ class PostgresSidecar:
         return {h: FieldTokens(i, e, s) for h, i, e, s in self._db.query(
             "SELECT text_hash, instructions, examples, signals FROM token_counts "
             "WHERE encoding = %s AND text_hash = ANY(%s)", (encoding, sorted(set(hashes))))}
-
-    def audit(self, client_id: str | None = None) -> list[AuditEntry]:
-        return shared_tables.audit(self._db, client_id)
-
-    def history(self, client_id: str | None = None) -> list[tuple[str, datetime, int, int]]:
-        return shared_tables.history(self._db, client_id)
-
-    def setting(self, key: str) -> str | None:
-        return shared_tables.setting(self._db, key)
-
-    def settings(self) -> dict[str, str]:
-        return shared_tables.settings(self._db)
 
     def sent_alerts(self) -> set[tuple[str, int, date]]:
         return automation.sent_alerts(self._db)

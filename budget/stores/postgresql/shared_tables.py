@@ -76,3 +76,22 @@ def clear_alerts(db: Database, client_id: str, period: date) -> int:
     """The alert state of the client's period, removed; how many alerts it held."""
     return db.execute("DELETE FROM alerts_sent WHERE client_id = %s AND period = %s",
                       (client_id, period))
+
+
+class SharedReads:
+    """The readers of these tables as methods, for the two classes that hold them over
+    their `_db` (the PostgreSQL store and the Airtable sidecar in PostgreSQL)."""
+
+    _db: Database
+
+    def audit(self, client_id: str | None = None) -> list[AuditEntry]:
+        return audit(self._db, client_id)
+
+    def history(self, client_id: str | None = None) -> list[tuple[str, datetime, int, int]]:
+        return history(self._db, client_id)
+
+    def setting(self, key: str) -> str | None:
+        return setting(self._db, key)
+
+    def settings(self) -> dict[str, str]:
+        return settings(self._db)

@@ -48,7 +48,7 @@ def _client_row(c: Client) -> tuple:
             c.last_reset_period, c.anchor_day, c.version)
 
 
-class PostgresStore:
+class PostgresStore(shared_tables.SharedReads):
     """Thread-safe: a pool of connections, one held by each thread inside a transaction.
     `close()` returns them to the server."""
 
@@ -130,18 +130,6 @@ class PostgresStore:
             else:
                 counted.append(AttributeCost(aid, cid, name, active, FieldTokens(i, e, s)))
         return counted, self.attributes(ids=missing) if missing else []
-
-    def audit(self, client_id: str | None = None) -> list[AuditEntry]:
-        return shared_tables.audit(self._db, client_id)
-
-    def history(self, client_id: str | None = None) -> list[tuple[str, datetime, int, int]]:
-        return shared_tables.history(self._db, client_id)
-
-    def setting(self, key: str) -> str | None:
-        return shared_tables.setting(self._db, key)
-
-    def settings(self) -> dict[str, str]:
-        return shared_tables.settings(self._db)
 
     # writes: each is its own transaction unless already inside one ---------
     def save_setting(self, key: str, value: str) -> None:
