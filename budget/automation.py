@@ -225,7 +225,8 @@ def plan(now: datetime, clients: Sequence[Client], costs: Sequence[AttributeCost
     by_client: dict[str, list[AttributeCost]] = {}
     for c in costs:
         by_client.setdefault(c.client_id, []).append(c)
-    report = {u.client.id: u for u in core.summarize([c for c, _ in settled], costs, tiers,
+    report = {u.client.id: u for u in core.summarize([c for c, _ in settled],
+                                                       core.usage_by_client(costs), tiers,
                                                        warning)}
     for client, was_reset in settled:
         u: Usage = report[client.id]

@@ -89,9 +89,10 @@ def status(used: int, limit: int, warning: float = DEFAULT_WARNING) -> Status:
     return "ok"
 
 
-def summarize(clients: Iterable[Client], costs: Iterable[AttributeCost],
+def summarize(clients: Iterable[Client], per_client: Mapping[str, tuple[int, int, int]],
               tiers: Mapping[int, Tier], warning: float = DEFAULT_WARNING) -> list[Usage]:
-    per_client = usage_by_client(costs)
+    """Each client's usage against its budget, from `per_client` as `usage_by_client`
+    gives it (or a store sums it)."""
     out = []
     for client in clients:
         used, n, active = per_client.get(client.id, (0, 0, 0))

@@ -27,8 +27,9 @@ def test_usage_by_client_counts_attributes_and_active_ones():
 def test_summary_uses_the_warning_share_it_is_given():
     clients = [Client("A", "Alpha", 1), Client("B", "Beta", 2), Client("C", "Empty", 1)]
     costs = [cost("a1", "A", True, 60), cost("a2", "A", False, 30), cost("b1", "B", True, 100)]
-    default, half = core.summarize(clients, costs, TIERS), core.summarize(clients, costs,
-                                                                          TIERS, 0.5)
+    totals = core.usage_by_client(costs)
+    default, half = core.summarize(clients, totals, TIERS), core.summarize(clients, totals,
+                                                                           TIERS, 0.5)
     assert [u.status for u in default] == ["ok", "ok", "ok"]
     assert [u.status for u in half] == ["warning", "warning", "ok"]
     a, b, c = half

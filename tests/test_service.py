@@ -3,7 +3,7 @@ from datetime import date, datetime, UTC
 
 import pytest
 
-from budget import audit
+from budget import audit, core
 from budget.model import Actor, BadInput, Change, NotAllowed, StaleWrite
 from tests.support.factories import ADMIN, STORES_AND_SIDECARS, Clock, words
 
@@ -177,6 +177,21 @@ def test_client_with_no_attributes(small):
     small.load_data_set(ADMIN, [Tier(1, "B", 10)], [Client("E", "Empty", 1)], [])
     u = small.client_usage("E")
     assert (u.usage, u.status, u.attributes) == (0, "ok", 0)
+
+
+def test_usage_summed_by_the_store_is_the_sum_of_every_attribute_cost(store_factory, small):
+    """What the store sums in one query (SQLite, PostgreSQL) is what the costs add up
+    to, inactive attributes counted but not summed; while an encoding has texts not yet
+    counted the store declines, and the service counts them first."""
+    summed = getattr(small.store, "usage_totals", lambda encoding: {})
+    assert small.usage_totals() == core.usage_by_client(small.costs()) == {
+        "A": (80, 3, 2), "B": (150, 1, 1)}
+    assert summed(small.encoding) in ({}, small.usage_totals())
+    other = store_factory.service(encoding="chars4")
+    assert summed("chars4") in ({}, None)  # nothing counted with it yet
+    first = other.usage_totals()
+    assert first == core.usage_by_client(other.costs()) and first["A"] == (50 + 38 + 13, 3, 2)
+    assert summed("chars4") in ({}, first)  # counted and stored by the first call
 
 
 def test_megabyte_text_refused_without_writing(small):

@@ -54,8 +54,8 @@ class Admin(ServiceBase):
                                                             names.get(k, k), v)
                    for k, v in changes.items()}
         client = replace(self.client(client_id), **checked)  # type: ignore[arg-type]
-        return core.summarize([client], self.costs(client_id), self.store.tiers(),
-                              self.settings.warning)[0]
+        return core.summarize([client], core.usage_by_client(self.costs(client_id)),
+                              self.store.tiers(), self.settings.warning)[0]
 
     def _update_client(self, actor: Actor, action: str, client_id: str,
                        expected_version: int | None, **changes: object) -> Client:
@@ -100,10 +100,11 @@ class Admin(ServiceBase):
         limit = core.whole_number(f"tier {lvl}", "Token Budget", tokens)
         self._tier_name(lvl, name)
         tiers = dict(self.store.tiers())
-        now = {u.client.id: u for u in self.usage_report()}
+        clients, totals = self.store.clients(), self.usage_totals()
+        now = {u.client.id: u for u in core.summarize(clients, totals, tiers,
+                                                        self.settings.warning)}
         tiers[lvl] = Tier(lvl, tiers[lvl].name if lvl in tiers else f"Tier {lvl}", limit)
-        after = core.summarize([u.client for u in now.values()], self.costs(), tiers,
-                               self.settings.warning)
+        after = core.summarize(clients, totals, tiers, self.settings.warning)
         return [u for u in after
                 if u.status == "exceeded" and now[u.client.id].status != "exceeded"]
 
@@ -123,7 +124,7 @@ class Admin(ServiceBase):
             self.store.save_tier(tier)
             self._audit(actor, "tier_limit", None, asdict(old) if old else {}, asdict(tier))
             # a snapshot for each client whose budget is this tier's limit
-            used = core.usage_by_client(self.costs())
+            used = self.usage_totals()
             tiers[lvl] = tier
             for c in self.store.clients():
                 if c.service_level == lvl and c.token_budget is None:
@@ -140,8 +141,8 @@ class Admin(ServiceBase):
                            f"unknown encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
         now = self.usage_report()
         after = {u.client.id: u for u in core.summarize(
-            [u.client for u in now], self.costs(encoding=encoding), self.store.tiers(),
-            self.settings.warning)}
+            [u.client for u in now], core.usage_by_client(self.costs(encoding=encoding)),
+            self.store.tiers(), self.settings.warning)}
         return [(u, after[u.client.id]) for u in now if after[u.client.id].status != u.status]
 
     def set_encoding(self, actor: Actor, encoding: str) -> int:

@@ -87,8 +87,16 @@ class ServiceBase:
         n = (using or self.counter).count_many(texts)
         return {a.id: FieldTokens(*n[3 * i:3 * i + 3]) for i, a in enumerate(attributes)}
 
+    def usage_totals(self) -> dict[str, tuple[int, int, int]]:
+        """Each client's (usage, attributes, active attributes): summed by the store in
+        one query when it can and every text is counted (what a page load after each
+        save needs), else from every attribute's costs, counting what is not yet."""
+        summed = getattr(self.store, "usage_totals", None)
+        totals = summed(self.encoding) if callable(summed) else None
+        return totals if totals is not None else core.usage_by_client(self.costs())
+
     def usage_report(self) -> list[Usage]:
-        return core.summarize(self.store.clients(), self.costs(), self.store.tiers(),
+        return core.summarize(self.store.clients(), self.usage_totals(), self.store.tiers(),
                               self.settings.warning)
 
     def client(self, client_id: str) -> Client:
@@ -99,8 +107,8 @@ class ServiceBase:
 
     def client_usage(self, client_id: str) -> Usage:
         client = self.client(client_id)
-        return core.summarize([client], self.costs(client_id), self.store.tiers(),
-                              self.settings.warning)[0]
+        return core.summarize([client], core.usage_by_client(self.costs(client_id)),
+                              self.store.tiers(), self.settings.warning)[0]
 
     def attributes(self, client_id: str) -> list[Attribute]:
         self.client(client_id)

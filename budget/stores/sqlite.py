@@ -14,7 +14,7 @@ from datetime import date, datetime
 from ..settings.schema import DEFAULT_LOCK_TIMEOUT
 from ..model import (Attribute, AttributeCost, AuditEntry, Client, Deactivation, FieldTokens,
                      Notification, StaleWrite, Tier)
-from . import automation_sql
+from . import automation_sql, usage_totals
 from .base import PassHolder, StoreError
 from .lease_lock import LeaseLock
 from .sqlite_connection import add_column, connect
@@ -245,6 +245,9 @@ class SQLiteStore:
                     counted.append(AttributeCost(aid, cid, name, bool(active),
                                                  FieldTokens(i, e, s)))
         return counted, self._in_chunks(missing)
+
+    def usage_totals(self, encoding: str) -> usage_totals.Totals | None:
+        return usage_totals.from_rows(self._query(usage_totals.query("?"), (encoding,)))
 
     def _in_chunks(self, ids: list[str]) -> list[Attribute]:
         out: list[Attribute] = []

@@ -14,6 +14,7 @@ from datetime import date, datetime
 from ...model import (Attribute, AttributeCost, AuditEntry, BadInput, Client, Deactivation,
                       FieldTokens, Notification, StaleWrite, Tier)
 from . import automation, shared_tables
+from .. import usage_totals
 from ..base import PassHolder
 from .connection import Database
 from .migrations import migrate
@@ -130,6 +131,9 @@ class PostgresStore(shared_tables.SharedReads):
             else:
                 counted.append(AttributeCost(aid, cid, name, active, FieldTokens(i, e, s)))
         return counted, self.attributes(ids=missing) if missing else []
+
+    def usage_totals(self, encoding: str) -> usage_totals.Totals | None:
+        return usage_totals.from_rows(self._db.query(usage_totals.query("%s"), (encoding,)))
 
     # writes: each is its own transaction unless already inside one ---------
     def save_setting(self, key: str, value: str) -> None:
