@@ -5,6 +5,7 @@ pandas for grouping, no Streamlit, no I/O, so every figure can be checked by han
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -31,17 +32,22 @@ def top_attributes(costs: Sequence[AttributeCost], clients: pd.DataFrame, n: int
     """The `n` active attributes with the most tokens across all clients, with their
     client's tier and status; `tiers`/`statuses` filter by the client's."""
     info = clients.set_index("client_id")[["client", "tier", "status"]]
+    if tiers:
+        info = info[info["tier"].isin(tiers)]
+    if statuses:
+        info = info[info["status"].isin(statuses)]
+    shown = set(info.index)
+    candidates = [c for c in costs if c.active and c.client_id in shown]
+    # only the n largest totals can make the list (ties at the cut kept, so the order by
+    # label among them is exact): a frame of 20-odd rows, not of every attribute
+    cut = min(heapq.nlargest(n, (c.total for c in candidates)), default=0)
     rows = [{"client_id": c.client_id, "attribute_id": c.id, "attribute": c.name,
              "instructions": c.tokens.instructions, "examples": c.tokens.examples,
              "signals": c.tokens.signals, "tokens": c.total}
-            for c in costs if c.active and c.client_id in info.index]
+            for c in candidates if c.total >= cut]
     frame = pd.DataFrame(rows, columns=["client_id", "attribute_id", "attribute", "instructions",
                                         "examples", "signals", "tokens"])
     frame = frame.join(info, on="client_id")
-    if tiers:
-        frame = frame[frame["tier"].isin(tiers)]
-    if statuses:
-        frame = frame[frame["status"].isin(statuses)]
     frame = frame.assign(label=frame["attribute"] + " · " + frame["client"])
     return frame.sort_values(["tokens", "label"], ascending=[False, True],
                              ignore_index=True).head(n)
