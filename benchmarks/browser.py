@@ -34,14 +34,15 @@ TRIM = 12  # characters deleted from the end of a text, one keystroke each
 PAGES = {"overview": "", "client": "client?client={client}", "analytics": "analytics"}
 REFERENCE = ROOT / "benchmarks" / "reference_app.py"
 WHY_MISSED = (
-    "Why: at 2,000 clients the Analytics page draws eight plotly charts at once, three "
-    "of them over every client (3.6x its reference, which draws 20 bars a chart); the "
-    "Client page adds a selector of 2,000 options, 12 suggestion cards and a styled "
-    "grid to what its reference draws; a Save reloads every client's usage (the data "
-    "version moved) before the rerun that says what was saved. What would close it: tabs "
-    "on Analytics so one chart draws at a time (another branch is adding them), usage "
-    "kept per client and updated on a write instead of reloaded, and the suggestion "
-    "cards in a fragment of their own. See benchmarks/notes.md, 'In the browser'.")
+    "Why: the Client page draws a selector of 2,000 options, 12 suggestion cards and a "
+    "styled grid beside what its reference draws, and choosing a client reruns all of "
+    "it; the Analytics tab first shown ranks every one of 100,000 attributes' costs "
+    "(loaded once per data version); a Save reruns the whole page, whose usage table "
+    "is summed again by the store (0.07 s at 100,000 attributes). On a machine shared "
+    "with other work the ratios move by 0.3x between runs. What would close it: the "
+    "suggestion cards in a fragment of their own, a client search instead of a 2,000-"
+    "option selector, the top attributes ranked by the store. See benchmarks/notes.md, "
+    "'In the browser'.")
 # the page is drawn: script done, nothing stale or loading, every chart and grid drawn
 DRAWN = """() => {
   const app = document.querySelector("[data-testid='stApp']");
