@@ -4,6 +4,8 @@ failed write reported and never shown as saved."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -41,6 +43,12 @@ def errors(at: AppTest) -> str:
     return "\n".join(e.value for e in at.error)
 
 
+def sync_due() -> None:
+    """The sync interval has passed: the next page run asks Airtable what changed."""
+    import ui
+    ui.service().store.mirror.clock = lambda: time.time() + 3600
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_on_airtable(base, page):
     at = run(page, client="C0003")
@@ -55,7 +63,8 @@ def test_store_down_keeps_last_data_marked_stale(base):
     rows = len(at.dataframe[0].value)
     assert rows == 12
     base.fail(0, times=1000)  # the network goes down: every connection dropped
-    st.cache_data.clear()  # what Refresh (or the cache's TTL running out) does
+    sync_due()
+    st.cache_data.clear()  # what a write (or the cache's TTL running out) does
     at.run()
     assert not at.exception
     banner = errors(at)
@@ -105,6 +114,7 @@ def test_a_garbled_answer_keeps_last_data_marked_stale(base, answer):
     at = run()
     rows = len(at.dataframe[0].value)
     base.fail(200, answer=answer, times=1000)
+    sync_due()
     st.cache_data.clear()
     at.run()
     assert not at.exception, at.exception

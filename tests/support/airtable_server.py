@@ -342,6 +342,13 @@ class FakeAirtable:
             self._sync_links(t, rid)
             del t.records[rid]
 
+    def age(self, seconds: float) -> None:
+        """Every record as if last changed that much earlier: data made a while ago."""
+        with self._lock:
+            for t in self.tables.values():
+                for rec in t.records.values():
+                    rec["modified"] = rec.get("modified", 0.0) - seconds
+
     def modified(self, table: str, rid: str) -> float:
         """The record's last-modified time, as LAST_MODIFIED_TIME() reads it."""
         with self._lock:
