@@ -4,10 +4,12 @@ situation of the mirror costs and how soon a change made in Airtable reaches the
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from pyairtable import Api
@@ -185,10 +187,11 @@ def test_a_new_cli_process_reads_the_mirror(base, tmp_path, monkeypatch, capsys)
     fill(base, 150, 2)
     env_for(base, tmp_path, monkeypatch, **IDS, AIRTABLE_SYNC_INTERVAL="0")
     run = [sys.executable, "-m", "budget.cli", "usage"]
-    first = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    source = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}  # this checkout's
+    first = subprocess.run(run, capture_output=True, text=True, timeout=120, env=source)
     assert first.returncode == 0, first.stderr
     assert requests(base) == 5  # ⌈150/100⌉ + ⌈300/100⌉
-    second = subprocess.run(run, capture_output=True, text=True, timeout=120)
+    second = subprocess.run(run, capture_output=True, text=True, timeout=120, env=source)
     assert second.returncode == 0, second.stderr
     assert second.stdout == first.stdout
     assert lists(base) == (1, 1)

@@ -136,3 +136,37 @@ def test_a_duplicate_client_id_is_named_above_the_page_and_its_page_refused(base
     assert any("No client with id 'C0003'" in w.value for w in at.warning)
     (box,) = [e for e in at.expander if "record(s) skipped" in e.label]
     assert copy in box.markdown[0].value and "duplicate id 'C0003'" in box.markdown[0].value
+
+
+def shows(at: AppTest, text: str) -> bool:
+    frame = at.dataframe[0].value
+    return bool((frame == text).any().any())
+
+
+def test_the_sidebar_says_when_the_mirror_matched_and_refresh_brings_an_airtable_edit(base):
+    at = run()
+    assert any(c.value.startswith("Airtable mirror last matched at ")
+               for c in at.sidebar.caption)
+    (rid,) = [r["id"] for r in base.records("Clients") if r["fields"]["Client ID"] == "C0003"]
+    base.edit("Clients", rid, {"Client Name": "Renamed in Airtable"})
+    st.cache_data.clear()
+    at.run()  # within the sync interval: the mirror as it was, no request
+    assert not shows(at, "Renamed in Airtable")
+    base.reset_log()
+    at.sidebar.button(key="refresh").click().run()
+    assert not at.exception, at.exception
+    assert shows(at, "Renamed in Airtable")
+    assert base.count("list", "Clients") == 1 and base.count("list", "Scoring Attributes") == 1
+    assert len(base.requests) == 2
+    assert errors(at) == ""
+    assert any(c.value.startswith("Airtable mirror last matched at ")
+               for c in at.sidebar.caption)
+
+
+def test_refresh_with_airtable_down_says_so_and_shows_the_mirror(base):
+    at = run()
+    base.fail(0, times=1000)
+    at.sidebar.button(key="refresh").click().run()
+    assert not at.exception, at.exception
+    assert "network failure" in errors(at) and "the mirror's" in errors(at)
+    assert len(at.dataframe[0].value) == 12
