@@ -170,3 +170,25 @@ def test_refresh_with_airtable_down_says_so_and_shows_the_mirror(base):
     assert not at.exception, at.exception
     assert "network failure" in errors(at) and "the mirror's" in errors(at)
     assert len(at.dataframe[0].value) == 12
+
+
+def test_an_edit_and_a_deletion_made_in_airtable_reach_the_dashboard_in_their_time(base):
+    """Without Refresh: a rename shows one sync interval later, a deleted client is gone
+    one sweep later (the page's own run, its cache keyed on the store's data version)."""
+    import ui
+    at = run()
+    by_id = {r["fields"]["Client ID"]: r for r in base.records("Clients")}
+    base.edit("Clients", by_id["C0003"]["id"], {"Client Name": "Renamed in Airtable"})
+    for rid in by_id["C0005"]["fields"].get("Scoring Attributes", []):
+        base.delete("Scoring Attributes", rid)
+    base.delete("Clients", by_id["C0005"]["id"])
+    mirror, now = ui.service().store.mirror, time.time()
+    mirror.clock = lambda: now + 31  # one AIRTABLE_SYNC_INTERVAL (30 s) later
+    at.run()
+    assert shows(at, "Renamed in Airtable")
+    assert shows(at, by_id["C0005"]["fields"]["Client Name"])  # until the sweep
+    mirror.clock = lambda: now + 3601  # one AIRTABLE_SWEEP_INTERVAL (3600 s) later
+    at.run()
+    assert not at.exception, at.exception
+    assert not shows(at, by_id["C0005"]["fields"]["Client Name"])
+    assert len(at.dataframe[0].value) == 11 and errors(at) == ""
