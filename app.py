@@ -78,8 +78,11 @@ with st.sidebar:
     else:
         st.caption(ui.local_mode_caption(me))
     st.caption(ui.freshness())
+    mirror = ui.mirror_freshness()
+    if mirror:
+        st.caption(mirror)
     if st.button("Refresh", icon="🔄", key="refresh"):
-        ui.refresh()
+        ui.refresh(sync=True)
         st.rerun()
 
 try:

@@ -8,7 +8,8 @@ Each comparison is made in the same run, on the same texts, in this order:
 2. incremental recount: one attribute edited through the service, against (1);
 3. load and usage of every client from SQLite, with peak memory (2 and 3 each in a
    fresh process, as a server would run them), then from PostgreSQL beside SQLite;
-4. Airtable requests to load N records and to write M updates (loopback fake);
+4. Airtable requests to load N records and to write M updates (loopback fake), then
+   what each situation of the mirror costs, its size on disk and the validation's data age;
 5. server-side render time of the Overview and Client pages (Streamlit AppTest);
 6. the pages in headless Chromium, until drawn, against a minimal reference page.
 
@@ -28,8 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from . import (airtable_requests, browser, counting, incremental, pages, pool, postgres_load,
-               store_load)
+from . import (airtable_mirror, airtable_requests, browser, counting, incremental, pages,
+               pool, postgres_load, store_load)
 from .report import RESULTS, load_avg, progress_line, summary_table, write_results
 from .row import Row
 from .size import SizeRun, label
@@ -49,8 +50,8 @@ class Section:
 
 # in the order they run: incremental reports its share of counting's full recount
 SECTIONS: dict[str, Section] = {m.SECTION: Section(m.rows, m.WHY_MISSED) for m in (
-    counting, pool, incremental, store_load, postgres_load, airtable_requests, pages,
-    browser)}
+    counting, pool, incremental, store_load, postgres_load, airtable_requests,
+    airtable_mirror, pages, browser)}
 WHY_MISSED = {name: s.why_missed for name, s in SECTIONS.items()}
 
 

@@ -142,7 +142,8 @@ def test_a_duplicate_attribute_id_is_refused_and_named(base, tmp_path):
 def test_a_garbled_answer_is_retried_then_a_store_error_naming_the_table(
         base, tmp_path, monkeypatch, capsys, answer):
     client_with_attribute(base, "C001")
-    env_for(base, tmp_path, monkeypatch, **IDS, AIRTABLE_RETRIES="2")
+    # every run asks Airtable what changed, as when the sync interval has passed
+    env_for(base, tmp_path, monkeypatch, **IDS, AIRTABLE_RETRIES="2", AIRTABLE_SYNC_INTERVAL="0")
     base.fail(200, answer=answer, kind="list", table="Clients", times=2)
     assert cli.main(["usage"]) == 0, capsys.readouterr().err  # retried: a GET is idempotent
     assert "C001" in capsys.readouterr().out
@@ -151,7 +152,7 @@ def test_a_garbled_answer_is_retried_then_a_store_error_naming_the_table(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Airtable table 'Clients'" in err, err
     assert "not Airtable's JSON" in err
-    with serve(service(base, tmp_path, AIRTABLE_RETRIES="1")) as api:
+    with serve(service(base, tmp_path, AIRTABLE_RETRIES="1", AIRTABLE_SYNC_INTERVAL="0")) as api:
         r = api.get("/api/token-usage", headers=AS_VIEWER)
         assert r.status_code == 503 and "Retry-After" in r.headers
         assert "Airtable table 'Clients'" in r.json()["message"]

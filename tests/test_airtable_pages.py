@@ -4,6 +4,8 @@ failed write reported and never shown as saved."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
@@ -41,6 +43,12 @@ def errors(at: AppTest) -> str:
     return "\n".join(e.value for e in at.error)
 
 
+def sync_due() -> None:
+    """The sync interval has passed: the next page run asks Airtable what changed."""
+    import ui
+    ui.service().store.mirror.clock = lambda: time.time() + 3600
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_renders_on_airtable(base, page):
     at = run(page, client="C0003")
@@ -55,7 +63,8 @@ def test_store_down_keeps_last_data_marked_stale(base):
     rows = len(at.dataframe[0].value)
     assert rows == 12
     base.fail(0, times=1000)  # the network goes down: every connection dropped
-    st.cache_data.clear()  # what Refresh (or the cache's TTL running out) does
+    sync_due()
+    st.cache_data.clear()  # what a write (or the cache's TTL running out) does
     at.run()
     assert not at.exception
     banner = errors(at)
@@ -105,6 +114,7 @@ def test_a_garbled_answer_keeps_last_data_marked_stale(base, answer):
     at = run()
     rows = len(at.dataframe[0].value)
     base.fail(200, answer=answer, times=1000)
+    sync_due()
     st.cache_data.clear()
     at.run()
     assert not at.exception, at.exception
@@ -126,3 +136,59 @@ def test_a_duplicate_client_id_is_named_above_the_page_and_its_page_refused(base
     assert any("No client with id 'C0003'" in w.value for w in at.warning)
     (box,) = [e for e in at.expander if "record(s) skipped" in e.label]
     assert copy in box.markdown[0].value and "duplicate id 'C0003'" in box.markdown[0].value
+
+
+def shows(at: AppTest, text: str) -> bool:
+    frame = at.dataframe[0].value
+    return bool((frame == text).any().any())
+
+
+def test_the_sidebar_says_when_the_mirror_matched_and_refresh_brings_an_airtable_edit(base):
+    at = run()
+    assert any(c.value.startswith("Airtable mirror last matched at ")
+               for c in at.sidebar.caption)
+    (rid,) = [r["id"] for r in base.records("Clients") if r["fields"]["Client ID"] == "C0003"]
+    base.edit("Clients", rid, {"Client Name": "Renamed in Airtable"})
+    st.cache_data.clear()
+    at.run()  # within the sync interval: the mirror as it was, no request
+    assert not shows(at, "Renamed in Airtable")
+    base.reset_log()
+    at.sidebar.button(key="refresh").click().run()
+    assert not at.exception, at.exception
+    assert shows(at, "Renamed in Airtable")
+    assert base.count("list", "Clients") == 1 and base.count("list", "Scoring Attributes") == 1
+    assert len(base.requests) == 2
+    assert errors(at) == ""
+    assert any(c.value.startswith("Airtable mirror last matched at ")
+               for c in at.sidebar.caption)
+
+
+def test_refresh_with_airtable_down_says_so_and_shows_the_mirror(base):
+    at = run()
+    base.fail(0, times=1000)
+    at.sidebar.button(key="refresh").click().run()
+    assert not at.exception, at.exception
+    assert "network failure" in errors(at) and "the mirror's" in errors(at)
+    assert len(at.dataframe[0].value) == 12
+
+
+def test_an_edit_and_a_deletion_made_in_airtable_reach_the_dashboard_in_their_time(base):
+    """Without Refresh: a rename shows one sync interval later, a deleted client is gone
+    one sweep later (the page's own run, its cache keyed on the store's data version)."""
+    import ui
+    at = run()
+    by_id = {r["fields"]["Client ID"]: r for r in base.records("Clients")}
+    base.edit("Clients", by_id["C0003"]["id"], {"Client Name": "Renamed in Airtable"})
+    for rid in by_id["C0005"]["fields"].get("Scoring Attributes", []):
+        base.delete("Scoring Attributes", rid)
+    base.delete("Clients", by_id["C0005"]["id"])
+    mirror, now = ui.service().store.mirror, time.time()
+    mirror.clock = lambda: now + 31  # one AIRTABLE_SYNC_INTERVAL (30 s) later
+    at.run()
+    assert shows(at, "Renamed in Airtable")
+    assert shows(at, by_id["C0005"]["fields"]["Client Name"])  # until the sweep
+    mirror.clock = lambda: now + 3601  # one AIRTABLE_SWEEP_INTERVAL (3600 s) later
+    at.run()
+    assert not at.exception, at.exception
+    assert not shows(at, by_id["C0005"]["fields"]["Client Name"])
+    assert len(at.dataframe[0].value) == 11 and errors(at) == ""

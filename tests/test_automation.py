@@ -240,7 +240,7 @@ def test_dry_run_on_airtable_only_reads(store_factory):
     plan = svc.plan_due()
     assert [r.client_id for r in plan.resets] == ["A", "B", "C"]
     assert [d.client_id for d in plan.deactivations] == ["B", "C"]
-    assert {r.kind for r in store_factory.server.requests} == {"list"}
+    assert {r.kind for r in store_factory.server.requests} <= {"list"}  # none: the mirror
     assert dump(store_factory.sidecar) == sidecar
     svc.run_due(ADMIN)
     assert store_factory.server.count(kind="update") > 0

@@ -16,6 +16,7 @@ from ui.loaders import (
     due_plan,
     freshness,
     history,
+    mirror_freshness,
     refresh,
     savings,
     templates,
@@ -28,5 +29,6 @@ __all__ = ["COLOURS", "DIRECTION_COLOURS", "LABELS", "SERIES", "actor", "after_w
            "apply_change", "ask", "attempt", "auth_configured", "banner", "begin_run",
            "chart", "client_detail", "confirm", "costs", "csv_download", "data_version",
            "due_plan", "freshness", "history", "last_write", "local_mode_caption",
-           "read_only_reason", "refresh", "savings", "seen_version", "service", "status_badge",
+           "mirror_freshness", "read_only_reason", "refresh", "savings", "seen_version",
+           "service", "status_badge",
            "suggestion_card", "templates", "usage_headline", "usage_table"]

@@ -30,9 +30,24 @@ def data_version() -> str:
     return session.service().data_version() or f"window {int(time.time() // 300)}"
 
 
-def refresh() -> None:
-    """Forget every cached figure; called after each write and by the Refresh button."""
+def refresh(sync: bool = False) -> None:
+    """Forget every cached figure; called after each write and by the Refresh button,
+    which also (`sync`) has the store's copy of its source (the Airtable mirror) brought
+    in step at the top of the next run."""
     st.cache_data.clear()
+    if sync:
+        st.session_state["_sync_store"] = True
+
+
+def _sync_if_asked() -> None:
+    """The sync Refresh asked for; a failure is a banner, the mirror's figures shown."""
+    if not st.session_state.pop("_sync_store", False):
+        return
+    try:
+        session.service().sync_store()
+    except StoreError as e:
+        banner(f"{e}. The figures are the mirror's, which may be stale. "
+               "Press Refresh to try again.")
 
 
 def banner(message: str) -> None:
@@ -80,6 +95,7 @@ def begin_run() -> None:
     table there, so a store failure's banner and the list of records the store had to
     skip (each naming its record and field) land above the page, not in the sidebar."""
     st.session_state["_banners_shown"] = set()
+    _sync_if_asked()
     skipped = _fresh_or_last(("usage",), lambda: _usage_table(data_version()))[2]
     if skipped:
         with st.expander(f"⚠️ {len(skipped):,} record(s) skipped: they could not be read"):
@@ -97,6 +113,13 @@ def freshness() -> str:
     loaded = datetime.fromtimestamp(usage_table()[1], UTC)
     minutes = max(0, int((datetime.now(UTC) - loaded).total_seconds() // 60))
     return f"Data loaded {loaded:%H:%M:%S} UTC ({minutes} min ago)"
+
+
+def mirror_freshness() -> str | None:
+    """When the store's copy of Airtable last matched it, for the sidebar; None for a
+    store with no such copy."""
+    matched = session.service().store_matched_at()
+    return f"Airtable mirror last matched at {matched:%H:%M:%S} UTC" if matched else None
 
 
 @st.cache_data(ttl=300, max_entries=64, show_spinner=False)

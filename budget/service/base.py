@@ -127,6 +127,19 @@ class ServiceBase:
         version = getattr(self.store, "data_version", None)
         return version() if callable(version) else None
 
+    def store_matched_at(self) -> datetime | None:
+        """When the store's local copy of its source last matched it (the Airtable
+        mirror); None for a store that reads its data directly, or before a first sync."""
+        matched = getattr(self.store, "matched_at", None)
+        return matched() if callable(matched) else None
+
+    def sync_store(self) -> None:
+        """Brings the store's local copy of its source in step now (Refresh); nothing for
+        a store that has none."""
+        sync = getattr(self.store, "sync", None)
+        if callable(sync):
+            sync()
+
     # what every write does ----------------------------------------------------------
     def _require_admin(self, actor: Actor, what: str) -> None:
         if actor.role != "admin":

@@ -153,6 +153,11 @@ class AirtableSettings(_Section):
     connect_timeout: Seconds = Field(10.0, alias="AIRTABLE_CONNECT_TIMEOUT")
     read_timeout: Seconds = Field(60.0, alias="AIRTABLE_READ_TIMEOUT")
     allow_replace: bool = Field(False, alias="AIRTABLE_ALLOW_REPLACE")
+    # the mirror: how often reads ask Airtable what changed, how far back each asks (the
+    # two clocks may differ), and how often the ids are listed to learn of deletions
+    sync_interval: Seconds = Field(30.0, alias="AIRTABLE_SYNC_INTERVAL")
+    sync_overlap: Seconds = Field(5.0, alias="AIRTABLE_SYNC_OVERLAP")
+    sweep_interval: Seconds = Field(3600.0, alias="AIRTABLE_SWEEP_INTERVAL")
 
 
 class SmtpSettings(_Section):

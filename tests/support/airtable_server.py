@@ -4,9 +4,13 @@ Real HTTP (stdlib `http.server` in a thread), so the store under test goes throu
 pyairtable, requests and urllib3 exactly as it does against api.airtable.com:
 
 - records: list (GET and the POST `listRecords` fallback) with pageSize, offset,
-  fields[], filterByFormula (a subset: OR, AND, NOT, `=`, `!=`, RECORD_ID(), {Field},
+  fields[], filterByFormula (a subset: OR, AND, NOT, `=`, `!=`, `<`, `<=`, `>`, `>=`,
+  RECORD_ID(), LAST_MODIFIED_TIME(), DATETIME_PARSE(), IS_AFTER(), IS_BEFORE(), {Field},
   quoted strings and numbers), maxRecords; get one; batch create / update (PATCH, PUT)
   / delete, each refused with 422 above 10 records;
+- a clock of its own (`now()`, moved by `advance`): every record keeps the time it was
+  created or last changed (its inverse links included), as LAST_MODIFIED_TIME() reads;
+  `edit` and `delete` change the base as a person in Airtable would, behind the app;
 - metadata: list tables, create a table, create a field;
 - Airtable's habits: record ids `rec` + 14 characters, empty fields and false
   checkboxes omitted from records, inverse link fields kept in step, unknown fields
@@ -34,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from datetime import datetime
 from urllib.parse import parse_qs, unquote, urlsplit
 
 BASE_ID = "appTESTBASE000001"
@@ -104,7 +109,7 @@ class _Reject(Exception):
 # --- formulas -----------------------------------------------------------------------
 _TOKEN = re.compile(r"\s*(?:(?P<str>'(?:\\.|[^'\\])*'|\"(?:\\.|[^\"\\])*\")"
                     r"|(?P<num>-?\d+(?:\.\d+)?)"
-                    r"|(?P<field>\{(?:\\.|[^}\\])*\})|(?P<op>!=|=|\(|\)|,)|(?P<name>[A-Z_]+))")
+                    r"|(?P<field>\{(?:\\.|[^}\\])*\})|(?P<op>!=|>=|<=|=|>|<|\(|\)|,)|(?P<name>[A-Z_]+))")
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -121,6 +126,11 @@ def _tokens(text: str) -> list[tuple[str, str]]:
         while pos < len(text) and text[pos].isspace():
             pos += 1
     return out
+
+
+_COMPARE = {"=": lambda a, b: a == b, "!=": lambda a, b: a != b,
+            "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
+            ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
 
 
 def _unescape(s: str) -> str:
@@ -149,7 +159,7 @@ class _Formula:
     def _expr(self):
         left = self._atom()
         tok = self._peek()
-        if tok and tok[1] in ("=", "!="):
+        if tok and tok[1] in _COMPARE:
             self._take()
             right = self._atom()
             return ("cmp", tok[1], left, right)
@@ -176,7 +186,8 @@ class _Formula:
                     self._take(",")
                     args.append(self._expr())
             self._take(")")
-            if value not in ("OR", "AND", "NOT", "RECORD_ID", "TRUE", "FALSE"):
+            if value not in ("OR", "AND", "NOT", "RECORD_ID", "TRUE", "FALSE",
+                             "LAST_MODIFIED_TIME", "DATETIME_PARSE", "IS_AFTER", "IS_BEFORE"):
                 raise _Reject(422, "INVALID_FILTER_BY_FORMULA", f"unknown function {value}")
             return ("call", value, args)
         raise _Reject(422, "INVALID_FILTER_BY_FORMULA", f"unexpected {value!r}")
@@ -199,10 +210,12 @@ class _Formula:
                 b = float(b) if re.fullmatch(r"-?\d+(\.\d+)?", b) else b
             if isinstance(b, (int, float)) and not isinstance(b, bool) and isinstance(a, str):
                 a = float(a) if re.fullmatch(r"-?\d+(\.\d+)?", a) else a
-            return (a == b) if node[1] == "=" else (a != b)
+            return _COMPARE[node[1]](a, b)
         _, name, args = node
         if name == "RECORD_ID":
             return rec["id"]
+        if name == "LAST_MODIFIED_TIME":
+            return rec.get("modified", 0.0)
         if name == "TRUE":
             return True
         if name == "FALSE":
@@ -212,6 +225,12 @@ class _Formula:
             return any(vals)
         if name == "AND":
             return all(vals)
+        if name == "DATETIME_PARSE":  # a time as seconds since the epoch, as records keep it
+            return datetime.fromisoformat(str(vals[0]).replace("Z", "+00:00")).timestamp()
+        if name == "IS_AFTER":
+            return vals[0] > vals[1]
+        if name == "IS_BEFORE":
+            return vals[0] < vals[1]
         return not vals[0]
 
 
@@ -233,6 +252,7 @@ class FakeAirtable:
         self._rng = random.Random(seed)
         self._lock = threading.RLock()
         self._clock = itertools.count()
+        self.clock_offset = 0.0  # seconds the base's clock runs ahead of the machine's
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -255,6 +275,16 @@ class FakeAirtable:
         if self._server:
             self._server.shutdown()
             self._server.server_close()
+
+    # the base's clock ----------------------------------------------------------------
+    def now(self) -> float:
+        """The base's time (seconds since the epoch): what records' last-modified times
+        are taken from."""
+        return time.time() + self.clock_offset
+
+    def advance(self, seconds: float) -> None:
+        """Moves the base's clock on, as if that much time had passed."""
+        self.clock_offset += seconds
 
     # schema and data, for tests (no HTTP, no validation) -------------------------
     def add_table(self, name: str, fields: list[tuple[str, str] | tuple[str, str, dict]]) -> Table:
@@ -291,9 +321,38 @@ class FakeAirtable:
             t = self.table(table)
             rid = record_id or _rid("rec", self._rng)
             t.records[rid] = {"id": rid, "createdTime": "2026-01-01T00:00:00.000Z",
-                              "fields": dict(fields)}
+                              "fields": dict(fields), "modified": self.now()}
             self._sync_links(t, rid)
             return rid
+
+    def edit(self, table: str, rid: str, fields: dict) -> None:
+        """Changes a record's fields as a person editing the base in Airtable would:
+        the app is not told, only the record's last-modified time moves."""
+        with self._lock:
+            t = self.table(table)
+            t.records[rid]["fields"].update(fields)
+            t.records[rid]["modified"] = self.now()
+            self._sync_links(t, rid)
+
+    def delete(self, table: str, rid: str) -> None:
+        """Deletes a record as a person in Airtable would (its links go with it)."""
+        with self._lock:
+            t = self.table(table)
+            t.records[rid]["fields"] = {}
+            self._sync_links(t, rid)
+            del t.records[rid]
+
+    def age(self, seconds: float) -> None:
+        """Every record as if last changed that much earlier: data made a while ago."""
+        with self._lock:
+            for t in self.tables.values():
+                for rec in t.records.values():
+                    rec["modified"] = rec.get("modified", 0.0) - seconds
+
+    def modified(self, table: str, rid: str) -> float:
+        """The record's last-modified time, as LAST_MODIFIED_TIME() reads it."""
+        with self._lock:
+            return float(self.table(table).records[rid]["modified"])
 
     def records(self, table: str) -> list[dict]:
         with self._lock:
@@ -346,7 +405,10 @@ class FakeAirtable:
                     ids.append(rid)
                 elif orec["id"] not in linked and rid in ids:
                     ids.remove(rid)
+                else:
+                    continue
                 orec["fields"][inverse] = ids
+                orec["modified"] = self.now()  # a link's other end changed too
 
     @staticmethod
     def _empty(v: object) -> bool:
@@ -576,7 +638,8 @@ class FakeAirtable:
         for r in records:
             rid = _rid("rec", self._rng)
             table.records[rid] = {"id": rid, "createdTime": "2026-01-01T00:00:00.000Z",
-                                  "fields": dict(r.get("fields") or {})}
+                                  "fields": dict(r.get("fields") or {}),
+                                  "modified": self.now()}
             self._sync_links(table, rid)
             out.append(self._out(table, table.records[rid], None))
         return {"records": out}
@@ -594,6 +657,7 @@ class FakeAirtable:
             if replace:
                 rec["fields"] = {}
             rec["fields"].update(r.get("fields") or {})
+            rec["modified"] = self.now()
             self._sync_links(table, r["id"])
             out.append(self._out(table, rec, None))
         return {"records": out}

@@ -64,6 +64,9 @@ class AirtableConfig:
     backoff: float = 1.0  # first wait before retrying a 5xx / dropped connection
     timeout: tuple[float, float] = (10.0, 60.0)
     allow_replace: bool = False  # demo-data wipes both tables: only on a test base
+    sync_interval: float = 30.0  # seconds between the mirror's syncs
+    sync_overlap: float = 5.0  # seconds each sync looks back before the one before
+    sweep_interval: float = 3600.0  # seconds between listings of the ids (deletions)
 
     @classmethod
     def from_settings(cls, section: AirtableSettings,
@@ -90,7 +93,8 @@ class AirtableConfig:
             penalty=section.rate_limit_penalty, retries=section.retries,
             backoff=section.retry_backoff,
             timeout=(section.connect_timeout, section.read_timeout),
-            allow_replace=section.allow_replace)
+            allow_replace=section.allow_replace, sync_interval=section.sync_interval,
+            sync_overlap=section.sync_overlap, sweep_interval=section.sweep_interval)
 
     def local_file(self, suffix: str) -> str:
         """A file of this machine for the base (the pacer's schedule): beside a sidecar

@@ -25,7 +25,7 @@ from ..base import PassHolder, StoreError
 from ..lease_lock import LeaseLock
 from ..sqlite_connection import add_column, connect
 from .deferred import Deferred
-from .sidecar_protocol import NO_EXTRAS, Extras, Intent
+from .sidecar_protocol import NO_EXTRAS, Extras, Intent, MirrorRow
 from .writer_lock import writer_lock
 
 SIDECAR_SCHEMA = """
@@ -55,6 +55,11 @@ CREATE TABLE IF NOT EXISTS journal_writes (
 CREATE TABLE IF NOT EXISTS journal_calls (
     tx TEXT NOT NULL, seq INTEGER NOT NULL, client_id TEXT NOT NULL, method TEXT NOT NULL,
     args TEXT NOT NULL, PRIMARY KEY (tx, seq));
+CREATE TABLE IF NOT EXISTS mirror_records (
+    kind TEXT NOT NULL, rid TEXT NOT NULL, app_id TEXT NOT NULL, fields TEXT NOT NULL,
+    changed_at TEXT NOT NULL, PRIMARY KEY (kind, rid));
+CREATE INDEX IF NOT EXISTS mirror_records_app_id ON mirror_records(kind, app_id);
+CREATE TABLE IF NOT EXISTS mirror_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 # columns added since the first release: files made before them get them on opening
 COLUMNS = (("client_extra", "anchor_day",
@@ -251,6 +256,44 @@ class SQLiteSidecar:
 
     def mark_restored(self, deactivations: Iterable[Deactivation], at: datetime) -> None:
         self._run(automation_sql.mark_restored(deactivations, at))
+
+    # the mirror ---------------------------------------------------------------------------
+    def mirror_rows(self, kind: str, rids: Sequence[str] | None = None,
+                    app_ids: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        """In the order the records were first mirrored (Airtable's listing order)."""
+        sql = "SELECT rid, fields FROM mirror_records WHERE kind = ?"
+        wanted, column = (rids, "rid") if rids is not None else (app_ids, "app_id")
+        if wanted is None:
+            return self._query(sql + " ORDER BY rowid", (kind,))
+        out: list[tuple[str, str]] = []
+        for chunk in chunked(list(wanted), HASHES_PER_QUERY):
+            out += self._query(f"{sql} AND {column} IN ({','.join('?' * len(chunk))}) "
+                               "ORDER BY rowid", [kind, *chunk])
+        return out
+
+    def mirror_ids(self, kind: str) -> list[str]:
+        return [r for r, in self._query("SELECT rid FROM mirror_records WHERE kind = ?",
+                                        (kind,))]
+
+    def mirror_state(self) -> dict[str, str]:
+        return dict(self._query("SELECT key, value FROM mirror_state"))
+
+    def mirror_write(self, kind: str, rows: Iterable[MirrorRow], gone: Iterable[str],
+                     state: Mapping[str, str], replace: bool = False) -> None:
+        """An upsert keeps a row's place (its rowid)."""
+        conn, at = self._conn(), datetime.now(UTC).isoformat()
+        with self.transaction():
+            if replace:
+                conn.execute("DELETE FROM mirror_records WHERE kind = ?", (kind,))
+            conn.executemany(
+                "INSERT INTO mirror_records VALUES (?, ?, ?, ?, ?) ON CONFLICT (kind, rid) "
+                "DO UPDATE SET app_id = excluded.app_id, fields = excluded.fields, "
+                "changed_at = excluded.changed_at",
+                [(kind, rid, app_id, fields, at) for rid, app_id, fields in rows])
+            conn.executemany("DELETE FROM mirror_records WHERE kind = ? AND rid = ?",
+                             [(kind, rid) for rid in gone])
+            conn.executemany("INSERT OR REPLACE INTO mirror_state VALUES (?, ?)",
+                             list(state.items()))
 
     # committed at once -------------------------------------------------------------------
     def claim_alert(self, client_id: str, thresholds: Sequence[int], period: date,

@@ -38,7 +38,7 @@ from ..postgresql import automation, locks, shared_tables
 from ..postgresql.connection import Database
 from ..postgresql.migrations import CLAIMS, SHARED_TABLES, migrate
 from .deferred import Deferred
-from .sidecar_protocol import NO_EXTRAS, Extras, Intent
+from .sidecar_protocol import NO_EXTRAS, Extras, Intent, MirrorRow
 
 SCHEMA = "airtable_sidecar"
 
@@ -80,9 +80,23 @@ CREATE TABLE journal_calls (
 );
 """
 
+_MIRROR_TABLES = """
+CREATE TABLE mirror_records (
+    kind text NOT NULL,
+    rid text COLLATE "C" NOT NULL,
+    seq bigserial NOT NULL,
+    app_id text COLLATE "C" NOT NULL,
+    fields text NOT NULL,
+    changed_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, rid)
+);
+CREATE INDEX mirror_records_app_id ON mirror_records (kind, app_id);
+CREATE TABLE mirror_state (key text PRIMARY KEY, value text NOT NULL);
+"""
+
 # version -> the statements that bring the sidecar's schema from the version before to it
 MIGRATIONS: dict[int, str] = {1: SHARED_TABLES + CLAIMS + _SIDECAR_TABLES,
-                              2: _JOURNAL_TABLES}
+                              2: _JOURNAL_TABLES, 3: _MIRROR_TABLES}
 _EXTRA_COLUMNS = "client_id, topup, period_months, last_reset_period, anchor_day"
 _REPLACED = ("tiers", "client_extra", "usage_history", "audit_log", "alerts_sent",
              *automation.TABLES)
@@ -247,6 +261,43 @@ class PostgresSidecar(shared_tables.SharedReads):
         for _, cid, method, args in sorted(calls):
             if cid in landed:
                 Deferred.from_journal(cid, method, args).run(self)
+
+    # the mirror ---------------------------------------------------------------------------
+    def mirror_rows(self, kind: str, rids: Sequence[str] | None = None,
+                    app_ids: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        """In the order the records were first mirrored (Airtable's listing order)."""
+        sql = "SELECT rid, fields FROM mirror_records WHERE kind = %s"
+        if rids is not None:
+            return self._db.query(sql + " AND rid = ANY(%s) ORDER BY seq", (kind, list(rids)))
+        if app_ids is not None:
+            return self._db.query(sql + " AND app_id = ANY(%s) ORDER BY seq",
+                                  (kind, list(app_ids)))
+        return self._db.query(sql + " ORDER BY seq", (kind,))
+
+    def mirror_ids(self, kind: str) -> list[str]:
+        return [r for r, in self._db.query("SELECT rid FROM mirror_records WHERE kind = %s",
+                                           (kind,))]
+
+    def mirror_state(self) -> dict[str, str]:
+        return dict(self._db.query("SELECT key, value FROM mirror_state"))
+
+    def mirror_write(self, kind: str, rows: Iterable[MirrorRow], gone: Iterable[str],
+                     state: Mapping[str, str], replace: bool = False) -> None:
+        """On a connection beside the thread's transaction: a sync never waits for a
+        writer's locks, nor holds them. An upsert keeps a row's place (its seq); rows in
+        the order of the key, so two hosts syncing at once queue instead of deadlocking."""
+        with self._db.beside() as conn, conn.transaction(), conn.cursor() as cur:
+            if replace:
+                cur.execute("DELETE FROM mirror_records WHERE kind = %s", (kind,))
+            cur.executemany(
+                "INSERT INTO mirror_records (kind, rid, app_id, fields) VALUES (%s, %s, %s, %s) "
+                "ON CONFLICT (kind, rid) DO UPDATE SET app_id = excluded.app_id, "
+                "fields = excluded.fields, changed_at = now()",
+                [(kind, *row) for row in (rows if replace else sorted(rows))])
+            cur.executemany("DELETE FROM mirror_records WHERE kind = %s AND rid = %s",
+                            [(kind, rid) for rid in sorted(gone)])
+            cur.executemany("INSERT INTO mirror_state VALUES (%s, %s) ON CONFLICT (key) "
+                            "DO UPDATE SET value = excluded.value", sorted(state.items()))
 
     # committed at once -------------------------------------------------------------------
     def claim_alert(self, client_id: str, thresholds: Sequence[int], period: date,

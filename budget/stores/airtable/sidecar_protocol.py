@@ -25,6 +25,8 @@ from .deferred import Deferred
 # a client's top-up, period months, last reset period and anchor day
 Extras = tuple[int, int, date | None, int | None]
 NO_EXTRAS: Extras = (0, 1, None, None)
+# a mirrored record (see `mirror`): record id, app id, the fields the store uses as JSON
+MirrorRow = tuple[str, str, str]
 POSTGRESQL_SCHEMES = ("postgresql://", "postgres://")
 
 
@@ -99,6 +101,20 @@ class Sidecar(Protocol):
         writes `landed` (in part or whole) and drops the entry's rows of the clients
         whose outcome is `known`; the others stay for a later look. Two settling the
         same entry at once make its writes once."""
+
+    # the mirror of the base (see `mirror`) -----------------------------------------------
+    def mirror_rows(self, kind: str, rids: Sequence[str] | None = None,
+                    app_ids: Sequence[str] | None = None) -> list[tuple[str, str]]:
+        """(record id, fields JSON) of the table's mirrored records: all, or those with
+        these record ids, or those holding these app ids."""
+    def mirror_ids(self, kind: str) -> list[str]: ...
+    def mirror_state(self) -> dict[str, str]:
+        """When each table was last synced and swept, and the mirror's version."""
+    def mirror_write(self, kind: str, rows: Iterable[MirrorRow], gone: Iterable[str],
+                     state: Mapping[str, str], replace: bool = False) -> None:
+        """Stores rows (every row of the table, with `replace`), drops the records
+        `gone` and sets the state keys, together. Not the base's write lock: committed at
+        once, or with the thread's open transaction where the home has one connection."""
 
     # committed at once, each in a transaction of its own -----------------------------------
     def claim_alert(self, client_id: str, thresholds: Sequence[int], period: date,

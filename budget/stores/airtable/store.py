@@ -4,11 +4,17 @@
 sidecar's writer lock and its write lock (see `sidecar_protocol`), so writers are
 serialised across processes, and with the sidecar in PostgreSQL across hosts too (per
 client); it first settles what a writer that died left in the journal; inside it,
-writes are buffered in a UnitOfWork."""
+writes are buffered in a UnitOfWork.
+
+Reads answer from the mirror in the sidecar (`mirror`) after a sync step: outside a
+transaction a sync when one is due, inside one a sync of each table read whole, and
+records read by id come from Airtable itself, so what a write is checked against is
+what Airtable holds now. After a write, the mirror takes Airtable's answer."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
@@ -26,27 +32,28 @@ from .http import AirtableFailure, Pacer
 from .records import Record, RecordReader, clean, id_value, is_record_id
 from .deferred import Deferred
 from .journal import reconcile
+from .mirror import KINDS, Mirror
 from .sidecar_protocol import Extras, open_sidecar
 from .tables import Tables
 from .unit_of_work import BATCH, UnitOfWork, WriteReport
 from .versions import text_hash
 
-_SHARED: dict[str, tuple[Pacer, threading.RLock]] = {}
+_SHARED: dict[str, tuple[Pacer, threading.RLock, threading.Lock]] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-def _shared(config: AirtableConfig) -> tuple[Pacer, threading.RLock]:
-    """The request pacer and the writer lock of the config's base, shared by every store
-    of that base in the process: the rate limit and the writes are the base's. The
-    pacer keeps its schedule in a file of the machine (`AirtableConfig.local_file`),
-    shared by its processes."""
+def _shared(config: AirtableConfig) -> tuple[Pacer, threading.RLock, threading.Lock]:
+    """The request pacer, the writer lock and the mirror's sync gate of the config's
+    base, shared by every store of that base in the process: the rate limit, the writes
+    and the syncs are the base's. The pacer keeps its schedule in a file of the machine
+    (`AirtableConfig.local_file`), shared by its processes."""
     key = f"{config.endpoint_url}|{config.base_id}"
     with _SHARED_LOCK:
-        pacer, lock = _SHARED.setdefault(key, (Pacer(config.min_interval,
-                                                     config.local_file(".pace")),
-                                               threading.RLock()))
+        pacer, lock, gate = _SHARED.setdefault(key, (Pacer(config.min_interval,
+                                                           config.local_file(".pace")),
+                                                     threading.RLock(), threading.Lock()))
         pacer.interval = config.min_interval
-    return pacer, lock
+    return pacer, lock, gate
 
 
 class AirtableStore:
@@ -58,10 +65,11 @@ class AirtableStore:
             raise BadInput("settings", ", ".join(missing), "field name must not be empty")
         self.config = config
         self.label = f"Airtable: base {config.base_id}"
-        pacer, self._lock = _shared(config)
+        pacer, self._lock, gate = _shared(config)
         self.tables = Tables(config, pacer)
         self.api = self.tables.api
         self._side = open_sidecar(config.sidecar, config.lock_timeout)
+        self.mirror = Mirror(self.tables, self._side, gate)
         self._read = RecordReader(config)
         self._tx: UnitOfWork | None = None
         self._tx_owner: int | None = None
@@ -102,6 +110,38 @@ class AirtableStore:
     def requests_sent(self) -> int:
         return self.api.sent
 
+    # the mirror -------------------------------------------------------------------------
+    def sync(self) -> None:
+        """Brings the mirror in step with Airtable now (the dashboard's Refresh)."""
+        for kind in KINDS:
+            self.mirror.sync(kind, force=True)
+
+    def matched_at(self) -> datetime | None:
+        """When the mirror last matched Airtable."""
+        return self.mirror.matched_at()
+
+    def data_version(self) -> str:
+        """Changes when a sync (run now if one is due) or a write changed the mirror, and
+        every five minutes, for what other processes wrote in the sidecar."""
+        for kind in KINDS:
+            self.mirror.sync(kind)
+        return f"mirror {self.mirror.version()}|window {int(time.time() // 300)}"
+
+    def _mirrored(self, kind: str) -> list[Record]:
+        """Every record of the table, from the mirror after a sync step: inside a
+        transaction, always one (what the transaction computes with is what Airtable
+        holds, to the request)."""
+        self.mirror.sync(kind, force=self._current() is not None)
+        return self.mirror.all(kind)
+
+    def _by_id(self, kind: str) -> Tables | Mirror:
+        """Where records asked for by id come from: Airtable inside a transaction (the
+        records a write is decided on), the mirror after a sync step otherwise."""
+        if self._current() is not None:
+            return self.tables
+        self.mirror.sync(kind)
+        return self.mirror
+
     # transactions ---------------------------------------------------------------
     def _current(self) -> UnitOfWork | None:
         return self._tx if self._tx_owner == threading.get_ident() else None
@@ -136,6 +176,7 @@ class AirtableStore:
             finally:
                 self._tx, self._tx_owner = None, None
             self.last_write = report
+            self.mirror.absorb(report.answers)
             report.raise_for_failure()  # after the commit of the clients that landed
 
     def pass_lock(self) -> AbstractContextManager[bool]:
@@ -173,7 +214,9 @@ class AirtableStore:
                   if isinstance(x, str)}
         unknown = [x for x in wanted if ("c", x) not in self._read.app_id]
         if unknown:
-            for rec in self.tables.by_record_ids("c", unknown):
+            found = self.mirror.by_record_ids("c", unknown)
+            rest = sorted(set(unknown) - {r["id"] for r in found})
+            for rec in [*found, *(self.tables.by_record_ids("c", rest) if rest else [])]:
                 cid = id_value((rec.get("fields") or {}).get(cf("id")))
                 if cid:
                     self._read.app_id[("c", rec["id"])] = cid
@@ -187,7 +230,7 @@ class AirtableStore:
         listed = tx.listed("c") if tx is not None else None
         if listed is not None:
             return listed
-        return self._remember("c", self.tables.all("c"), whole_table=True)
+        return self._remember("c", self._mirrored("c"), whole_table=True)
 
     def clients(self) -> list[Client]:
         self._read.warnings["c"] = []
@@ -206,9 +249,9 @@ class AirtableStore:
                 self._read.refuse_duplicate("c", client_id)
                 return cached[0]
         if id_field:
-            records = self.tables.by_app_ids("c", [client_id])
+            records = self._by_id("c").by_app_ids("c", [client_id])
         elif is_record_id(client_id):
-            records = self.tables.by_record_ids("c", [client_id])
+            records = self._by_id("c").by_record_ids("c", [client_id])
         else:
             records = []
         records = self._read.unique("c", self._remember("c", records), every_holder=True)
@@ -230,9 +273,9 @@ class AirtableStore:
                 if tx is not None else None
             if cached is not None:
                 return cached
-            return self._remember("a", self.tables.by_app_ids("a", list(ids)))
+            return self._remember("a", self._by_id("a").by_app_ids("a", list(ids)))
         if client_id is None:
-            return self._remember("a", self.tables.all("a"), whole_table=True)
+            return self._remember("a", self._mirrored("a"), whole_table=True)
         if not self.config.cf("attributes"):  # no inverse link field: read all, filter here
             return self._attribute_records(None, None)
         rec = self._client_record(client_id)
@@ -243,7 +286,7 @@ class AirtableStore:
         cached = tx.cached("a", rids) if tx is not None else None
         if cached is not None:
             return cached
-        return self._remember("a", self.tables.by_record_ids("a", rids)) if rids else []
+        return self._remember("a", self._by_id("a").by_record_ids("a", rids)) if rids else []
 
     def _load_attributes(self, client_id: str | None = None,
                          ids: Sequence[str] | None = None) -> list[Attribute]:
@@ -457,6 +500,7 @@ class AirtableStore:
             if failure is not None:
                 raise StoreError(f"{self.tables.error(failure, kind, step)}; the data set is "
                                  "only partly loaded: run the same load again to finish it")
+            self.mirror.forget()
             self._side.replace(tiers, [
                 (c.id if cf("id") else rid_of[c.id],
                  (c.topup, c.period_months, c.last_reset_period, c.anchor_day))

@@ -52,6 +52,8 @@ class WriteReport:
     requests: int = 0
     error: str = ""
     busy: float | None = None  # stopped by a 429: seconds until the same write succeeds
+    # the records Airtable answered the writes that landed with, by kind: for the mirror
+    answers: dict[str, list[Record]] = field(default_factory=lambda: {"c": [], "a": []})
 
     @property
     def complete(self) -> bool:
@@ -242,11 +244,13 @@ class _Sender:
         failure = None
         try:
             self.report.requests += 1
-            self.tables[kind].batch_update([{"id": i.rid, "fields": i.fields} for i in chunk])
+            answer = self.tables[kind].batch_update([{"id": i.rid, "fields": i.fields}
+                                                     for i in chunk])
         except AirtableFailure as e:
             failure = e
         if failure is None:
             self.outcome.update({(kind, i.rid): True for i in chunk})
+            self.report.answers[kind].extend(answer)
             return
         if 400 <= failure.status < 500:  # refused as a whole: nothing in it landed
             self.outcome.update({(kind, i.rid): False for i in chunk})
