@@ -3,7 +3,6 @@ run` on a copy of the demo data: what a user types is refused in place when the
 service refuses it (never a traceback), an overtaken draft stays in its box, and every
 write says what it changed."""
 
-import sqlite3
 
 import pytest
 from playwright.sync_api import expect
@@ -16,12 +15,8 @@ EXCEPTION = "[data-testid='stException']"
 
 
 @pytest.fixture(scope="module")
-def db(demo_db, tmp_path_factory):
-    """A copy of the demo data these tests write to."""
-    path = tmp_path_factory.mktemp("edits") / "demo.db"
-    with sqlite3.connect(demo_db) as src, sqlite3.connect(path) as dst:
-        src.backup(dst)
-    return path
+def db(module_demo_copy):
+    return module_demo_copy
 
 
 @pytest.fixture(scope="module")
