@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from budget import views
-from budget.model import Change
+from budget.model import Actor, Change
 from tests.support.browser import IDLE, open_page, require_chromium, screenshot, streamlit_server
 from tests.support.factories import make_service
 
@@ -57,6 +57,11 @@ def an_attribute(svc, client_id: str = CLIENT):
     attrs = svc.attributes(client_id)
     names = [a.name for a in attrs]
     return next(a for a in attrs if sum(n.startswith(a.name) for n in names) == 1)
+
+
+def roomiest(svc) -> str:
+    """The client furthest under its budget: a few more tokens may be saved there."""
+    return min(svc.usage_report(), key=lambda u: u.percent_used).client.id
 
 
 def figures(page, field: str):
@@ -143,7 +148,7 @@ def test_a_text_over_the_limit_is_refused_in_place(server, browser, svc):
 
 
 def test_save_after_typing_saves_exactly_the_typed_text(server, browser, svc):
-    roomy = min(svc.usage_report(), key=lambda u: u.percent_used).client.id  # it fits
+    roomy = roomiest(svc)
     attribute = an_attribute(svc, roomy)
     page = open_page(browser, server, f"client?client={roomy}")
     open_attribute(page, attribute.name)
@@ -161,4 +166,37 @@ def test_save_after_typing_saves_exactly_the_typed_text(server, browser, svc):
     assert saved.instructions == text
     assert (saved.examples, saved.signals) == (attribute.examples, attribute.signals)
     expect(page.get_by_label("Instructions", exact=True)).to_have_value(text)
+    page.close()
+
+
+def test_keep_theirs_puts_their_text_in_the_box_for_good(server, browser, svc):
+    """The browser holds the text it last sent for each box: after "Keep theirs" the
+    boxes are drawn under new keys, so a later rerun cannot bring the dropped text
+    back."""
+    roomy = roomiest(svc)
+    attribute = an_attribute(svc, roomy)
+    page = open_page(browser, server, f"client?client={roomy}")
+    open_attribute(page, attribute.name)
+    box = page.get_by_label("Signals", exact=True)
+    box.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type(" mine", delay=60)
+    expect_preview(page, svc, attribute, "Signals", attribute.signals + " mine")
+    theirs = "Theirs: prefer firms with a named buyer."
+    svc.apply(Actor("bob", "admin"), Change(roomy, {attribute.id: {"Signals": theirs}}))
+    page.locator(".st-key-save button").click()
+    expect(page.get_by_text("changed by someone else since you opened it")).to_be_visible(
+        timeout=30_000)
+    expect(box).to_have_value(attribute.signals + " mine")  # what was typed stays
+    page.locator(".st-key-keep_theirs button").click()
+    expect(box).to_have_value(theirs, timeout=30_000)
+    examples = page.get_by_label("Examples", exact=True)
+    examples.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type(" More.", delay=60)  # a rerun with the dropped text still in mind
+    (now,) = [a for a in svc.attributes(roomy) if a.id == attribute.id]
+    expect_preview(page, svc, now, "Examples", now.examples + " More.")
+    expect(box).to_have_value(theirs)
+    assert page.get_by_text("changed by someone else").count() == 0
+    assert page.locator(EXCEPTION).count() == 0
     page.close()
