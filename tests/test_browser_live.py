@@ -43,10 +43,13 @@ def svc(db):
 
 
 def open_attribute(page, name: str) -> None:
+    """Opens the attribute `name` by its own option: the picker's filter also matches
+    names that merely contain what was typed, so Enter may open another one."""
     pick = page.locator(".st-key-edit_attr input")
     pick.click()
     pick.fill(name)
-    pick.press("Enter")
+    page.get_by_role("option").filter(
+        has_text=re.compile(rf"^{re.escape(name)} \((in)?active\)$")).click()
     page.wait_for_timeout(300)
     page.wait_for_selector(IDLE, timeout=60_000)
 
@@ -83,6 +86,13 @@ def expect_preview(page, svc, attribute, field: str, text: str) -> None:
     expect(figures(page, field).locator(".note")).to_have_text(note)
 
 
+def type_at_end(page, box, text: str) -> None:
+    """Types `text` at the end of `box` as a person does: no Ctrl+Enter, no Tab."""
+    box.click()
+    page.keyboard.press("Control+End")
+    page.keyboard.type(text, delay=60)
+
+
 def lags(work) -> list[float]:
     """The server's figures: ms from a typed text arriving to its preview drawn."""
     log = (work / "server.log").read_text()
@@ -96,10 +106,8 @@ def test_preview_follows_the_typing_without_a_key_press(server, browser, svc, wo
     box = page.get_by_label("Signals", exact=True)
     expect(box).to_be_visible()
     expect(box).to_have_value(attribute.signals)
-    box.click()
-    page.keyboard.press("Control+End")
     typed = " Prefer firms that replied within a day."
-    page.keyboard.type(typed, delay=60)  # a person typing; no Ctrl+Enter, no Tab
+    type_at_end(page, box, typed)
     text = attribute.signals + typed
     expect_preview(page, svc, attribute, "Signals", text)
     count = f"{len(text):,} / 100,000 characters"
@@ -153,10 +161,8 @@ def test_save_after_typing_saves_exactly_the_typed_text(server, browser, svc):
     page = open_page(browser, server, f"client?client={roomy}")
     open_attribute(page, attribute.name)
     box = page.get_by_label("Instructions", exact=True)
-    box.click()
-    page.keyboard.press("Control+End")
     typed = " 見込み客 🚀 <|endoftext|>"
-    page.keyboard.type(typed, delay=60)
+    type_at_end(page, box, typed)
     text = attribute.instructions + typed
     expect_preview(page, svc, attribute, "Instructions", text)
     page.locator(".st-key-save button").click()
@@ -178,22 +184,19 @@ def test_keep_theirs_puts_their_text_in_the_box_for_good(server, browser, svc):
     page = open_page(browser, server, f"client?client={roomy}")
     open_attribute(page, attribute.name)
     box = page.get_by_label("Signals", exact=True)
-    box.click()
-    page.keyboard.press("Control+End")
-    page.keyboard.type(" mine", delay=60)
+    type_at_end(page, box, " mine")
     expect_preview(page, svc, attribute, "Signals", attribute.signals + " mine")
     theirs = "Theirs: prefer firms with a named buyer."
     svc.apply(Actor("bob", "admin"), Change(roomy, {attribute.id: {"Signals": theirs}}))
     page.locator(".st-key-save button").click()
     expect(page.get_by_text("changed by someone else since you opened it")).to_be_visible(
         timeout=30_000)
+    screenshot(page, "client-live-conflict")
     expect(box).to_have_value(attribute.signals + " mine")  # what was typed stays
     page.locator(".st-key-keep_theirs button").click()
     expect(box).to_have_value(theirs, timeout=30_000)
     examples = page.get_by_label("Examples", exact=True)
-    examples.click()
-    page.keyboard.press("Control+End")
-    page.keyboard.type(" More.", delay=60)  # a rerun with the dropped text still in mind
+    type_at_end(page, examples, " More.")  # a rerun with the dropped text still in mind
     (now,) = [a for a in svc.attributes(roomy) if a.id == attribute.id]
     expect_preview(page, svc, now, "Examples", now.examples + " More.")
     expect(box).to_have_value(theirs)
