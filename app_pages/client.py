@@ -178,8 +178,11 @@ def editor() -> None:
             refused = e
             after = None  # no count of a text that cannot be saved
     for f in FIELDS:
-        live_text(f, keys[f], a.text(f), limit=limit,
-                  note=f"{views.field_tokens_text(now.of(f), after.of(f))}" if after else "",
+        if after is not None:
+            note = views.field_tokens_text(now.of(f), after.of(f))
+        else:  # refused: no count of the typed texts; an untouched field's still holds
+            note = "" if f in edited else views.field_tokens_text(now.of(f), now.of(f))
+        live_text(f, keys[f], a.text(f), limit=limit, note=note,
                   help=f"At most {limit:,} characters; a longer text is refused.")
         if refused is not None and refused.field == f:
             st.error(f"{f}: {refused.problem}. Shorten it to save; nothing was saved.",

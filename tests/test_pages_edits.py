@@ -37,6 +37,9 @@ def test_text_over_the_limit_is_refused_under_its_field(app, small):
     assert any("Examples: 200,000 characters is over the limit of 100,000" in e.value
                for e in at.error)
     assert live_box(at, "Examples").value == "x" * 200_000  # what was typed stays
+    # the refused box has no count; the untouched ones keep theirs
+    assert live_box(at, "Examples").note == ""
+    assert live_box(at, "Signals").note.endswith(" tokens")
     assert not [b for b in at.button if b.key == "save"]
     # the rest of the page is still there
     assert at.multiselect(key="bulk_pick").label == "Attributes"
