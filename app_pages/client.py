@@ -2,8 +2,9 @@ import plotly.express as px
 import streamlit as st
 
 import ui
-from budget import audit, optimize, views
-from budget.model import FIELDS, BadInput, Change
+from budget import audit, core, optimize, views
+from budget.model import FIELDS, BadInput, Change, FieldTokens
+from ui.live_text import drawn, live_text, put, typed
 
 svc = ui.service()
 me = ui.actor()
@@ -82,9 +83,10 @@ def preview(result) -> None:
     c1, c2, c3 = st.columns(3)
     c1.metric("Usage", f"{result.projected:,}", f"{result.delta:+,} tokens",
               delta_color="inverse", help=f"now {result.current:,}")
-    c2.metric("Remaining after", f"{result.budget - result.projected:,}")
+    c2.metric("Remaining after", views.remaining_text(result.budget - result.projected))
     c3.metric("Budget", f"{result.budget:,}")
-    st.caption(f"{result.current:,} → {result.projected:,} tokens (delta {result.delta:+,})")
+    st.caption(f"{result.current:,} → {result.projected:,} tokens (delta {result.delta:+,}) · "
+               f"after the change {core.format_usage(result.projected, result.budget)}")
 
 
 def last_change(attribute_id: str) -> str:
@@ -103,8 +105,16 @@ def last_change(attribute_id: str) -> str:
 
 def draft_keys(aid: str, version: int) -> dict[str, str]:
     """The widget keys of a draft: one set per version it is based on, so a draft
-    outlives the cache reload that brings someone else's newer version."""
-    return {f: f"{f}_{aid}_{version}" for f in (*FIELDS, "active")}
+    outlives the cache reload that brings someone else's newer version, and one per
+    draft dropped ("Keep theirs"), so the text the browser still holds for a dropped
+    draft cannot come back."""
+    dropped = st.session_state.get(f"dropped_{aid}", 0)
+    return {f: f"{f}_{aid}_{version}_{dropped}" for f in (*FIELDS, "active")}
+
+
+def drafted(field: str, key: str):
+    """What the user set in the draft widget `key` of `field`, None while untouched."""
+    return st.session_state.get(key) if field == "active" else typed(key)
 
 
 st.header("Edit an attribute")
@@ -135,23 +145,50 @@ def editor() -> None:
     base = draft["base"]
     if base.version != a.version:
         old = draft_keys(aid, base.version)
-        mine = {f: st.session_state[k] for f, k in old.items() if k in st.session_state
-                and st.session_state[k] != (base.active if f == "active" else base.text(f))}
+        mine = {f: v for f, k in old.items() if (v := drafted(f, k)) is not None
+                and v != (base.active if f == "active" else base.text(f))}
         if mine:  # keep what the user typed, on top of the new version, and say so
             draft["conflict"] = (last_change(aid), {f: a.text(f) for f in mine if f in FIELDS})
+            new = draft_keys(aid, a.version)
             for f, value in mine.items():
-                st.session_state[draft_keys(aid, a.version)[f]] = value
+                if f == "active":
+                    st.session_state[new[f]] = value
+                else:
+                    put(new[f], value)
         draft["base"] = base = a
     keys = draft_keys(aid, a.version)
     st.session_state.setdefault(keys["active"], a.active)
     active = st.toggle("Active", key=keys["active"])
-    texts, slots = {}, {}
+    # the text of each box as typed (the box sends it a moment after the last
+    # keystroke), previewed before the boxes are drawn, so each shows its field's
+    # tokens next to its character count
+    texts = {f: typed(keys[f]) for f in FIELDS}
+    edited = {f: t for f, t in texts.items() if t is not None and t != a.text(f)}
+    change = Change(client_id, {aid: edited} if edited else {},
+                    {aid: active} if active != a.active else {})
+    # each field's tokens now and as typed, counted by the service that saves it
+    now = next(c.tokens for c in ui.client_detail(client_id)[2] if c.id == aid)
+    after: FieldTokens | None = now
+    result, refused = None, None
+    if edited or change.active:
+        try:
+            result, recounted = svc.preview_change(change)
+            after = recounted.get(aid, now)
+        except BadInput as e:  # a text over the length limit: said under its box
+            refused = e
+            after = None  # no count of a text that cannot be saved
     for f in FIELDS:
-        st.session_state.setdefault(keys[f], a.text(f))
-        texts[f] = st.text_area(f, key=keys[f], height=110,
-                                help=f"At most {limit:,} characters; a longer text is refused.")
-        slots[f] = st.container()
-        slots[f].caption(f"{len(texts[f]):,} / {limit:,} characters")
+        if after is not None:
+            note = views.field_tokens_text(now.of(f), after.of(f))
+        else:  # refused: no count of the typed texts; an untouched field's still holds
+            note = "" if f in edited else views.field_tokens_text(now.of(f), now.of(f))
+        live_text(f, keys[f], a.text(f), limit=limit, note=note,
+                  help=f"At most {limit:,} characters; a longer text is refused.")
+        if refused is not None and refused.field == f:
+            st.error(f"{f}: {refused.problem}. Shorten it to save; nothing was saved.",
+                     icon="⛔")
+    if refused is not None and refused.field not in FIELDS:
+        st.error(f"{refused}. Nothing was saved.", icon="⛔")
     if draft["conflict"]:
         who, theirs = draft["conflict"]
         st.error(f"'{a.name}' was changed by someone else since you opened it: {who}. "
@@ -162,24 +199,15 @@ def editor() -> None:
                 st.text_area(f"{f} (theirs)", text, disabled=True, height=110,
                              key=f"theirs_{f}_{aid}_{a.version}")
 
-    def keep_theirs(aid: str = aid, keys: dict[str, str] = keys, a=a) -> None:
-        for f in FIELDS:
-            st.session_state[keys[f]] = a.text(f)
-        st.session_state[keys["active"]] = a.active
+    def keep_theirs(aid: str = aid) -> None:
+        """Drops the draft: the boxes are drawn afresh, under new keys, with theirs."""
+        st.session_state[f"dropped_{aid}"] = st.session_state.get(f"dropped_{aid}", 0) + 1
         st.session_state.pop(f"draft_{aid}", None)
 
-    edited = {f: t for f, t in texts.items() if t != a.text(f)}
-    change = Change(client_id, {aid: edited} if edited else {},
-                    {aid: active} if active != a.active else {})
     if edited or change.active:
-        try:
-            result = svc.validate(change)
-        except BadInput as e:  # a text over the length limit: said under its field
-            (slots[e.field] if e.field in slots else st).error(
-                f"{e.field}: {e.problem}. Shorten it to save; nothing was saved.", icon="⛔")
-            result = None
         if result is not None:
             preview(result)
+            drawn("the preview")
             if not result.allowed:
                 st.error(f"Cannot save: {result.reason}. Trim the text or deactivate another "
                          "attribute first.", icon="⛔")

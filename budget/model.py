@@ -72,6 +72,11 @@ class FieldTokens:
     def total(self) -> int:
         return self.instructions + self.examples + self.signals
 
+    def of(self, field_name: str) -> int:
+        """The count of one field by its name, as `Attribute.text` reads its text."""
+        return {"Instructions": self.instructions, "Examples": self.examples,
+                "Signals": self.signals}[field_name]
+
 
 @dataclass(frozen=True)
 class Attribute:

@@ -46,6 +46,12 @@ def counted(n: int, word: str, plural: str | None = None) -> str:
     return f"{n:,} {word if n == 1 else plural or word + 's'}"
 
 
+def field_tokens_text(before: int, after: int) -> str:
+    """'1,234 tokens (+56 from 1,178)' under a text being edited, or '1,178 tokens'."""
+    change = f" ({after - before:+,} from {before:,})" if after != before else ""
+    return counted(after, "token") + change
+
+
 def count_text(n: object) -> str:
     """'12,345', or a dash where there is no figure (never 'None' or 'nan')."""
     return "—" if n is None or pd.isna(n) else f"{int(n):,}"  # type: ignore[call-overload]

@@ -48,12 +48,22 @@ def demo_db(tmp_path_factory):
     return path
 
 
-@pytest.fixture
-def demo_copy(demo_db, tmp_path):
-    path = tmp_path / "demo.db"
-    with sqlite3.connect(demo_db) as src, sqlite3.connect(path) as dst:
+def _copy(db, path):
+    with sqlite3.connect(db) as src, sqlite3.connect(path) as dst:
         src.backup(dst)  # a file copy would miss what is still in the WAL
     return path
+
+
+@pytest.fixture
+def demo_copy(demo_db, tmp_path):
+    return _copy(demo_db, tmp_path / "demo.db")
+
+
+@pytest.fixture(scope="module")
+def module_demo_copy(demo_db, tmp_path_factory):
+    """A copy of the demo data that one module's tests write to (a browser suite's
+    server runs over it for the whole module)."""
+    return _copy(demo_db, tmp_path_factory.mktemp("module") / "demo.db")
 
 
 @pytest.fixture

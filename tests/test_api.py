@@ -351,7 +351,8 @@ def test_the_dashboard_previews_the_same_numbers(api, small, monkeypatch):
     """The client page's live preview of a change says what the API answers for it."""
     import streamlit as st
 
-    from tests.support.apptest import run_app, text_of
+    from budget import views
+    from tests.support.apptest import live_boxes, run_app, text_of
 
     monkeypatch.setenv("TOKENBUDGET_STORE", f"sqlite:///{small.store.path}")
     for attribute_id, body in (("a3", {"active": True}),
@@ -363,14 +364,14 @@ def test_the_dashboard_previews_the_same_numbers(api, small, monkeypatch):
         if "active" in body:
             at.toggle[0].set_value(body["active"]).run()
         else:
-            at.text_area[0].input(body["fields"]["Instructions"]).run()
+            live_boxes(at)[0].input(body["fields"]["Instructions"]).run()
         assert not at.exception, at.exception
         by_api = api.post(f"/api/attributes/{attribute_id}/validate-budget", json=body,
                           headers=AS_VIEWER).json()
         metrics = {m.label: m.value for m in at.metric}
         assert (metrics["Usage"], metrics["Budget"], metrics["Remaining after"]) == (
             f"{by_api['projected']:,}", f"{by_api['budget']:,}",
-            f"{by_api['budget'] - by_api['projected']:,}")
+            views.remaining_text(by_api['budget'] - by_api['projected']))  # "over by 5"
         assert (f"{by_api['current']:,} → {by_api['projected']:,} tokens "
                 f"(delta {by_api['delta']:+,})") in text_of(at)
 

@@ -32,7 +32,7 @@ def test_every_section_reports_every_row(rows, tmp_path):
     postgresql = 5 if missing_reason() is None else 0  # skipped without the server
     in_browser = 18 if browser.missing_reason() is None else 0  # or without Chromium
     assert counts == {"counting": 9, "pool": 5, "incremental": 3, "load": 4,
-                      "postgresql": postgresql, "airtable": 7, "airtable_mirror": 16, "pages": 4,
+                      "postgresql": postgresql, "airtable": 7, "airtable_mirror": 16, "pages": 5,
                       "browser": in_browser}
     assert all(r.size == "3 x 70" and r.attributes == 210 for r in rows)
     table = render_table(rows)

@@ -3,7 +3,7 @@
 import pytest
 
 from budget.model import BadInput, Change
-from tests.support.apptest import opens, signed_in, text_of
+from tests.support.apptest import live_boxes, opens, signed_in, text_of
 from tests.support.factories import ADMIN, settings_from, words
 
 ROLES = "Vera@Example.com:viewer, ann@example.com:analyst, ada@example.com:admin"
@@ -87,7 +87,7 @@ def test_toggle_allowed_when_it_fits_and_figures_update(app, small):
 def test_edit_preview_numbers_and_save(app, small):
     at = app(small.store.path, "app_pages/client.py", client="A")
     at.selectbox(key="edit_attr").select("a1").run()
-    at.text_area[0].input(words(12)).run()  # Instructions: 40 -> 12 tokens
+    live_boxes(at)[0].input(words(12)).run()  # Instructions: 40 -> 12 tokens
     assert "80 → 52 tokens (delta -28)" in text_of(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Remaining after"] == "48" and metrics["Usage"] == "52"

@@ -1,16 +1,19 @@
 """The sweep: every page a role may open, as viewer, analyst and admin; the bad inputs
-typed into every text and number field; every enabled button pressed (dialogs
-included). No run may end in an exception box or a traceback, and nothing may be
-saved but what was typed: every text or figure in the store afterwards is either what
-it was or exactly one of the inputs.
+typed into every text and number field (the Client page's live text boxes included),
+every option of every select box chosen, a row with each bad input added to the tier
+editor; every enabled button pressed (dialogs included). No run may end in an exception
+box or a traceback, and nothing may be saved but what was typed: every text or figure
+in the store afterwards is either what it was or exactly one of the inputs.
 
 AppTest, not a browser: the same scripts run, some thousand runs in about a minute."""
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 
-from tests.support.apptest import TABS, open_tab, signed_in, text_of
+from tests.support.apptest import TABS, live_boxes, open_tab, signed_in, text_of
 
 ROLES = {"viewer": "vera@example.com", "analyst": "ann@example.com",
          "admin": "ada@example.com"}
@@ -22,8 +25,9 @@ TEXTS = ["x" * 200_000, "<|endoftext|>", "見込み客の規模 🚀🔥 ünïc�
          str(10**20)]
 NUMBERS = [-1, 1e9, 1e20]
 # the table editors, with the columns typed into (AppTest has no cell editing: the
-# edit is set as the browser sends it)
-EDITORS = {"tiers_editor": ["level", "name", "tokens"]}
+# edit is set as the browser sends it), and a good row that a row added takes the
+# other columns from, so each bad input is the only thing wrong with its row
+EDITORS = {"tiers_editor": {"level": "9", "name": "Added", "tokens": "900"}}
 # buttons that leave the page or the session, not part of what a page does
 SKIP = {"refresh", "logout", "login"}
 
@@ -52,10 +56,11 @@ def check(at, where: str) -> None:
 def check_saved(svc, before: dict[str, object], where: str) -> None:
     """What changed is one of the typed inputs, a flag, a level picked from a list, or a
     budget cleared (a button says so): never a figure or a text nobody typed."""
-    typed = set(TEXTS) | {int(t) for t in TEXTS if t.isdigit()}
+    filled = [v for row in EDITORS.values() for v in row.values()]
+    typed = set(TEXTS + filled) | {int(t) for t in TEXTS + filled if t.isdigit()}
     for key, value in state(svc).items():
-        if key not in before or value == before[key]:
-            continue
+        if key in before and value == before[key]:
+            continue  # a record that is new (a tier row added) is checked too
         _, field = key
         if field in ("active", "service_level") or (field in ("token_budget", "topup")
                                                     and value in (None, 0)):
@@ -63,7 +68,9 @@ def check_saved(svc, before: dict[str, object], where: str) -> None:
         assert value in typed, f"{where}: {key} became {str(value)[:80]!r}, which nobody typed"
 
 
-PRESSES = [0]  # buttons pressed in this run of the sweep, for the figure it prints
+# what this run of the sweep did, by kind (a button pressed, a live text box typed
+# into, ...), for the figures it prints
+DONE: Counter[str] = Counter()
 
 
 def press_everything(at, svc, before, where: str) -> None:
@@ -80,7 +87,7 @@ def press_everything(at, svc, before, where: str) -> None:
             if not found or found[0].disabled:
                 continue
             found[0].click().run()
-            PRESSES[0] += 1
+            DONE["button presses"] += 1
             check(at, f"{where}, button {b.key}")
             check_saved(svc, before, f"{where}, button {b.key}")
 
@@ -88,50 +95,77 @@ def press_everything(at, svc, before, where: str) -> None:
 def inputs(at) -> list[tuple[str, str]]:
     fields = [("text_input", w.key) for w in at.text_input]
     fields += [("text_area", w.key) for w in at.text_area if not w.disabled]
+    # a live box by its label: its key names the version its draft is based on, which
+    # a press (a suggestion applied) moves on
+    fields += [("live_text", b.label) for b in live_boxes(at)]
     return fields + [("number_input", w.key) for w in at.number_input]
 
 
-def sweep_page(at, svc, before, where: str) -> int:
-    runs = 0
+def widgets_of(at, kind: str, key: str) -> list:
+    if kind == "live_text":
+        return [b for b in live_boxes(at) if b.label == key]
+    return [w for w in getattr(at, kind) if w.key == key]
+
+
+def choose_every_option(at, svc, before, where: str) -> None:
+    """Each option of each keyed select box in turn, and the buttons it brings."""
+    for key, options in [(w.key, len(w.options)) for w in at.selectbox
+                         if w.key and not w.disabled]:
+        for i in range(options):
+            found = widgets_of(at, "selectbox", key)
+            if not found or i >= len(found[0].options):  # the last choice left the page
+                break
+            found[0].select_index(i).run()
+            DONE["select box options"] += 1
+            label = f"{where}, {key} option {i + 1}"
+            check(at, label)
+            check_saved(svc, before, label)
+            press_everything(at, svc, before, label)
+
+
+def sweep_page(at, svc, before, where: str) -> None:
     for kind, key in inputs(at):
         for value in NUMBERS if kind == "number_input" else TEXTS:
-            widgets = [w for w in getattr(at, kind) if w.key == key]
+            widgets = widgets_of(at, kind, key)
             if not widgets:  # the last press took the page elsewhere (a tab, a save)
                 break
             widget = widgets[0]
             (widget.set_value(value) if kind == "number_input" else widget.input(value)).run()
-            runs += 1
+            DONE[f"{kind} inputs"] += 1
             label = f"{where}, {key}={str(value)[:20]!r}"
             check(at, label)
             check_saved(svc, before, label)
             press_everything(at, svc, before, label)
-    for key, columns in EDITORS.items():
+    for key, good in EDITORS.items():
         if key not in at.session_state:
             continue
-        for column in columns:
+        for column in good:
             for value in TEXTS:
-                at.session_state[key] = {"edited_rows": {0: {column: value}},
-                                         "added_rows": [], "deleted_rows": []}
-                at.run()
-                runs += 1
-                label = f"{where}, {key} row 1 {column}={value[:20]!r}"
-                check(at, label)
-                press_everything(at, svc, before, label)
+                for what, edit in (("cells", {"edited_rows": {0: {column: value}},
+                                              "added_rows": []}),
+                                   ("rows added", {"edited_rows": {},
+                                                   "added_rows": [good | {column: value}]})):
+                    at.session_state[key] = edit | {"deleted_rows": []}
+                    at.run()
+                    DONE[f"{key} {what}"] += 1
+                    label = f"{where}, {key} {what} {column}={value[:20]!r}"
+                    check(at, label)
+                    check_saved(svc, before, label)
+                    press_everything(at, svc, before, label)
+    choose_every_option(at, svc, before, where)
     press_everything(at, svc, before, where)
-    return runs
 
 
 @pytest.mark.parametrize("role", list(ROLES))
 def test_sweep_every_page_every_input_every_button(app, small, monkeypatch, role):
     monkeypatch.setenv("TOKENBUDGET_ROLES", ",".join(f"{e}:{r}" for r, e in ROLES.items()))
     before = state(small)
-    runs = 0
     for page in PAGES[role]:
         at = app(small.store.path, f"app_pages/{page}.py", **signed_in(ROLES[role]))
         for i, tab in enumerate(TABS if page == "analytics" else [""]):
             if i:  # the first tab is open already
                 open_tab(at, tab)
-            runs += sweep_page(at, small, before, f"{role} on {page} {tab}".strip())
-    print(f"{role}: {runs} typed inputs, {PRESSES[0]} button presses so far")
+            sweep_page(at, small, before, f"{role} on {page} {tab}".strip())
+    print(f"{role}, so far: " + ", ".join(f"{n} {what}" for what, n in sorted(DONE.items())))
     if role == "viewer":  # a viewer's presses and typing write nothing at all
         assert state(small) == before and small.audit() == []

@@ -76,6 +76,12 @@ class Edits(ServiceBase):
         """What applying `change` would do to the client's usage; writes nothing."""
         return self._project(change)[0]
 
+    def preview_change(self, change: Change) -> tuple[Validation, dict[str, FieldTokens]]:
+        """`validate`, and the tokens of each field of every attribute whose text the
+        change edits, from the same count: what an editor shows while the user types."""
+        validation, _, _, tokens = self._project(change)
+        return validation, tokens
+
     def apply(self, actor: Actor, change: Change,
               expected_versions: Mapping[str, int] | None = None, *,
               action: str | None = None) -> Validation:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,38 @@ def run_app(page: str | None = None, *, user: dict[str, Any] | None = None,
 def signed_in(email: str) -> dict[str, Any]:
     """What `run_app` needs to run the app as `email`, logged in through `[auth]`."""
     return {"secrets": AUTH_SECRETS, "user": {"is_logged_in": True, "email": email}}
+
+
+@dataclass(frozen=True)
+class LiveBox:
+    """A live text box (ui.live_text) as AppTest sees it. AppTest cannot run its
+    JavaScript, so `input` sets the component's state as the browser sends it."""
+
+    at: AppTest
+    key: str
+    label: str
+    value: str  # the text the page drew the box with
+    limit: int
+    note: str  # the page's figure next to the character count: the field's tokens
+
+    def input(self, text: str) -> AppTest:
+        self.at.session_state[self.key] = {"value": text}
+        return self.at
+
+
+def live_boxes(at: AppTest) -> list[LiveBox]:
+    """The live text boxes the last run drew, top to bottom."""
+    out = []
+    for e in at.get("bidi_component"):
+        if e.proto.component_name == "tokenbudget.live_text":
+            data = json.loads(e.proto.mixed.json or e.proto.json)
+            out.append(LiveBox(at, data["key"], data["label"], data["value"], data["limit"],
+                               data["note"]))
+    return out
+
+
+def live_box(at: AppTest, label: str) -> LiveBox:
+    return next(b for b in live_boxes(at) if b.label == label)
 
 
 def text_of(at) -> str:
