@@ -87,7 +87,7 @@ def test_failed_write_is_reported_and_not_shown_as_saved(base):
     active = next(a for a in ui.service().attributes("C0003") if a.active)
     at = run("app_pages/client.py", client="C0003")
     at.selectbox(key="edit_attr").select(active.id).run()
-    at.toggle(key=f"active_{active.id}_{active.version}").set_value(False).run()
+    at.toggle(key=f"active_{active.id}_{active.version}_0").set_value(False).run()
     base.fail(422, kind="update", error_type="INVALID_VALUE_FOR_COLUMN",
               message='Field "Active" cannot accept the provided value')
     assert not at.button(key="save").disabled  # deactivating is always allowed

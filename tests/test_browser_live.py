@@ -7,6 +7,7 @@ limit is refused in place; Save saves exactly what was typed."""
 import re
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
 from budget import views
@@ -46,10 +47,19 @@ def open_attribute(page, name: str) -> None:
     """Opens the attribute `name` by its own option: the picker's filter also matches
     names that merely contain what was typed, so Enter may open another one."""
     pick = page.locator(".st-key-edit_attr input")
-    pick.click()
-    pick.fill(name)
-    page.get_by_role("option").filter(
-        has_text=re.compile(rf"^{re.escape(name)} \((in)?active\)$")).click()
+    option = page.get_by_role("option").filter(
+        has_text=re.compile(rf"^{re.escape(name)} \((in)?active\)$"))
+    for attempt in range(3):  # a rerun still drawing the page may close the list
+        page.wait_for_selector(IDLE, timeout=60_000)
+        pick.click()
+        pick.fill(name)
+        try:
+            option.click(timeout=10_000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+            page.keyboard.press("Escape")
     page.wait_for_timeout(300)
     page.wait_for_selector(IDLE, timeout=60_000)
 
