@@ -123,11 +123,12 @@ class Mirror:
             return ""
         hook, destroyed, cursor = self.feed.destroyed(state, started, gap,
                                                       self.config.sweep_interval)
-        for i, kind in enumerate(KINDS):
-            gone = sorted(set(destroyed) & set(self.side.mirror_ids(kind))) if destroyed else []
-            last = i == len(KINDS) - 1
-            if gone or (last and cursor):
-                self._write(kind, (), gone, cursor if last else {}, False)
+        for kind in KINDS if destroyed else ():
+            gone = sorted(set(destroyed) & set(self.side.mirror_ids(kind)))
+            if gone:
+                self._write(kind, (), gone, {}, False)
+        if cursor:  # past what was dropped
+            self.feed.save(cursor)
         return hook
 
     def _sync(self, kind: str, state: dict[str, str], started: float, hook: str) -> None:
@@ -142,15 +143,20 @@ class Mirror:
         changed = self.tables.all(kind, to_formula_str(GTE(LAST_MODIFIED_TIME(), since)))
         moments: dict[str, float | str] = {_synced(kind): started}
         gone: list[str] = []
-        swept = float(state.get(_swept(kind)) or 0)
-        if (state.get(_covered(kind), "") != hook if hook
-                else started - swept >= self.config.sweep_interval):
+        if self._sweep_due(kind, state, started, hook):
             first = [self.config.fields(kind)[0]]
             present = {r["id"] for r in self.tables.all(kind, fields=first)}
             present.update(r["id"] for r in changed)  # created during the listing
             gone = sorted(set(self.side.mirror_ids(kind)) - present)
             moments.update({_swept(kind): started, **covered})
         self._write(kind, changed, gone, moments, False)
+
+    def _sweep_due(self, kind: str, state: dict[str, str], started: float, hook: str) -> bool:
+        """With a webhook: only if the table's rows may hold deletions it did not
+        report (read or swept before it was made). Without: every sweep interval."""
+        if hook:
+            return state.get(_covered(kind), "") != hook
+        return started - float(state.get(_swept(kind)) or 0) >= self.config.sweep_interval
 
     def absorb(self, answers: Mapping[str, Sequence[Record]]) -> None:
         """The records Airtable answered a write with, in place of their rows: they are
