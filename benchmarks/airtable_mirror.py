@@ -111,7 +111,12 @@ def rows(run: SizeRun) -> list[Row]:
         if len(hooked.attributes()) != len(attrs) - 2:
             raise AssertionError("the deletion the webhook reported is still mirrored")
         situation("one record deleted in Airtable, gone within one sync (webhook)",
-                  len(fake.requests), 3)
+                  len(fake.requests), 2)
+        fake.advance(INTERVAL)
+        fake.reset_log()
+        hooked.data_version()
+        situation("idle dashboard, per sync interval (webhook: the payloads only)",
+                  len(fake.requests), 1)
         hooked.close()
         fresh.close()
         store.close()

@@ -371,7 +371,7 @@ def test_a_deletion_made_in_airtable_is_gone_after_the_next_sync_with_the_webhoo
     svc.usage_report()
     assert lists(base) == (3, 5)  # the floor, and the webhook made before the listing
     assert webhook_requests(base) == ["POST webhooks"]
-    assert requests(base) == 9
+    assert requests(base) == 10  # and the base's schema once: the tables' ids
     base.delete("Scoring Attributes", aids["C0009-A1"])
     (client,) = [r["id"] for r in base.records("Clients") if r["fields"]["Client ID"] == "C0012"]
     base.delete("Clients", client)
@@ -380,16 +380,16 @@ def test_a_deletion_made_in_airtable_is_gone_after_the_next_sync_with_the_webhoo
     assert mirrored(svc, "C0009") == 1  # within one sync interval
     assert "C0012" not in {u.client.id for u in svc.usage_report()}
     assert lists(base) == (1, 1) and webhook_requests(base) == ["GET payloads"]
-    assert sweeps(base) == 0 and requests(base) == 3  # ≤ 1 per table + 1 payload request
-    for _ in range(3):  # idle
+    assert sweeps(base) == 0 and requests(base) == 3  # the payloads name both tables
+    for _ in range(3):  # idle: the payloads name no table, so none is listed
         base.advance(INTERVAL)
         svc.data_version()
         svc.usage_report()
-        assert lists(base) == (1, 1) and webhook_requests(base) == ["GET payloads"]
-        assert requests(base) == 3
+        assert lists(base) == (0, 0) and webhook_requests(base) == ["GET payloads"]
+        assert requests(base) == 1
     base.advance(SWEEP)  # no sweep while the webhook is healthy
     svc.usage_report()
-    assert sweeps(base) == 0 and requests(base) == 3
+    assert sweeps(base) == 0 and requests(base) == 1
     # a new process reads on from the cursor the sidecar keeps: no new webhook
     base.delete("Scoring Attributes", aids["C0020-A0"])
     base.advance(INTERVAL)
@@ -397,6 +397,14 @@ def test_a_deletion_made_in_airtable_is_gone_after_the_next_sync_with_the_webhoo
     assert mirrored(other, "C0020") == 1
     assert webhook_requests(base) == ["GET payloads"] and len(base.hooks) == 1
     assert len(other.usage_report()) == 249
+    base.reset_log()
+    base.advance(INTERVAL)  # a new process, nothing changed: the payloads alone
+    assert len(open_service(**HOOKED).usage_report()) == 249
+    assert webhook_requests(base) == ["GET payloads"] and requests(base) == 1
+    base.edit("Scoring Attributes", aids["C0030-A0"], {"Name": "Edited in Airtable"})
+    base.advance(INTERVAL)  # one record edited: the payloads, then the one table they name
+    assert "Edited in Airtable" in {a.name for a in other.store.attributes("C0030")}
+    assert lists(base) == (0, 1) and requests(base) == 2
 
 
 def test_without_webhook_rights_the_sweep_still_finds_deletions(base, open_service):
@@ -470,4 +478,5 @@ def test_a_lost_webhook_is_made_anew_and_one_sweep_finds_what_it_missed(
     base.advance(INTERVAL)
     svc.usage_report()
     assert mirrored(svc, "C0010") == 1
-    assert sweeps(base) == 0 and requests(base) == 3  # the new webhook's payloads
+    assert lists(base) == (0, 1)  # the new webhook's payloads name one table
+    assert sweeps(base) == 0 and requests(base) == 2  # those payloads, and that listing

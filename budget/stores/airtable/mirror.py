@@ -39,7 +39,7 @@ from .config import AirtableConfig
 from .records import Record, clean, id_value, is_record_id
 from .sidecar_protocol import MirrorRow, Sidecar
 from .tables import Tables
-from .webhook import DeletionFeed
+from .webhook import DeletionFeed, Feed
 
 KINDS = ("c", "a")
 
@@ -111,25 +111,36 @@ class Mirror:
                    >= self.config.sync_interval]
             if not due:
                 return
-            hook = self._drop_destroyed(state, started, 0 if force else self.config.sync_interval)
-            for kind in due:
-                self._sync(kind, state, started, hook)
+            feed = self._drop_destroyed(state, started, 0 if force else self.config.sync_interval)
+            for kind in KINDS:  # a table not due yet is vouched for too, when it can be
+                if self._unchanged(kind, state, feed):
+                    self._write(kind, (), (), {_synced(kind): started}, False)
+                elif kind in due:
+                    self._sync(kind, state, started, feed.hook)
 
-    def _drop_destroyed(self, state: dict[str, str], started: float, gap: float) -> str:
+    def _drop_destroyed(self, state: dict[str, str], started: float, gap: float) -> Feed:
         """The records the webhook says were destroyed, dropped from both tables (unless
-        its payloads were read less than `gap` seconds ago); the webhook's id, "" without
-        one (the tables are swept instead)."""
+        its payloads were read less than `gap` seconds ago); what the webhook told (no
+        webhook: the tables are swept instead)."""
         if self.config.webhooks == "off":
-            return ""
-        hook, destroyed, cursor = self.feed.destroyed(state, started, gap,
-                                                      self.config.sweep_interval)
-        for kind in KINDS if destroyed else ():
-            gone = sorted(set(destroyed) & set(self.side.mirror_ids(kind)))
+            return Feed()
+        feed = self.feed.read(state, started, gap, self.config.sweep_interval)
+        for kind in KINDS if feed.destroyed else ():
+            gone = sorted(set(feed.destroyed) & set(self.side.mirror_ids(kind)))
             if gone:
                 self._write(kind, (), gone, {}, False)
-        if cursor:  # past what was dropped
-            self.feed.save(cursor)
-        return hook
+        if feed.cursor:  # past what was dropped
+            self.feed.save(feed.cursor)
+        return feed
+
+    @staticmethod
+    def _unchanged(kind: str, state: dict[str, str], feed: Feed) -> bool:
+        """Whether the payloads just read vouch that nothing in the table changed since
+        its last listing: no payload names it, and the webhook saw every change since
+        (the table was listed under it). Its listing is then skipped: an idle sync is
+        one payload request, however many tables."""
+        return (feed.changed is not None and kind not in feed.changed
+                and bool(feed.hook) and state.get(_covered(kind), "") == feed.hook)
 
     def _sync(self, kind: str, state: dict[str, str], started: float, hook: str) -> None:
         last = float(state.get(_synced(kind)) or 0)

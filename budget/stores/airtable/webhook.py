@@ -1,5 +1,6 @@
-"""Deletions as Airtable's change feed tells them: a webhook on the base whose payloads,
-read from a cursor, name every record destroyed since (`destroyedRecordIds`). The
+"""Airtable's change feed: a webhook on the base whose payloads, read from a cursor, name
+every record destroyed since (`destroyedRecordIds`) and every table in which anything
+was created, changed or destroyed, so a sync lists only the tables that changed. The
 webhook has no notification URL: nothing is pushed, the mirror's sync asks (one request
 while fewer than 50 transactions came in).
 
@@ -12,7 +13,9 @@ interval later."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,16 +28,32 @@ HOOK_ID, HOOK_CURSOR = "hook:id", "hook:cursor"
 HOOK_EXPIRES, HOOK_RENEWED = "hook:expires", "hook:renewed"  # seconds since the epoch
 HOOK_READ = "hook:read"  # when its payloads were last read
 HOOK_REFUSED = "hook:refused"  # when creation was last refused (no webhook rights)
-# table data of the whole base, deletions only: record ids are unique in a base
+HOOK_TABLES = "hook:tables"  # JSON: the table id of each kind, as payloads name tables
+# table data of the whole base, every change type: record ids are unique in a base, and
+# a table no payload names has not changed
 SPEC: dict[str, Any] = {"options": {"filters": {"dataTypes": ["tableData"],
-                                                "changeTypes": ["remove"]}}}
+                                                "changeTypes": ["add", "remove", "update"]}}}
 Save = Callable[[Mapping[str, str]], None]
+KINDS = ("c", "a")  # the mirror's tables: clients, attributes
 
 
 def _seconds(moment: datetime | str | None, default: float) -> float:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment.replace("Z", "+00:00"))
     return moment.timestamp() if moment else default
+
+
+@dataclass(frozen=True)
+class Feed:
+    """What one read of the webhook tells: its id ("" without one), the records destroyed,
+    the state keys to store once they are dropped (the next cursor), and the kinds of
+    the tables that changed, None when the payloads were not read (then every due
+    table is listed)."""
+
+    hook: str = ""
+    destroyed: tuple[str, ...] = ()
+    cursor: Mapping[str, str] = field(default_factory=dict)
+    changed: frozenset[str] | None = None
 
 
 class DeletionFeed:
@@ -46,34 +65,32 @@ class DeletionFeed:
         self.tables, self.save = tables, save
         self.base = tables.api.base(tables.config.base_id)
 
-    def destroyed(self, state: dict[str, str], now: float, gap: float,
-                  sweep_interval: float) -> tuple[str, list[str], dict[str, str]]:
-        """(the webhook's id, the record ids destroyed since its cursor, the state keys
-        to store once they are dropped: the next cursor); no ids if the payloads were
-        read less than `gap` seconds ago (the tables of a base synced one after the
-        other ask once). A webhook that is gone
-        (expired, deleted: 404) is created anew once, whose id comes with no ids: what
-        was destroyed before it only a sweep finds. ("", [], {}) without a webhook:
-        refused, or not to be had now. A StoreError when Airtable is busy or down (the
-        sync fails, as a listing would)."""
+    def read(self, state: dict[str, str], now: float, gap: float,
+             sweep_interval: float) -> Feed:
+        """What changed since the cursor; nothing read if the payloads were read less
+        than `gap` seconds ago (the tables of a base synced one after the other ask
+        once). A webhook that is gone (expired, deleted: 404) is created anew once,
+        whose id comes with nothing read: what was destroyed before it only a sweep
+        finds. Feed() without a webhook: refused, or not to be had now. A StoreError
+        when Airtable is busy or down (the sync fails, as a listing would)."""
         hid = state.get(HOOK_ID, "")
         if hid and now < float(state.get(HOOK_EXPIRES) or 0):
             if now - float(state.get(HOOK_READ) or 0) < gap:
-                return hid, [], {}
+                return Feed(hid)
             try:
-                return hid, *self._read(state, now)
+                return self._read(state, now)
             except AirtableFailure as f:
                 if _passing(f):
                     raise self.tables.error(f, None, "read the webhook's payloads") from None
         if hid:  # lost: start over without it
             self.save({HOOK_ID: "", HOOK_CURSOR: "", HOOK_EXPIRES: "", HOOK_RENEWED: ""})
         if now - float(state.get(HOOK_REFUSED) or 0) < sweep_interval:
-            return "", [], {}
-        return self._create(now), [], {}
+            return Feed()
+        return Feed(self._create(now))
 
-    def _read(self, state: dict[str, str], now: float) -> tuple[list[str], dict[str, str]]:
-        """The destroyed record ids from the cursor on (and the webhook refreshed once
-        half its life is over)."""
+    def _read(self, state: dict[str, str], now: float) -> Feed:
+        """The changes from the cursor on (and the webhook refreshed once half its life
+        is over)."""
         hook = Webhook.from_api({"id": state[HOOK_ID], "areNotificationsEnabled": False,
                                  "cursorForNextPayload": int(state[HOOK_CURSOR]),
                                  "isHookEnabled": True, "specification": SPEC},
@@ -83,12 +100,18 @@ class DeletionFeed:
             hook.extend_expiration()
             self.save({HOOK_EXPIRES: str(_seconds(hook.expiration_time, expires)),
                        HOOK_RENEWED: str(now)})
-        cursor, gone = int(state[HOOK_CURSOR]), []
+        cursor, gone, tables = int(state[HOOK_CURSOR]), [], set()
         for payload in hook.payloads(cursor):
-            for table in payload.changed_tables_by_id.values():
+            for table_id, table in payload.changed_tables_by_id.items():
+                tables.add(table_id)
                 gone.extend(table.destroyed_record_ids)
             cursor = (payload.cursor or cursor) + 1
-        return gone, {HOOK_CURSOR: str(cursor), HOOK_READ: str(now)}
+        kinds = {kind for kind, table_id in json.loads(state.get(HOOK_TABLES) or "{}").items()
+                 if table_id in tables}
+        if not state.get(HOOK_TABLES):
+            kinds = set(KINDS)  # a webhook made before the ids were kept: list both
+        return Feed(state[HOOK_ID], tuple(gone), {HOOK_CURSOR: str(cursor), HOOK_READ: str(now)},
+                    frozenset(kinds))
 
     def _create(self, now: float) -> str:
         """A new webhook's id; "" if Airtable refused it (403: the token may not manage
@@ -96,11 +119,14 @@ class DeletionFeed:
         (tried again at the next sync). Never a failure: the sweep does the work."""
         try:
             made = self.base.add_webhook(None, SPEC)  # type: ignore[arg-type]  # no URL: no pushes
+            ids = {t.name: t.id for t in self.base.schema(force=True).tables}
         except AirtableFailure as f:
             if not _passing(f):
                 self.save({HOOK_REFUSED: str(now)})
             return ""
+        tables = {kind: ids.get(self.tables.config.table(kind), "") for kind in KINDS}
         self.save({HOOK_ID: made.id, HOOK_CURSOR: "1", HOOK_REFUSED: "",
+                   HOOK_TABLES: json.dumps(tables),
                    HOOK_EXPIRES: str(_seconds(made.expiration_time, now)),
                    HOOK_RENEWED: str(now), HOOK_READ: str(now)})
         return made.id
