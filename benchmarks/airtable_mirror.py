@@ -22,7 +22,7 @@ SWEEP = 3600.0  # AIRTABLE_SWEEP_INTERVAL's default
 WHY_MISSED = (
     "Why: a situation sent more requests than the issue's table allows; the rows give "
     "the figures. What would close it: the sync step or the sweep in "
-    "budget/stores/airtable/mirror.py.")
+    "budget/stores/airtable/mirror.py, or the webhook's payloads in webhook.py.")
 
 
 def _sidecar_bytes(path: Path) -> int:
@@ -98,6 +98,26 @@ def rows(run: SizeRun) -> list[Row]:
                                  "expected")
         situation("one record deleted in Airtable, gone within one sweep (incl. the sync)",
                   len(fake.requests), 2 + full)
+
+        hooked = AirtableStore(replace(config, webhooks="auto"))  # the setting's default
+        hooked.mirror.clock = fake.now
+        fake.advance(INTERVAL)
+        hooked.clients(), hooked.attributes()  # the webhook made, each table swept once
+        gone = fake.records("Scoring Attributes")[-1]["id"]
+        fake.delete("Scoring Attributes", gone)
+        fake.advance(INTERVAL)
+        fake.reset_log()
+        hooked.clients()
+        if len(hooked.attributes()) != len(attrs) - 2:
+            raise AssertionError("the deletion the webhook reported is still mirrored")
+        situation("one record deleted in Airtable, gone within one sync (webhook)",
+                  len(fake.requests), 2)
+        fake.advance(INTERVAL)
+        fake.reset_log()
+        hooked.data_version()
+        situation("idle dashboard, per sync interval (webhook: the payloads only)",
+                  len(fake.requests), 1)
+        hooked.close()
         fresh.close()
         store.close()
         out.append(run.row(SECTION, f"mirror's size on disk ({len(attrs):,} attributes)",

@@ -298,3 +298,185 @@ def test_a_write_refused_as_stale_leaves_the_mirror_to_catch_up(base, open_servi
     assert base.count("update") == 0
     base.advance(INTERVAL)
     assert svc.attributes("C0001")[0].signals == "Changed meanwhile."
+
+
+# deletions from a webhook's payloads ---------------------------------------------------------
+DAY = 24 * 3600.0
+HOOKED = {"AIRTABLE_WEBHOOKS": "auto"}  # the setting's default (the other tests sweep)
+
+
+def test_the_loopback_base_keeps_webhook_payloads_as_airtable_does(airtable_server):
+    """What pyairtable parses from the loopback webhooks: created, changed and destroyed
+    records by table, pages of 50 from a cursor, refresh, expiry, and no rights."""
+    server = airtable_server
+    table_id = server.add_table("T", [("Name", "singleLineText")]).id
+    api = Api(API_KEY, endpoint_url=server.url)
+    base, table = api.base(BASE_ID), api.table(BASE_ID, "T")
+    made = base.add_webhook("https://example.invalid/hook",
+                            {"options": {"filters": {"dataTypes": ["tableData"]}}})
+    assert made.expiration_time.timestamp() == pytest.approx(server.now() + 7 * DAY, abs=5)
+    (rid,) = [r["id"] for r in table.batch_create([{"Name": "a"}])]
+    table.update(rid, {"Name": "b"})
+    behind = server.put("T", {"Name": "c"})
+    table.delete(rid)
+    server.delete("T", behind)
+    (hook,) = base.webhooks()
+    assert hook.id == made.id and hook.cursor_for_next_payload == 6
+    payloads = list(hook.payloads(1))
+    assert [p.cursor for p in payloads] == [1, 2, 3, 4, 5]
+    changes = [p.changed_tables_by_id[table_id] for p in payloads]
+    assert list(changes[0].created_records_by_id) == [rid]
+    assert list(changes[1].changed_records_by_id) == [rid]
+    assert [c.destroyed_record_ids for c in changes[3:]] == [[rid], [behind]]
+    assert [p.cursor for p in hook.payloads(4)] == [4, 5]
+    for _ in range(120):
+        server.put("T", {"Name": "more"})
+    assert len(list(hook.payloads(6))) == 120
+    assert len([r for r in server.requests if r.path.endswith("/payloads")]) == 1 + 1 + 3
+    server.advance(6 * DAY)
+    hook.extend_expiration()
+    server.advance(6 * DAY)  # 12 days after the creation: alive, thanks to the refresh
+    assert len(base.webhooks()) == 1
+    server.advance(2 * DAY)
+    assert base.webhooks() == []
+    with pytest.raises(Exception, match="404"):
+        list(hook.payloads(1))
+    server.webhook_rights = False
+    with pytest.raises(Exception, match="403"):
+        base.add_webhook("https://example.invalid/hook",
+                         {"options": {"filters": {"dataTypes": ["tableData"]}}})
+
+
+def webhook_requests(server: FakeAirtable) -> list[str]:
+    """The webhook requests since the log was reset, as "METHOD last-path-part"."""
+    return [f"{r.method} {r.path.rsplit('/', 1)[-1]}" for r in server.requests
+            if r.kind == "webhook"]
+
+
+def sweeps(server: FakeAirtable) -> int:
+    """Listings of the ids alone (the first field only) since the log was reset."""
+    return sum(1 for r in server.requests
+               if r.kind == "list" and r.params.get("fields[]") in (["Client ID"],
+                                                                    ["Attribute ID"]))
+
+
+def mirrored(svc: BudgetService, client_id: str) -> int:
+    return len([a for a in svc.store.attributes() if a.client_id == client_id])
+
+
+def test_a_deletion_made_in_airtable_is_gone_after_the_next_sync_with_the_webhook(
+        base, open_service):
+    aids = fill(base, 250, 2)
+    svc = open_service(**HOOKED)
+    svc.usage_report()
+    assert lists(base) == (3, 5)  # the floor, and the webhook made before the listing
+    assert webhook_requests(base) == ["POST webhooks"]
+    assert requests(base) == 10  # and the base's schema once: the tables' ids
+    base.delete("Scoring Attributes", aids["C0009-A1"])
+    (client,) = [r["id"] for r in base.records("Clients") if r["fields"]["Client ID"] == "C0012"]
+    base.delete("Clients", client)
+    base.advance(INTERVAL)
+    svc.data_version()  # what every page run asks first
+    assert mirrored(svc, "C0009") == 1  # within one sync interval
+    assert "C0012" not in {u.client.id for u in svc.usage_report()}
+    assert lists(base) == (1, 1) and webhook_requests(base) == ["GET payloads"]
+    assert sweeps(base) == 0 and requests(base) == 3  # the payloads name both tables
+    for _ in range(3):  # idle: the payloads name no table, so none is listed
+        base.advance(INTERVAL)
+        svc.data_version()
+        svc.usage_report()
+        assert lists(base) == (0, 0) and webhook_requests(base) == ["GET payloads"]
+        assert requests(base) == 1
+    base.advance(SWEEP)  # no sweep while the webhook is healthy
+    svc.usage_report()
+    assert sweeps(base) == 0 and requests(base) == 1
+    # a new process reads on from the cursor the sidecar keeps: no new webhook
+    base.delete("Scoring Attributes", aids["C0020-A0"])
+    base.advance(INTERVAL)
+    other = open_service(**HOOKED)
+    assert mirrored(other, "C0020") == 1
+    assert webhook_requests(base) == ["GET payloads"] and len(base.hooks) == 1
+    assert len(other.usage_report()) == 249
+    base.reset_log()
+    base.advance(INTERVAL)  # a new process, nothing changed: the payloads alone
+    assert len(open_service(**HOOKED).usage_report()) == 249
+    assert webhook_requests(base) == ["GET payloads"] and requests(base) == 1
+    base.edit("Scoring Attributes", aids["C0030-A0"], {"Name": "Edited in Airtable"})
+    base.advance(INTERVAL)  # one record edited: the payloads, then the one table they name
+    assert "Edited in Airtable" in {a.name for a in other.store.attributes("C0030")}
+    assert lists(base) == (0, 1) and requests(base) == 2
+
+
+def test_without_webhook_rights_the_sweep_still_finds_deletions(base, open_service):
+    aids = fill(base, 250, 2)
+    base.webhook_rights = False  # a token without the webhook:manage scope
+    svc = open_service(**HOOKED)
+    svc.usage_report()
+    assert webhook_requests(base) == ["POST webhooks"]  # refused (403), remembered
+    assert [r.status for r in base.requests if r.kind == "webhook"] == [403]
+    assert requests(base) == 9
+    base.delete("Scoring Attributes", aids["C0009-A1"])
+    base.advance(INTERVAL)
+    svc.usage_report()
+    assert requests(base) == 2  # what changed, and not the webhook again
+    assert mirrored(svc, "C0009") == 2  # until the sweep
+    base.advance(SWEEP)
+    svc.usage_report()
+    assert mirrored(svc, "C0009") == 1
+    assert sweeps(base) == 3 + 5 and lists(base) == (1 + 3, 1 + 5)
+    assert webhook_requests(base) == ["POST webhooks"]  # tried again a sweep later
+
+
+def test_the_webhook_is_refreshed_before_it_expires(base, open_service):
+    aids = fill(base, 30, 1)
+    svc = open_service(**HOOKED)
+    svc.usage_report()
+    (hook,) = base.hooks.values()
+    made = hook.expires
+    base.reset_log()
+    base.advance(3 * DAY)  # less than half its life
+    svc.usage_report()
+    assert webhook_requests(base) == ["GET payloads"]
+    base.reset_log()
+    base.advance(DAY)  # four days in: more than half its life is over
+    svc.usage_report()
+    assert webhook_requests(base) == ["POST refresh", "GET payloads"]
+    assert hook.expires == pytest.approx(made + 4 * DAY, abs=5)
+    base.advance(5 * DAY)  # nine days after its creation: alive, thanks to the refresh
+    base.delete("Scoring Attributes", aids["C0003-A0"])
+    base.reset_log()
+    base.advance(INTERVAL)
+    assert mirrored(svc, "C0003") == 0
+    assert sweeps(base) == 0 and "POST webhooks" not in webhook_requests(base)
+    assert list(base.hooks) == [hook.id]
+
+
+@pytest.mark.parametrize("loss", ["expired", "deleted"])
+def test_a_lost_webhook_is_made_anew_and_one_sweep_finds_what_it_missed(
+        base, open_service, loss):
+    """The app was off past the webhook's expiry (the sidecar knows when it expires), or
+    someone deleted it (its payloads answer 404): a new one, and one sweep of each table
+    for the deletions no webhook reported; then the payloads again."""
+    aids = fill(base, 250, 2)
+    svc = open_service(**HOOKED)
+    svc.usage_report()
+    base.delete("Scoring Attributes", aids["C0009-A1"])
+    if loss == "expired":
+        base.advance(8 * DAY)
+    else:
+        base.hooks.clear()
+        base.advance(INTERVAL)
+    base.reset_log()
+    svc.usage_report()
+    assert mirrored(svc, "C0009") == 1  # nothing lost
+    made = ["POST webhooks"] if loss == "expired" else ["GET payloads", "POST webhooks"]
+    assert webhook_requests(base) == made
+    assert sweeps(base) == 3 + 5 and lists(base) == (1 + 3, 1 + 5)
+    assert len(base.hooks) == 1
+    base.reset_log()
+    base.delete("Scoring Attributes", aids["C0010-A0"])
+    base.advance(INTERVAL)
+    svc.usage_report()
+    assert mirrored(svc, "C0010") == 1
+    assert lists(base) == (0, 1)  # the new webhook's payloads name one table
+    assert sweeps(base) == 0 and requests(base) == 2  # those payloads, and that listing

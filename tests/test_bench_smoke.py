@@ -32,7 +32,7 @@ def test_every_section_reports_every_row(rows, tmp_path):
     postgresql = 5 if missing_reason() is None else 0  # skipped without the server
     in_browser = 18 if browser.missing_reason() is None else 0  # or without Chromium
     assert counts == {"counting": 9, "pool": 5, "incremental": 3, "load": 4,
-                      "postgresql": postgresql, "airtable": 7, "airtable_mirror": 16, "pages": 5,
+                      "postgresql": postgresql, "airtable": 7, "airtable_mirror": 20, "pages": 5,
                       "browser": in_browser}
     assert all(r.size == "3 x 70" and r.attributes == 210 for r in rows)
     table = render_table(rows)
@@ -59,9 +59,9 @@ def test_airtable_requests_equal_the_formula(rows):
 def test_the_airtable_mirror_section_meets_each_situation_of_its_table(tmp_path):
     rows = bench.run_size(CLIENTS, PER_CLIENT, seed=5, workdir=tmp_path, data_dir=tmp_path,
                           sections=["airtable_mirror"], log=lambda line: None)
-    assert len(rows) == 16
+    assert len(rows) == 20
     judged = [r for r in rows if r.limit is not None]
-    assert len(judged) == 6 and all(r.met for r in judged), [r.measure for r in judged
+    assert len(judged) == 8 and all(r.met for r in judged), [r.measure for r in judged
                                                               if not r.met]
 
 

@@ -154,10 +154,13 @@ class AirtableSettings(_Section):
     read_timeout: Seconds = Field(60.0, alias="AIRTABLE_READ_TIMEOUT")
     allow_replace: bool = Field(False, alias="AIRTABLE_ALLOW_REPLACE")
     # the mirror: how often reads ask Airtable what changed, how far back each asks (the
-    # two clocks may differ), and how often the ids are listed to learn of deletions
+    # two clocks may differ), and how deletions are learnt: a webhook's payloads when the
+    # token may manage webhooks ("auto"), else a listing of the ids every sweep interval
     sync_interval: Seconds = Field(30.0, alias="AIRTABLE_SYNC_INTERVAL")
     sync_overlap: Seconds = Field(5.0, alias="AIRTABLE_SYNC_OVERLAP")
     sweep_interval: Seconds = Field(3600.0, alias="AIRTABLE_SWEEP_INTERVAL")
+    webhooks: Annotated[Literal["auto", "off"], BeforeValidator(_lower)] = Field(
+        "auto", alias="AIRTABLE_WEBHOOKS")
 
 
 class SmtpSettings(_Section):

@@ -23,11 +23,18 @@ pyairtable, requests and urllib3 exactly as it does against api.airtable.com:
   optionally performed first (`apply`); `expire_cursors` makes every
   offset answer LIST_RECORDS_ITERATOR_NOT_AVAILABLE (a number makes only that many);
 - `rate_limit`: more requests in a second than that are refused with 429;
+- webhooks: create (expiring 7 days later by the base's clock), list, list payloads from
+  a cursor (50 a page, `mightHaveMore`), refresh, delete; every record created, changed
+  or destroyed (through the API or behind the app) goes into the payloads of each live
+  webhook whose specification covers it (`recordChangeScope`, `changeTypes`); past its
+  expiration time a webhook is gone (404); `webhook_rights = False` is a token without
+  the webhook:manage scope (403 INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND);
 - every request is logged (`requests`) so tests can count them.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import random
@@ -38,12 +45,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from datetime import datetime
+from datetime import UTC, datetime
 from urllib.parse import parse_qs, unquote, urlsplit
 
 BASE_ID = "appTESTBASE000001"
 API_KEY = "patLOOPBACK.secret-token-that-must-never-leak"
 
+WEBHOOK_LIFE = 7 * 24 * 3600.0  # seconds a webhook lives after its creation or refresh
+PAYLOADS_PER_PAGE = 50
 TEXT_TYPES = {"singleLineText", "multilineText", "richText", "email", "url", "phoneNumber"}
 
 
@@ -98,6 +107,29 @@ class Table:
             if f["name"] == name or f["id"] == name:
                 return f
         return None
+
+
+@dataclass
+class Hook:
+    """A webhook: its specification, when it expires (the base's clock), and its
+    payloads, the first at cursor 1."""
+
+    id: str
+    specification: dict
+    expires: float
+    payloads: list[dict] = field(default_factory=list)
+
+    def covers(self, table: Table, change: str) -> bool:
+        filters = self.specification.get("options", {}).get("filters", {})
+        scope = filters.get("recordChangeScope")
+        return ("tableData" in filters.get("dataTypes", [])
+                and scope in (None, "", table.id)
+                and change in (filters.get("changeTypes") or [change]))
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat(timespec="milliseconds") \
+        .replace("+00:00", "Z")
 
 
 class _Reject(Exception):
@@ -253,6 +285,9 @@ class FakeAirtable:
         self._lock = threading.RLock()
         self._clock = itertools.count()
         self.clock_offset = 0.0  # seconds the base's clock runs ahead of the machine's
+        self.hooks: dict[str, Hook] = {}
+        self.webhook_rights = True  # the token has the webhook:manage scope
+        self._transaction = itertools.count(1)  # the base's transaction numbers
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -323,6 +358,7 @@ class FakeAirtable:
             t.records[rid] = {"id": rid, "createdTime": "2026-01-01T00:00:00.000Z",
                               "fields": dict(fields), "modified": self.now()}
             self._sync_links(t, rid)
+            self._note(t, "add", [rid])
             return rid
 
     def edit(self, table: str, rid: str, fields: dict) -> None:
@@ -333,6 +369,7 @@ class FakeAirtable:
             t.records[rid]["fields"].update(fields)
             t.records[rid]["modified"] = self.now()
             self._sync_links(t, rid)
+            self._note(t, "update", [rid])
 
     def delete(self, table: str, rid: str) -> None:
         """Deletes a record as a person in Airtable would (its links go with it)."""
@@ -341,6 +378,7 @@ class FakeAirtable:
             t.records[rid]["fields"] = {}
             self._sync_links(t, rid)
             del t.records[rid]
+            self._note(t, "remove", [rid])
 
     def age(self, seconds: float) -> None:
         """Every record as if last changed that much earlier: data made a while ago."""
@@ -509,6 +547,8 @@ class FakeAirtable:
     def _classify(self, method: str, parts: list[str], body: object) -> tuple[str | None, str]:
         if len(parts) >= 2 and parts[1] == "meta":
             return None, "meta"
+        if len(parts) >= 4 and parts[1] == "bases" and parts[3] == "webhooks":
+            return None, "webhook"
         if len(parts) >= 3 and parts[0] == "v0":
             name = parts[2]
             try:
@@ -544,6 +584,8 @@ class FakeAirtable:
             raise _Reject(404, "NOT_FOUND", "Could not find what you are looking for")
         if parts[1] == "meta":
             return self._meta(method, parts[2:], body)
+        if parts[1] == "bases" and len(parts) >= 4 and parts[2:4] == [self.base_id, "webhooks"]:
+            return self._webhooks(method, parts[4:], params, body)
         if parts[1] != self.base_id:
             raise _Reject(404, "NOT_FOUND", "Could not find what you are looking for")
         if len(parts) < 3:
@@ -642,6 +684,7 @@ class FakeAirtable:
                                   "modified": self.now()}
             self._sync_links(table, rid)
             out.append(self._out(table, table.records[rid], None))
+        self._note(table, "add", [r["id"] for r in out])
         return {"records": out}
 
     def _update(self, table: Table, body: object, replace: bool) -> dict:
@@ -660,6 +703,7 @@ class FakeAirtable:
             rec["modified"] = self.now()
             self._sync_links(table, r["id"])
             out.append(self._out(table, rec, None))
+        self._note(table, "update", [r["id"] for r in out])
         return {"records": out}
 
     def _delete(self, table: Table, ids: list[str]) -> dict:
@@ -674,7 +718,77 @@ class FakeAirtable:
             rec["fields"] = {}
             self._sync_links(table, i)
             del table.records[i]
+        self._note(table, "remove", ids)
         return {"records": [{"id": i, "deleted": True} for i in ids]}
+
+    # webhooks ------------------------------------------------------------------------
+    def _note(self, table: Table, change: str, rids: list[str]) -> None:
+        """A transaction of the base: into the payloads of every live webhook that
+        covers it, shaped as Airtable's (changedTablesById, by record id)."""
+        if not rids:
+            return
+        number, now = next(self._transaction), self.now()
+        if change == "remove":
+            changes: dict = {"destroyedRecordIds": list(rids)}
+        else:
+            key = "createdRecordsById" if change == "add" else "changedRecordsById"
+            cells = {rid: {"cellValuesByFieldId": {}} for rid in rids}
+            if change == "add":
+                cells = {rid: {**c, "createdTime": _iso(now)} for rid, c in cells.items()}
+            else:
+                cells = {rid: {"current": c} for rid, c in cells.items()}
+            changes = {key: cells}
+        for hook in self._live_hooks():
+            if hook.covers(table, change):
+                hook.payloads.append({
+                    "timestamp": _iso(now), "baseTransactionNumber": number,
+                    "payloadFormat": "v0",
+                    "actionMetadata": {"source": "publicApi", "sourceMetadata": {}},
+                    "changedTablesById": {table.id: changes}})
+
+    def _live_hooks(self) -> list[Hook]:
+        """The webhooks not yet expired; the expired are gone, as in Airtable."""
+        now = self.now()
+        for hid in [h.id for h in self.hooks.values() if h.expires <= now]:
+            del self.hooks[hid]
+        return list(self.hooks.values())
+
+    def _webhooks(self, method: str, rest: list[str], params: dict, body: object) -> object:
+        if not self.webhook_rights:
+            raise _Reject(403, "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
+                          "Invalid permissions, or the requested model was not found.")
+        live = {h.id: h for h in self._live_hooks()}
+        if not rest and method == "POST":
+            spec = (body or {}).get("specification") if isinstance(body, dict) else None
+            if not isinstance(spec, dict) or not spec.get("options", {}).get("filters"):
+                raise _Reject(422, "INVALID_REQUEST_UNKNOWN", "specification is required")
+            hook = Hook(_rid("ach", self._rng), spec, self.now() + WEBHOOK_LIFE)
+            self.hooks[hook.id] = hook
+            secret = base64.b64encode(hook.id.encode()).decode()
+            return {"id": hook.id, "macSecretBase64": secret,
+                    "expirationTime": _iso(hook.expires)}
+        if not rest and method == "GET":
+            return {"webhooks": [{
+                "id": h.id, "areNotificationsEnabled": False,
+                "cursorForNextPayload": len(h.payloads) + 1, "isHookEnabled": True,
+                "lastSuccessfulNotificationTime": None, "notificationUrl": None,
+                "lastNotificationResult": None, "expirationTime": _iso(h.expires),
+                "specification": h.specification} for h in live.values()]}
+        hook = live.get(rest[0]) if rest else None
+        if hook is None:
+            raise _Reject(404, "NOT_FOUND", "Could not find what you are looking for")
+        if method == "GET" and rest[1:] == ["payloads"]:
+            cursor = int((params.get("cursor") or ["1"])[0])
+            page = hook.payloads[cursor - 1:cursor - 1 + PAYLOADS_PER_PAGE]
+            return {"payloads": page, "cursor": cursor + len(page),
+                    "mightHaveMore": cursor - 1 + len(page) < len(hook.payloads)}
+        if method == "POST" and rest[1:] == ["refresh"]:
+            hook.expires = self.now() + WEBHOOK_LIFE
+            return {"expirationTime": _iso(hook.expires)}
+        if method == "DELETE" and len(rest) == 1:
+            del self.hooks[hook.id]
+            return {}
+        raise _Reject(404, "NOT_FOUND", "Could not find what you are looking for")
 
     def _meta(self, method: str, parts: list[str], body: object) -> object:
         # parts after /v0/meta: bases/{id}/tables[/{table}/fields]

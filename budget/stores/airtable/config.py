@@ -67,6 +67,7 @@ class AirtableConfig:
     sync_interval: float = 30.0  # seconds between the mirror's syncs
     sync_overlap: float = 5.0  # seconds each sync looks back before the one before
     sweep_interval: float = 3600.0  # seconds between listings of the ids (deletions)
+    webhooks: str = "auto"  # deletions from a webhook's payloads: "auto" if allowed, "off"
 
     @classmethod
     def from_settings(cls, section: AirtableSettings,
@@ -94,7 +95,8 @@ class AirtableConfig:
             backoff=section.retry_backoff,
             timeout=(section.connect_timeout, section.read_timeout),
             allow_replace=section.allow_replace, sync_interval=section.sync_interval,
-            sync_overlap=section.sync_overlap, sweep_interval=section.sweep_interval)
+            sync_overlap=section.sync_overlap, sweep_interval=section.sweep_interval,
+            webhooks=section.webhooks)
 
     def local_file(self, suffix: str) -> str:
         """A file of this machine for the base (the pacer's schedule): beside a sidecar

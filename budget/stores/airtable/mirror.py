@@ -7,17 +7,22 @@ A sync of a table (kind "c" clients, "a" attributes):
 - later, lists only the records whose `LAST_MODIFIED_TIME()` is at or after the start of
   the sync before, less `sync_overlap` seconds (the machine's clock and Airtable's may
   differ by that much): one request when fewer than 100 changed;
-- every `sweep_interval` seconds, also lists the ids alone (the first field, the
-  smallest answer Airtable gives) and drops the rows whose records are gone: Airtable's
-  change feed says nothing about deletions.
+- deletions: with a webhook on the base (`webhook`, `AIRTABLE_WEBHOOKS` "auto" and a
+  token that may manage webhooks), one request per sync reads the record ids destroyed
+  since its cursor and drops their rows; a table whose rows are not yet known to be
+  covered by that webhook (it was made after the table was read, or made anew after
+  the old one expired) is swept once. Without one, every `sweep_interval` seconds, the
+  sync also lists the ids alone (the first field, the smallest answer Airtable gives)
+  and drops the rows whose records are gone: the listing by `LAST_MODIFIED_TIME()`
+  says nothing about deletions.
 
 Syncs are due `sync_interval` seconds after the last one of any process sharing the
 sidecar (its start is kept there), and one runs at a time per base in a process (the
-`gate`): sessions that read meanwhile answer from the mirror as it is. `sync(force=True)`
-runs one now (Refresh, and the whole-table reads inside a write transaction). After a
-write the records Airtable answered with replace theirs, so the next read needs no
-request. The mirror's `version` changes whenever a row does: what the pages' caches are
-keyed on."""
+`gate`): sessions that read meanwhile answer from the mirror as it is; the tables due
+sync together, with one payload read. `sync(force=True)` runs one now (Refresh, and the
+whole-table reads inside a write transaction). After a write the records Airtable
+answered with replace theirs, so the next read needs no request. The mirror's `version`
+changes whenever a row does: what the pages' caches are keyed on."""
 
 from __future__ import annotations
 
@@ -34,6 +39,7 @@ from .config import AirtableConfig
 from .records import Record, clean, id_value, is_record_id
 from .sidecar_protocol import MirrorRow, Sidecar
 from .tables import Tables
+from .webhook import DeletionFeed, Feed
 
 KINDS = ("c", "a")
 
@@ -48,6 +54,12 @@ def _swept(kind: str) -> str:
     return f"swept:{kind}"
 
 
+def _covered(kind: str) -> str:
+    """The state key of the webhook whose payloads tell every deletion since the table
+    was last read whole or swept ("" for none)."""
+    return f"covered:{kind}"
+
+
 class Mirror:
     """Reads with the same calls as `Tables` (`all`, `by_record_ids`, `by_app_ids`),
     answered from the sidecar; `sync` brings it in step with Airtable."""
@@ -56,6 +68,7 @@ class Mirror:
                  clock: Callable[[], float] = time.time) -> None:
         self.tables, self.side, self.gate, self.clock = tables, side, gate, clock
         self.config: AirtableConfig = tables.config
+        self.feed = DeletionFeed(tables, lambda state: side.mirror_write(KINDS[0], [], [], state))
 
     # reads ------------------------------------------------------------------------------
     @staticmethod
@@ -86,30 +99,75 @@ class Mirror:
         return self.side.mirror_state().get("version", "")
 
     # sync ---------------------------------------------------------------------------------
-    def sync(self, kind: str, force: bool = False) -> None:
-        """Brings the table's rows in step with Airtable if a sync is due (or `force`);
-        a StoreError if Airtable cannot be read, the mirror left as it was."""
+    def sync(self, kinds: Sequence[str] = KINDS, force: bool = False) -> None:
+        """Brings the tables' rows in step with Airtable, those whose sync is due (or
+        all, with `force`); a StoreError if Airtable cannot be read, the mirror left as
+        it was (but for the deletions already dropped)."""
         with self.gate:
             state = self.side.mirror_state()
             started = self.clock()
-            last = float(state.get(_synced(kind)) or 0)
-            if not force and last and started - last < self.config.sync_interval:
+            due = [kind for kind in kinds
+                   if force or started - float(state.get(_synced(kind)) or 0)
+                   >= self.config.sync_interval]
+            if not due:
                 return
-            if not last:
-                self._write(kind, self.tables.all(kind), (), {_synced(kind): started,
-                                                              _swept(kind): started}, True)
-                return
-            since = datetime.fromtimestamp(last - self.config.sync_overlap, UTC)
-            changed = self.tables.all(kind, to_formula_str(GTE(LAST_MODIFIED_TIME(), since)))
-            moments: dict[str, float] = {_synced(kind): started}
-            gone: list[str] = []
-            if started - float(state.get(_swept(kind)) or 0) >= self.config.sweep_interval:
-                first = [self.config.fields(kind)[0]]
-                present = {r["id"] for r in self.tables.all(kind, fields=first)}
-                present.update(r["id"] for r in changed)  # created during the listing
-                gone = sorted(set(self.side.mirror_ids(kind)) - present)
-                moments[_swept(kind)] = started
-            self._write(kind, changed, gone, moments, False)
+            feed = self._drop_destroyed(state, started, 0 if force else self.config.sync_interval)
+            for kind in KINDS:  # a table not due yet is vouched for too, when it can be
+                if self._unchanged(kind, state, feed):
+                    self._write(kind, (), (), {_synced(kind): started}, False)
+                elif kind in due:
+                    self._sync(kind, state, started, feed.hook)
+
+    def _drop_destroyed(self, state: dict[str, str], started: float, gap: float) -> Feed:
+        """The records the webhook says were destroyed, dropped from both tables (unless
+        its payloads were read less than `gap` seconds ago); what the webhook told (no
+        webhook: the tables are swept instead)."""
+        if self.config.webhooks == "off":
+            return Feed()
+        feed = self.feed.read(state, started, gap, self.config.sweep_interval)
+        for kind in KINDS if feed.destroyed else ():
+            gone = sorted(set(feed.destroyed) & set(self.side.mirror_ids(kind)))
+            if gone:
+                self._write(kind, (), gone, {}, False)
+        if feed.cursor:  # past what was dropped
+            self.feed.save(feed.cursor)
+        return feed
+
+    @staticmethod
+    def _unchanged(kind: str, state: dict[str, str], feed: Feed) -> bool:
+        """Whether the payloads just read vouch that nothing in the table changed since
+        its last listing: no payload names it, and the webhook saw every change since
+        (the table was listed under it). Its listing is then skipped: an idle sync is
+        one payload request, however many tables."""
+        return (feed.changed is not None and kind not in feed.changed
+                and bool(feed.hook) and state.get(_covered(kind), "") == feed.hook)
+
+    def _sync(self, kind: str, state: dict[str, str], started: float, hook: str) -> None:
+        last = float(state.get(_synced(kind)) or 0)
+        covered = {_covered(kind): hook}
+        if not last:
+            self._write(kind, self.tables.all(kind), (), {_synced(kind): started,
+                                                          _swept(kind): started, **covered},
+                        True)
+            return
+        since = datetime.fromtimestamp(last - self.config.sync_overlap, UTC)
+        changed = self.tables.all(kind, to_formula_str(GTE(LAST_MODIFIED_TIME(), since)))
+        moments: dict[str, float | str] = {_synced(kind): started}
+        gone: list[str] = []
+        if self._sweep_due(kind, state, started, hook):
+            first = [self.config.fields(kind)[0]]
+            present = {r["id"] for r in self.tables.all(kind, fields=first)}
+            present.update(r["id"] for r in changed)  # created during the listing
+            gone = sorted(set(self.side.mirror_ids(kind)) - present)
+            moments.update({_swept(kind): started, **covered})
+        self._write(kind, changed, gone, moments, False)
+
+    def _sweep_due(self, kind: str, state: dict[str, str], started: float, hook: str) -> bool:
+        """With a webhook: only if the table's rows may hold deletions it did not
+        report (read or swept before it was made). Without: every sweep interval."""
+        if hook:
+            return state.get(_covered(kind), "") != hook
+        return started - float(state.get(_swept(kind)) or 0) >= self.config.sweep_interval
 
     def absorb(self, answers: Mapping[str, Sequence[Record]]) -> None:
         """The records Airtable answered a write with, in place of their rows: they are
@@ -121,11 +179,11 @@ class Mirror:
     def forget(self) -> None:
         """Empties the mirror (the tables were replaced): the next read lists them anew."""
         for kind in KINDS:
-            self.side.mirror_write(kind, [], [], {_synced(kind): "", _swept(kind): ""},
-                                   replace=True)
+            self.side.mirror_write(kind, [], [], {_synced(kind): "", _swept(kind): "",
+                                                  _covered(kind): ""}, replace=True)
 
     def _write(self, kind: str, records: Sequence[Record], gone: Sequence[str],
-               moments: Mapping[str, float], replace: bool) -> None:
+               moments: Mapping[str, float | str], replace: bool) -> None:
         """Stores the records (only the fields the store uses) and drops `gone`; a new
         version if any row changed."""
         wanted = self.config.fields(kind)

@@ -113,8 +113,7 @@ class AirtableStore:
     # the mirror -------------------------------------------------------------------------
     def sync(self) -> None:
         """Brings the mirror in step with Airtable now (the dashboard's Refresh)."""
-        for kind in KINDS:
-            self.mirror.sync(kind, force=True)
+        self.mirror.sync(KINDS, force=True)
 
     def matched_at(self) -> datetime | None:
         """When the mirror last matched Airtable."""
@@ -123,15 +122,14 @@ class AirtableStore:
     def data_version(self) -> str:
         """Changes when a sync (run now if one is due) or a write changed the mirror, and
         every five minutes, for what other processes wrote in the sidecar."""
-        for kind in KINDS:
-            self.mirror.sync(kind)
+        self.mirror.sync(KINDS)
         return f"mirror {self.mirror.version()}|window {int(time.time() // 300)}"
 
     def _mirrored(self, kind: str) -> list[Record]:
         """Every record of the table, from the mirror after a sync step: inside a
         transaction, always one (what the transaction computes with is what Airtable
         holds, to the request)."""
-        self.mirror.sync(kind, force=self._current() is not None)
+        self.mirror.sync([kind], force=self._current() is not None)
         return self.mirror.all(kind)
 
     def _by_id(self, kind: str) -> Tables | Mirror:
@@ -139,7 +137,7 @@ class AirtableStore:
         records a write is decided on), the mirror after a sync step otherwise."""
         if self._current() is not None:
             return self.tables
-        self.mirror.sync(kind)
+        self.mirror.sync([kind])
         return self.mirror
 
     # transactions ---------------------------------------------------------------
