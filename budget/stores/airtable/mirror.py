@@ -38,10 +38,8 @@ from pyairtable.formulas import GTE, LAST_MODIFIED_TIME, to_formula_str
 from .config import AirtableConfig
 from .records import Record, clean, id_value, is_record_id
 from .sidecar_protocol import MirrorRow, Sidecar
-from .tables import Tables
+from .tables import KINDS, Tables
 from .webhook import DeletionFeed, Feed
-
-KINDS = ("c", "a")
 
 
 def _synced(kind: str) -> str:

@@ -32,9 +32,9 @@ from .http import AirtableFailure, Pacer
 from .records import Record, RecordReader, clean, id_value, is_record_id
 from .deferred import Deferred
 from .journal import reconcile
-from .mirror import KINDS, Mirror
+from .mirror import Mirror
 from .sidecar_protocol import Extras, open_sidecar
-from .tables import Tables
+from .tables import KINDS, Tables
 from .unit_of_work import BATCH, UnitOfWork, WriteReport
 from .versions import text_hash
 

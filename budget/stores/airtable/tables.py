@@ -17,6 +17,7 @@ from .config import AirtableConfig
 from .http import AirtableFailure, PacedApi, Pacer, store_error
 from .records import Record, is_record_id
 
+KINDS = ("c", "a")  # the clients table, the attributes table
 IDS_PER_FORMULA = 100
 ITERATOR_EXPIRED = "LIST_RECORDS_ITERATOR_NOT_AVAILABLE"
 T = TypeVar("T")
@@ -29,7 +30,7 @@ class Tables:
         self.config = config
         self.api = PacedApi(config, pacer)
         self._tables = {kind: self.api.table(config.base_id, config.table(kind))
-                        for kind in ("c", "a")}
+                        for kind in KINDS}
 
     def __getitem__(self, kind: str) -> Table:
         """pyairtable's table, for the writes (which report their own failures)."""

@@ -22,7 +22,7 @@ from typing import Any
 from pyairtable.models import Webhook
 
 from .http import AirtableFailure
-from .tables import Tables
+from .tables import KINDS, Tables
 
 HOOK_ID, HOOK_CURSOR = "hook:id", "hook:cursor"
 HOOK_EXPIRES, HOOK_RENEWED = "hook:expires", "hook:renewed"  # seconds since the epoch
@@ -34,7 +34,6 @@ HOOK_TABLES = "hook:tables"  # JSON: the table id of each kind, as payloads name
 SPEC: dict[str, Any] = {"options": {"filters": {"dataTypes": ["tableData"],
                                                 "changeTypes": ["add", "remove", "update"]}}}
 Save = Callable[[Mapping[str, str]], None]
-KINDS = ("c", "a")  # the mirror's tables: clients, attributes
 
 
 def _seconds(moment: datetime | str | None, default: float) -> float:
