@@ -480,3 +480,23 @@ def test_a_lost_webhook_is_made_anew_and_one_sweep_finds_what_it_missed(
     assert mirrored(svc, "C0010") == 1
     assert lists(base) == (0, 1)  # the new webhook's payloads name one table
     assert sweeps(base) == 0 and requests(base) == 2  # those payloads, and that listing
+
+
+def test_a_token_that_may_not_read_the_schema_keeps_its_one_webhook(base, open_service):
+    """The webhook is made, but the base's schema (the tables' ids) is refused: the
+    webhook is kept and used, each table then listed at every sync as without the ids,
+    and no second webhook is made a sweep later (a base allows ten)."""
+    aids = fill(base, 30, 1)
+    base.fail(403, kind="meta", times=1000, error_type="INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND")
+    svc = open_service(**HOOKED)
+    svc.usage_report()
+    assert len(base.hooks) == 1
+    base.delete("Scoring Attributes", aids["C0003-A0"])
+    base.reset_log()
+    base.advance(INTERVAL)
+    svc.data_version()  # what every page run asks first: both tables due
+    assert webhook_requests(base) == ["GET payloads"] and lists(base) == (1, 1)
+    assert mirrored(svc, "C0003") == 0  # the webhook's payloads told it
+    base.advance(SWEEP)
+    svc.usage_report()
+    assert len(base.hooks) == 1 and sweeps(base) == 0

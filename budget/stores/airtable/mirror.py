@@ -39,7 +39,7 @@ from .config import AirtableConfig
 from .records import Record, clean, id_value, is_record_id
 from .sidecar_protocol import MirrorRow, Sidecar
 from .tables import KINDS, Tables
-from .webhook import DeletionFeed, Feed
+from .webhook import ChangeFeed, Feed
 
 
 def _synced(kind: str) -> str:
@@ -66,7 +66,7 @@ class Mirror:
                  clock: Callable[[], float] = time.time) -> None:
         self.tables, self.side, self.gate, self.clock = tables, side, gate, clock
         self.config: AirtableConfig = tables.config
-        self.feed = DeletionFeed(tables, lambda state: side.mirror_write(KINDS[0], [], [], state))
+        self.feed = ChangeFeed(tables, lambda state: side.mirror_write(KINDS[0], [], [], state))
 
     # reads ------------------------------------------------------------------------------
     @staticmethod

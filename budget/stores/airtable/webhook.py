@@ -28,7 +28,7 @@ HOOK_ID, HOOK_CURSOR = "hook:id", "hook:cursor"
 HOOK_EXPIRES, HOOK_RENEWED = "hook:expires", "hook:renewed"  # seconds since the epoch
 HOOK_READ = "hook:read"  # when its payloads were last read
 HOOK_REFUSED = "hook:refused"  # when creation was last refused (no webhook rights)
-HOOK_TABLES = "hook:tables"  # JSON: the table id of each kind, as payloads name tables
+HOOK_TABLES = "hook:tables"  # JSON: the table id of each kind ("" unknown), as payloads name tables
 # table data of the whole base, every change type: record ids are unique in a base, and
 # a table no payload names has not changed
 SPEC: dict[str, Any] = {"options": {"filters": {"dataTypes": ["tableData"],
@@ -55,7 +55,7 @@ class Feed:
     changed: frozenset[str] | None = None
 
 
-class DeletionFeed:
+class ChangeFeed:
     """The base's webhook, as the mirror uses it (see the module docstring)."""
 
     def __init__(self, tables: Tables, save: Save) -> None:
@@ -105,12 +105,11 @@ class DeletionFeed:
                 tables.add(table_id)
                 gone.extend(table.destroyed_record_ids)
             cursor = (payload.cursor or cursor) + 1
-        kinds = {kind for kind, table_id in json.loads(state.get(HOOK_TABLES) or "{}").items()
-                 if table_id in tables}
-        if not state.get(HOOK_TABLES):
-            kinds = set(KINDS)  # a webhook made before the ids were kept: list both
+        ids = json.loads(state.get(HOOK_TABLES) or "{}")
+        # a table whose id is not known counts as changed: it is listed as without a webhook
+        changed = frozenset(kind for kind in KINDS if ids.get(kind, "") in tables | {""})
         return Feed(state[HOOK_ID], tuple(gone), {HOOK_CURSOR: str(cursor), HOOK_READ: str(now)},
-                    frozenset(kinds))
+                    changed)
 
     def _create(self, now: float) -> str:
         """A new webhook's id; "" if Airtable refused it (403: the token may not manage
@@ -118,17 +117,26 @@ class DeletionFeed:
         (tried again at the next sync). Never a failure: the sweep does the work."""
         try:
             made = self.base.add_webhook(None, SPEC)  # type: ignore[arg-type]  # no URL: no pushes
-            ids = {t.name: t.id for t in self.base.schema(force=True).tables}
         except AirtableFailure as f:
             if not _passing(f):
                 self.save({HOOK_REFUSED: str(now)})
             return ""
-        tables = {kind: ids.get(self.tables.config.table(kind), "") for kind in KINDS}
-        self.save({HOOK_ID: made.id, HOOK_CURSOR: "1", HOOK_REFUSED: "",
-                   HOOK_TABLES: json.dumps(tables),
+        self.save({HOOK_ID: made.id, HOOK_CURSOR: "1", HOOK_REFUSED: "", HOOK_TABLES: "",
                    HOOK_EXPIRES: str(_seconds(made.expiration_time, now)),
                    HOOK_RENEWED: str(now), HOOK_READ: str(now)})
+        self.save({HOOK_TABLES: json.dumps(self._table_ids())})
         return made.id
+
+    def _table_ids(self) -> dict[str, str]:
+        """The id of each kind's table (the settings may name it or give its id), from
+        the base's schema; "" for each when the token may not read the schema: the
+        webhook still reports deletions, and both tables are listed at every sync."""
+        try:
+            schema = self.base.schema(force=True).tables
+        except AirtableFailure:
+            return {kind: "" for kind in KINDS}
+        return {kind: next((t.id for t in schema if self.tables.config.table(kind)
+                            in (t.id, t.name)), "") for kind in KINDS}
 
 
 def _passing(f: AirtableFailure) -> bool:
