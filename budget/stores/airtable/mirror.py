@@ -7,14 +7,14 @@ A sync of a table (kind "c" clients, "a" attributes):
 - later, lists only the records whose `LAST_MODIFIED_TIME()` is at or after the start of
   the sync before, less `sync_overlap` seconds (the machine's clock and Airtable's may
   differ by that much): one request when fewer than 100 changed;
-- deletions: with a webhook on the base (`webhook`, `AIRTABLE_WEBHOOKS` "auto" and a
-  token that may manage webhooks), one request per sync reads the record ids destroyed
-  since its cursor and drops their rows; a table whose rows are not yet known to be
-  covered by that webhook (it was made after the table was read, or made anew after
-  the old one expired) is swept once. Without one, every `sweep_interval` seconds, the
-  sync also lists the ids alone (the first field, the smallest answer Airtable gives)
-  and drops the rows whose records are gone: the listing by `LAST_MODIFIED_TIME()`
-  says nothing about deletions.
+- with a webhook on the base (`webhook`, `AIRTABLE_WEBHOOKS` "auto" and a token that
+  may manage webhooks), one request per sync reads its payloads since the cursor: the
+  rows of the records destroyed are dropped, and a table no payload names is not
+  listed; a table whose rows are not yet known to be covered by that webhook (it was
+  made after the table was read, or made anew after the old one expired) is swept
+  once. Without one, every `sweep_interval` seconds, the sync also lists the ids alone
+  (the first field, the smallest answer Airtable gives) and drops the rows whose
+  records are gone: the listing by `LAST_MODIFIED_TIME()` says nothing about deletions.
 
 Syncs are due `sync_interval` seconds after the last one of any process sharing the
 sidecar (its start is kept there), and one runs at a time per base in a process (the
@@ -109,14 +109,14 @@ class Mirror:
                    >= self.config.sync_interval]
             if not due:
                 return
-            feed = self._drop_destroyed(state, started, 0 if force else self.config.sync_interval)
+            feed = self._read_feed(state, started, 0 if force else self.config.sync_interval)
             for kind in KINDS:  # a table not due yet is vouched for too, when it can be
                 if self._unchanged(kind, state, feed):
                     self._write(kind, (), (), {_synced(kind): started}, False)
                 elif kind in due:
                     self._sync(kind, state, started, feed.hook)
 
-    def _drop_destroyed(self, state: dict[str, str], started: float, gap: float) -> Feed:
+    def _read_feed(self, state: dict[str, str], started: float, gap: float) -> Feed:
         """The records the webhook says were destroyed, dropped from both tables (unless
         its payloads were read less than `gap` seconds ago); what the webhook told (no
         webhook: the tables are swept instead)."""
