@@ -252,11 +252,19 @@ def editor() -> None:
 
 editor()
 
-st.header("Suggestions for reducing usage")
-tips = optimize.suggest(attrs, svc.counter.count_many)
-if not tips:
-    st.caption("Nothing to suggest: no active attribute repeats itself.")
-for i, tip in enumerate(tips[:12]):
-    ui.suggestion_card(tip, f"tip_{i}", lambda tip=tip: ui.apply_change(
-        me, tip.change(client_id), {aid: seen[aid] for aid in tip.edits},
-        f"Applied: {tip.message}", action="attribute.suggestion"))
+
+@st.fragment
+def suggestions() -> None:
+    """The suggestion cards: opening a card's diff reruns them alone (an Apply is a
+    write, which reruns the whole page)."""
+    st.header("Suggestions for reducing usage")
+    tips = optimize.suggest(attrs, svc.counter.count_many)
+    if not tips:
+        st.caption("Nothing to suggest: no active attribute repeats itself.")
+    for i, tip in enumerate(tips[:12]):
+        ui.suggestion_card(tip, f"tip_{i}", lambda tip=tip: ui.apply_change(
+            me, tip.change(client_id), {aid: seen[aid] for aid in tip.edits},
+            f"Applied: {tip.message}", action="attribute.suggestion"))
+
+
+suggestions()
