@@ -24,9 +24,12 @@ if wanted is not None and wanted not in labels:  # the URL stays as it was, so a
 elif wanted is None:
     st.query_params["client"] = shown_id
 # the client is in the URL: picking another opens its page as a new browser-history entry,
-# so Back returns to the client before
+# so Back returns to the client before; typing finds the clients whose name or id
+# contains what is typed (a fuzzy match of "C00002" also offers C00012, and sorting 2,000
+# options by score on each keystroke made typing lag)
 client_id = st.selectbox("Client", ids, index=ids.index(shown_id),
-                         format_func=labels.__getitem__, key=f"pick_{wanted}")
+                         format_func=labels.__getitem__, key=f"pick_{wanted}",
+                         filter_mode="contains")
 if client_id != shown_id:
     st.switch_page("app_pages/client.py", query_params={"client": client_id})
 

@@ -5,6 +5,7 @@ Formatting for people lives here too, so every page says numbers the same way.""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from urllib.parse import quote
 
 import pandas as pd
@@ -62,6 +63,7 @@ def usage_figure(used: int, limit: int) -> str:
     return f"{used:,} / {limit:,}"
 
 
+@lru_cache(maxsize=4096)  # a few hundred (percent, status) pairs draw every row of a table
 def usage_bar(percent: int, status: str) -> str:
     """A bar of `percent` (full at the budget) in the status colour with the figure next
     to it, as an SVG data URL for an image column: a table's own progress bar has one
