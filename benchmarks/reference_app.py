@@ -1,8 +1,11 @@
 """The browser benchmark's reference: a minimal Streamlit page for each page of ours,
 showing the same DataFrames (plain `st.dataframe`, no column configuration) and as many
-plotly charts, plus the three widgets the interactions use (a client selector, a text
-area with a preview, a Save button with a success notice). Ours / this is what the benchmark
-reports, since absolute times on a shared machine say little across runs.
+plotly charts, plus the three widgets the interactions use: the client selector (every
+client, labelled and searched as ours), a text area with a preview, a Save button with
+a success notice. On the Client view it shows the chosen client's attribute library and
+a chart of it, so choosing a client redraws a grid and a chart as ours does. Ours / this
+is what the benchmark reports, since absolute times on a shared machine say little
+across runs.
 
 `streamlit run benchmarks/reference_app.py` with REFERENCE_DATA naming the pickle that
 benchmarks/browser.py writes; `?view=` picks the page it stands for."""
@@ -16,7 +19,8 @@ import streamlit as st
 
 @st.cache_resource
 def data() -> dict:
-    """{view: {"frames": [DataFrame, ...], "charts": int}, "clients": [name, ...]}"""
+    """{view: {"frames": [DataFrame, ...], "charts": int}, "clients": {id: label},
+    "libraries": {id: DataFrame}}"""
     with open(os.environ["REFERENCE_DATA"], "rb") as f:
         return pickle.load(f)
 
@@ -32,15 +36,22 @@ def figure(i: int):
 TEXT = "Prefer firms that replied within a day. " * 12  # as long as a Signals text
 d = data()
 view = st.query_params.get("view", "overview")
-client = st.selectbox("Client", d["clients"], key="pick")
-st.title(client if view == "client" else "Reference")
-for i, frame in enumerate(d[view]["frames"]):
-    st.dataframe(frame, key=f"frame_{i}", hide_index=True)
-for i in range(d[view]["charts"]):
-    st.plotly_chart(figure(i), key=f"chart_{i}")
+labels = d["clients"]
+client = st.selectbox("Client", list(labels), format_func=labels.get, key="pick",
+                      filter_mode="contains")
+st.title(labels[client] if view == "client" else "Reference")
 if view == "client":
+    library = d["libraries"].get(client, next(iter(d["libraries"].values())))
+    st.dataframe(library, key="library", hide_index=True)
+    st.plotly_chart(px.bar(library.head(15), x="tokens", y="name", orientation="h",
+                           title="Tokens per attribute"), key="library_chart")
     text = st.text_area("Signals", TEXT, key="text")
     if text != TEXT:
         st.caption(f"{len(text):,} → {len(text) + 1:,} tokens (delta +1)")
         if st.button("Save change", key="save"):
             st.success("Saved", icon="✅")
+else:
+    for i, frame in enumerate(d[view]["frames"]):
+        st.dataframe(frame, key=f"frame_{i}", hide_index=True)
+    for i in range(d[view]["charts"]):
+        st.plotly_chart(figure(i), key=f"chart_{i}")
