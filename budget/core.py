@@ -78,7 +78,8 @@ def top_costs(costs: Iterable[AttributeCost], n: int,
     contract the stores' query (stores/top_costs.py) answers too."""
     if n < 1:
         return []
-    chosen = [c for c in costs if c.active and (client_ids is None or c.client_id in client_ids)]
+    wanted = None if client_ids is None else set(client_ids)  # a page passes a tuple
+    chosen = [c for c in costs if c.active and (wanted is None or c.client_id in wanted)]
     cut = min(heapq.nlargest(n, (c.total for c in chosen)), default=0)
     return sorted((c for c in chosen if c.total >= cut), key=largest_first)
 
