@@ -47,7 +47,10 @@ tabs = st.tabs(["Top attributes", "Approaching limits", "By tier", "Usage over t
 with tabs[0]:
     if tabs[0].open:
         n = st.slider("How many", 5, 50, 20, key="an_top_n")
-        top = analytics.top_attributes(ui.costs(version), frame, n, tiers, statuses)
+        # the store picks the candidates: of the filtered clients only when a filter is set
+        chosen = tuple(sorted(shown["client_id"])) if tiers or statuses else None
+        top = analytics.top_attributes(ui.top_costs(version, n, chosen), frame, n, tiers,
+                                       statuses)
         if top.empty:
             st.caption("No active attribute matches the filters.")
         else:

@@ -5,7 +5,6 @@ pandas for grouping, no Streamlit, no I/O, so every figure can be checked by han
 
 from __future__ import annotations
 
-import heapq
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -16,6 +15,7 @@ from difflib import SequenceMatcher
 import numpy as np
 import pandas as pd
 
+from . import core
 from .model import FIELDS, Attribute, AttributeCost
 
 History = Sequence[tuple[str, datetime, int, int]]  # (client id, at, usage, budget)
@@ -30,21 +30,19 @@ MIN_POINTS = 3  # and the snapshots: two points always fit a line exactly
 def top_attributes(costs: Sequence[AttributeCost], clients: pd.DataFrame, n: int = 20,
                    tiers: Sequence[str] = (), statuses: Sequence[str] = ()) -> pd.DataFrame:
     """The `n` active attributes with the most tokens across all clients, with their
-    client's tier and status; `tiers`/`statuses` filter by the client's."""
+    client's tier and status; `tiers`/`statuses` filter by the client's. `costs` need
+    only hold the candidates (`BudgetService.top_costs`), not every attribute's."""
     info = clients.set_index("client_id")[["client", "tier", "status"]]
     if tiers:
         info = info[info["tier"].isin(tiers)]
     if statuses:
         info = info[info["status"].isin(statuses)]
-    shown = set(info.index)
-    candidates = [c for c in costs if c.active and c.client_id in shown]
     # only the n largest totals can make the list (ties at the cut kept, so the order by
     # label among them is exact): a frame of 20-odd rows, not of every attribute
-    cut = min(heapq.nlargest(n, (c.total for c in candidates)), default=0)
     rows = [{"client_id": c.client_id, "attribute_id": c.id, "attribute": c.name,
              "instructions": c.tokens.instructions, "examples": c.tokens.examples,
              "signals": c.tokens.signals, "tokens": c.total}
-            for c in candidates if c.total >= cut]
+            for c in core.top_costs(costs, n, set(info.index))]
     frame = pd.DataFrame(rows, columns=["client_id", "attribute_id", "attribute", "instructions",
                                         "examples", "signals", "tokens"])
     frame = frame.join(info, on="client_id")

@@ -4,9 +4,10 @@ usage, budget, status, validation, percent used and period dates."""
 from __future__ import annotations
 
 import calendar
+import heapq
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from datetime import UTC, date, datetime
 
 from .model import (AttributeCost, BadInput, Change, Client, FieldTokens, Status, Tier, Usage,
@@ -66,6 +67,26 @@ def usage_by_client(costs: Iterable[AttributeCost]) -> dict[str, tuple[int, int,
             row[0] += c.total
             row[2] += 1
     return {k: (v[0], v[1], v[2]) for k, v in acc.items()}
+
+
+def top_costs(costs: Iterable[AttributeCost], n: int,
+              client_ids: Collection[str] | None = None) -> list[AttributeCost]:
+    """The active attributes (of `client_ids`' clients; None: everyone's) whose total is
+    at least the n-th largest among them, largest first: fewer than n are all of them,
+    and every tie at the cut is kept, so whoever orders the list by something else among
+    equals (the Analytics page: by label) takes its first n from the right rows. The
+    contract the stores' query (stores/top_costs.py) answers too."""
+    if n < 1:
+        return []
+    wanted = None if client_ids is None else set(client_ids)  # a page passes a tuple
+    chosen = [c for c in costs if c.active and (wanted is None or c.client_id in wanted)]
+    cut = min(heapq.nlargest(n, (c.total for c in chosen)), default=0)
+    return sorted((c for c in chosen if c.total >= cut), key=largest_first)
+
+
+def largest_first(cost: AttributeCost) -> tuple[int, str, str]:
+    """The order of `top_costs`: most tokens first, then by client and attribute id."""
+    return -cost.total, cost.client_id, cost.id
 
 
 def budget(client: Client, tiers: Mapping[int, Tier]) -> int:

@@ -1,7 +1,10 @@
 """AppTest of the analytics page (figures, charts), the savings page and the batch edit page."""
 
+import base64
 import json
 from datetime import datetime, timedelta, UTC
+
+import numpy as np
 
 from budget.model import Change
 from tests.support.apptest import CHARTS, TABS, open_tab, signed_in, text_of
@@ -16,6 +19,13 @@ def charts(at) -> dict[str, dict]:
     return {c.key: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
 
 
+def numbers(values) -> list:
+    """A trace's numbers as plotly sends them: a list, or typed bytes in base64."""
+    if isinstance(values, list):
+        return values
+    return np.frombuffer(base64.b64decode(values["bdata"]), values["dtype"]).tolist()
+
+
 def table(at, column: str):
     """The dataframe on the page with this column (AppTest does not expose their keys)."""
     return next(d.value for d in at.dataframe if column in d.value.columns)
@@ -28,6 +38,45 @@ def with_history(svc) -> None:
         svc.apply(ADMIN, Change("A", fields={"a1": {"Instructions": words(n)}}))
         svc.clock.now += timedelta(days=1)
     svc.apply(ADMIN, Change("B", fields={"b1": {"Signals": "x"}}))
+
+
+def test_top_attributes_drawn_from_the_stores_choice_not_from_every_cost(app, demo_copy,
+                                                                         monkeypatch):
+    """The first tab draws exactly what `top_attributes` makes of every attribute's costs,
+    with and without filters, yet never has the store load every attribute's costs: it
+    chooses the few that can make the list itself (one client's costs, as a client page
+    loads them, would be fine)."""
+    from budget import analytics, views
+    from budget.stores import SQLiteStore
+    from tests.support.factories import make_service
+    svc = make_service(demo_copy)
+    every, frame = svc.costs(), views.usage_frame(svc.usage_report(), svc.tiers())
+    loaded: list[str | None] = []
+    real = SQLiteStore.costs
+
+    def recorded(self, encoding, client_id=None):
+        loaded.append(client_id)
+        return real(self, encoding, client_id)
+
+    monkeypatch.setattr(SQLiteStore, "costs", recorded)
+    at, drew = app(demo_copy, "app_pages/analytics.py"), []
+    for tiers, statuses, n in [((), (), 20), (["Professional"], (), 20),
+                               ((), ["warning", "exceeded"], 7), (["Basic"], ["ok"], 50),
+                               (["Enterprise"], ["exceeded"], 5)]:
+        at.multiselect(key="an_tier").set_value(list(tiers))
+        at.multiselect(key="an_status").set_value(list(statuses))
+        at.slider(key="an_top_n").set_value(n).run()
+        assert not at.exception
+        want = analytics.top_attributes(every, frame, n, tiers, statuses)
+        drawn = charts(at).get("top_attributes", {"data": []})["data"]
+        assert [(t["name"], t["y"], numbers(t["x"])) for t in drawn] == [
+            (s, list(g["label"]), list(g["tokens"]))
+            for s, g in want.groupby("status", sort=False)], (tiers, statuses, n)
+        drew.append(len(want))
+    assert drew == [20, 20, 7, 50, 5]
+    assert None not in loaded, loaded
+    professional = set(frame.loc[frame["tier"] == "Professional", "client_id"])
+    assert len(svc.top_costs(20, professional)) == 21  # a tie at the cut: the label decided
 
 
 def test_every_chart_has_titles_units_and_a_csv(app, demo_copy):

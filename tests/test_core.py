@@ -25,6 +25,23 @@ def test_usage_never_negative_and_counts_only_active(cs):
         assert core.usage(cs, cid) >= 0
 
 
+small_counts = st.builds(FieldTokens, st.integers(0, 3), st.integers(0, 3), st.integers(0, 3))
+
+
+@given(st.lists(st.builds(AttributeCost, st.text("abc", min_size=1, max_size=3),
+                          st.sampled_from(["A", "B", "C"]), st.just("n"), st.booleans(),
+                          small_counts), max_size=30, unique_by=lambda c: c.id),
+       st.integers(-1, 12), st.none() | st.sets(st.sampled_from(["A", "B", "C"])))
+def test_top_costs_are_the_active_ones_fewer_than_n_others_beat(cs, n, ids):
+    """An attribute makes the list when fewer than n of the others chosen have more
+    tokens: all of them when there are fewer than n, every tie at the cut kept."""
+    chosen = [c for c in cs if c.active and (ids is None or c.client_id in ids)]
+    want = [c for c in chosen if sum(d.total > c.total for d in chosen) < n]
+    top = core.top_costs(cs, n, ids)
+    assert sorted(top, key=lambda c: c.id) == sorted(want, key=lambda c: c.id)
+    assert top == sorted(top, key=lambda c: (-c.total, c.client_id, c.id))
+
+
 @given(costs, counts)
 def test_isolation_other_clients_never_count(cs, extra):
     before = core.usage(cs, "A")

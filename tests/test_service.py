@@ -194,6 +194,66 @@ def test_usage_summed_by_the_store_is_the_sum_of_every_attribute_cost(store_fact
     assert summed("chars4") in ({}, first)  # counted and stored by the first call
 
 
+def test_top_costs_chosen_by_the_store_are_those_of_every_cost(store_factory):
+    """What the store chooses in one query (SQLite, PostgreSQL) is what `core.top_costs`
+    keeps of every attribute's costs: active ones only, every tie at the cut, all of
+    them when fewer than n, only the clients asked for. While an active attribute has
+    no count for the encoding the store declines, and the service counts it first."""
+    from budget.model import Attribute, Client, FieldTokens, Tier
+    svc = store_factory.service()
+    svc.load_data_set(ADMIN, [Tier(1, "Basic", 1_000)],
+                      [Client("A", "Alpha", 1), Client("B", "Beta", 1), Client("C", "Gamma", 1)],
+                      [Attribute("a1", "A", "Size", True, words(50), "", ""),
+                       Attribute("a2", "A", "Industry", True, words(20), words(10), ""),
+                       Attribute("a3", "A", "Intent", False, words(90), "", ""),  # inactive
+                       Attribute("a4", "A", "Region", True, "", words(25), words(5)),
+                       Attribute("b1", "B", "Size", True, words(30), "", ""),
+                       Attribute("b2", "B", "Role", True, words(10), "", ""),
+                       Attribute("c1", "C", "Size", True, words(40), "", ""),
+                       Attribute("c2", "C", "Role", False, words(5), "", "")])
+    chosen = getattr(svc.store, "top_costs", None)
+    cases = {(3, None): ["a1", "c1", "a2", "a4", "b1"],  # 50, 40 and the three 30s at the cut
+             (2, None): ["a1", "c1"],
+             (50, None): ["a1", "c1", "a2", "a4", "b1", "b2"],  # fewer than n: every active one
+             (2, frozenset("AB")): ["a1", "a2", "a4", "b1"],
+             (5, frozenset("C")): ["c1"],
+             (3, frozenset()): [],
+             # thousands of ids, one with a quote: bound as one parameter, never spliced in
+             (1, frozenset({"B", "x'); DROP TABLE attributes; --",
+                            *(f"X{i}" for i in range(5_000))})): ["b1"]}
+    for (n, ids), expected in cases.items():
+        top = svc.top_costs(n, ids)
+        assert [c.id for c in top] == expected, (n, ids)
+        assert top == core.top_costs(svc.costs(), n, ids)
+        if callable(chosen):
+            assert chosen(svc.encoding, n, ids) == top
+    assert svc.top_costs(0) == []
+    by_field = {c.id: c.tokens for c in svc.top_costs(3, {"A"})}
+    assert by_field == {"a1": FieldTokens(50, 0, 0), "a2": FieldTokens(20, 10, 0),
+                        "a4": FieldTokens(0, 25, 5)}
+
+    other = store_factory.service(encoding="chars4")
+    if callable(chosen):
+        assert chosen("chars4", 3, None) is None  # nothing counted with it yet
+    first = other.top_costs(3)
+    assert first == core.top_costs(other.costs(), 3)
+    # ceil(len / 4) by field: 63, 50, then a2's 25 + 13 and b1's 38 tie at the cut
+    assert [c.id for c in first] == ["a1", "c1", "a2", "b1"]
+    if callable(chosen):
+        assert chosen("chars4", 3, None) == first  # counted and stored by the first call
+        # an edit drops the counts of other encodings: an inactive attribute's does not
+        # stop the store, an active one's does, and only for the clients it is among
+        svc.apply(ADMIN, Change("A", fields={"a3": {"Instructions": words(91)}}))
+        assert chosen("chars4", 3, None) == first
+        svc.apply(ADMIN, Change("B", fields={"b2": {"Instructions": words(11)}}))
+        assert chosen("chars4", 3, None) is None
+        assert chosen("chars4", 3, {"A", "C"}) == core.top_costs(
+            other.costs(save=False), 3, {"A", "C"}) != []
+    assert other.top_costs(3) == first  # b2 counted again, and still not among them
+    if callable(chosen):
+        assert chosen("chars4", 3, None) == first
+
+
 def test_megabyte_text_refused_without_writing(small):
     before = small.store.attributes("A")
     with pytest.raises(BadInput, match="Instructions"):

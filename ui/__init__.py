@@ -20,6 +20,7 @@ from ui.loaders import (
     refresh,
     savings,
     templates,
+    top_costs,
     usage_table,
 )
 from ui.session import actor, auth_configured, local_mode_caption, read_only_reason, service
@@ -31,4 +32,4 @@ __all__ = ["COLOURS", "DIRECTION_COLOURS", "LABELS", "SERIES", "actor", "after_w
            "due_plan", "freshness", "history", "last_write", "local_mode_caption",
            "mirror_freshness", "read_only_reason", "refresh", "savings", "seen_version",
            "service", "status_badge",
-           "suggestion_card", "templates", "usage_headline", "usage_table"]
+           "suggestion_card", "templates", "top_costs", "usage_headline", "usage_table"]

@@ -5,7 +5,7 @@ own way."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -94,6 +94,19 @@ class ServiceBase:
         summed = getattr(self.store, "usage_totals", None)
         totals = summed(self.encoding) if callable(summed) else None
         return totals if totals is not None else core.usage_by_client(self.costs())
+
+    def top_costs(self, n: int, client_ids: Collection[str] | None = None
+                  ) -> list[AttributeCost]:
+        """The active attributes whose total reaches the n-th largest (ties at the cut
+        kept), of `client_ids`' clients or everyone's, largest first (`core.top_costs`):
+        what a "most tokens" list needs. Chosen by the store in one query when it can
+        and every text is counted, else from every attribute's costs, counting what is
+        not yet."""
+        if n < 1:
+            return []
+        chosen = getattr(self.store, "top_costs", None)
+        found = chosen(self.encoding, n, client_ids) if callable(chosen) else None
+        return found if found is not None else core.top_costs(self.costs(), n, client_ids)
 
     def usage_report(self) -> list[Usage]:
         return core.summarize(self.store.clients(), self.usage_totals(), self.store.tiers(),

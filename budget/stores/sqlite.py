@@ -7,14 +7,14 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime
 
 from ..settings.schema import DEFAULT_LOCK_TIMEOUT
 from ..model import (Attribute, AttributeCost, AuditEntry, Client, Deactivation, FieldTokens,
                      Notification, StaleWrite, Tier)
-from . import automation_sql, usage_totals
+from . import automation_sql, top_costs, usage_totals
 from .base import PassHolder, StoreError
 from .lease_lock import LeaseLock
 from .sqlite_connection import add_column, connect
@@ -248,6 +248,12 @@ class SQLiteStore:
 
     def usage_totals(self, encoding: str) -> usage_totals.Totals | None:
         return usage_totals.from_rows(self._query(usage_totals.query("?"), (encoding,)))
+
+    def top_costs(self, encoding: str, n: int, client_ids: Collection[str] | None = None
+                  ) -> list[AttributeCost] | None:
+        """See stores/top_costs.py; the client ids travel as one JSON array."""
+        return top_costs.from_rows(self._query(*top_costs.statement(
+            encoding, n, client_ids, "?", "IN (SELECT value FROM json_each(?))", json.dumps)))
 
     def _in_chunks(self, ids: list[str]) -> list[Attribute]:
         out: list[Attribute] = []

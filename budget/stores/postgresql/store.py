@@ -7,14 +7,14 @@ write on one client never interleave with another host's."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import date, datetime
 
 from ...model import (Attribute, AttributeCost, AuditEntry, BadInput, Client, Deactivation,
                       FieldTokens, Notification, StaleWrite, Tier)
 from . import automation, shared_tables
-from .. import usage_totals
+from .. import top_costs, usage_totals
 from ..base import PassHolder
 from .connection import Database
 from .migrations import migrate
@@ -134,6 +134,12 @@ class PostgresStore(shared_tables.SharedReads):
 
     def usage_totals(self, encoding: str) -> usage_totals.Totals | None:
         return usage_totals.from_rows(self._db.query(usage_totals.query("%s"), (encoding,)))
+
+    def top_costs(self, encoding: str, n: int, client_ids: Collection[str] | None = None
+                  ) -> list[AttributeCost] | None:
+        """See stores/top_costs.py; the client ids travel as one text array."""
+        return top_costs.from_rows(self._db.query(*top_costs.statement(
+            encoding, n, client_ids, "%s", "= ANY(%s)", list)))
 
     # writes: each is its own transaction unless already inside one ---------
     def save_setting(self, key: str, value: str) -> None:
