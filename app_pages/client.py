@@ -6,6 +6,7 @@ from budget import audit, core, optimize, views
 from budget.model import FIELDS, BadInput, Change, FieldTokens
 from ui.live_text import drawn, live_text, put, typed
 
+TIPS_IN_VIEW = 5  # suggestion cards drawn before "Show more"
 svc = ui.service()
 me = ui.actor()
 frame, _ = ui.usage_table()
@@ -23,13 +24,23 @@ if wanted is not None and wanted not in labels:  # the URL stays as it was, so a
                "client, instead. Pick another below.", icon="🔎")
 elif wanted is None:
     st.query_params["client"] = shown_id
+
+
+def picked() -> None:
+    """The user chose a client in the selector (rather than opening one by its URL)."""
+    st.session_state["_client_picked"] = True
+
+
 # the client is in the URL: picking another opens its page as a new browser-history entry,
-# so Back returns to the client before; typing finds the clients whose name or id
-# contains what is typed (a fuzzy match of "C00002" also offers C00012, and sorting 2,000
-# options by score on each keystroke made typing lag)
-client_id = st.selectbox("Client", ids, index=ids.index(shown_id),
-                         format_func=labels.__getitem__, key=f"pick_{wanted}",
-                         filter_mode="contains")
+# so Back returns to the client before. One selector, kept from client to client and set
+# to the URL's client, since drawing a new one of 2,000 options took the browser longer
+# than the rest of the page; typing finds the clients whose name or id contains what is
+# typed (a fuzzy match of "C00002" also offers C00012, and sorting 2,000 options by score
+# on each keystroke made typing lag)
+if not st.session_state.pop("_client_picked", False):
+    st.session_state["pick"] = shown_id
+client_id = st.selectbox("Client", ids, format_func=labels.__getitem__, key="pick",
+                         on_change=picked, filter_mode="contains")
 if client_id != shown_id:
     st.switch_page("app_pages/client.py", query_params={"client": client_id})
 
@@ -258,13 +269,19 @@ editor()
 
 @st.fragment
 def suggestions() -> None:
-    """The suggestion cards: opening a card's diff reruns them alone (an Apply is a
-    write, which reruns the whole page)."""
+    """The suggestion cards, the largest savings first: five in view and up to seven
+    more on request, since each card is four elements to draw and a dozen of them were
+    most of the page. Opening a card's diff or the rest reruns them alone (an Apply is
+    a write, which reruns the whole page)."""
     st.header("Suggestions for reducing usage")
-    tips = optimize.suggest(attrs, svc.counter.count_many)
+    tips = optimize.suggest(attrs, svc.counter.count_many)[:12]
     if not tips:
         st.caption("Nothing to suggest: no active attribute repeats itself.")
-    for i, tip in enumerate(tips[:12]):
+    rest = len(tips) - TIPS_IN_VIEW
+    if rest > 0 and not st.toggle(f"Show {rest} more suggestion{'s' * (rest > 1)}",
+                                  key="tips_more"):
+        tips = tips[:TIPS_IN_VIEW]
+    for i, tip in enumerate(tips):
         ui.suggestion_card(tip, f"tip_{i}", lambda tip=tip: ui.apply_change(
             me, tip.change(client_id), {aid: seen[aid] for aid in tip.edits},
             f"Applied: {tip.message}", action="attribute.suggestion"))
