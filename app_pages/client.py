@@ -33,10 +33,9 @@ def picked() -> None:
 
 # the client is in the URL: picking another opens its page as a new browser-history entry,
 # so Back returns to the client before. One selector, kept from client to client and set
-# to the URL's client, since drawing a new one of 2,000 options took the browser longer
-# than the rest of the page; typing finds the clients whose name or id contains what is
-# typed (a fuzzy match of "C00002" also offers C00012, and sorting 2,000 options by score
-# on each keystroke made typing lag)
+# to the URL's client, rather than a new one of 2,000 options for each client. Typing
+# finds the clients whose name or id contains what is typed (a fuzzy match of "C00002"
+# also offers C00012, and sorting 2,000 options by score on each keystroke made typing lag)
 if not st.session_state.pop("_client_picked", False):
     st.session_state["pick"] = shown_id
 client_id = st.selectbox("Client", ids, format_func=labels.__getitem__, key="pick",
