@@ -1,4 +1,4 @@
-import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 import ui
@@ -79,16 +79,15 @@ st.dataframe(
         "share": st.column_config.ProgressColumn("Share of usage", format="%.1f%%",
                                                  min_value=0, max_value=100),
     })
-top = library[library["active"]].head(15).melt(
-    id_vars=["name"], value_vars=["instructions", "examples", "signals"],
-    var_name="field", value_name="field_tokens")
-if not top.empty:
-    fig = px.bar(top, x="field_tokens", y="name", color="field", orientation="h",
-                 title="Which active attributes use the most tokens",
-                 labels={"field_tokens": "Tokens", "name": "Attribute", "field": "Field"})
-    fig.update_layout(yaxis={"categoryorder": "total ascending"},
-                      height=120 + 28 * top["name"].nunique())
-    fig.update_xaxes(tickformat=",")
+top = library[library["active"]].head(15)
+if not top.empty:  # three traces built directly: plotly express took 35-85 ms per client
+    fig = go.Figure([go.Bar(x=top[f.lower()], y=top["name"], name=f, orientation="h",
+                            hovertemplate=f"%{{y}}<br>{f}: %{{x:,}} tokens<extra></extra>")
+                     for f in FIELDS])
+    fig.update_layout(barmode="stack", title="Which active attributes use the most tokens",
+                      legend_title_text="Field", height=120 + 28 * top["name"].nunique(),
+                      yaxis={"categoryorder": "total ascending", "title": "Attribute"},
+                      xaxis={"title": "Tokens", "tickformat": ","})
     st.plotly_chart(fig, key="top_attributes")
 
 
