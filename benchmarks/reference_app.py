@@ -3,9 +3,10 @@ showing the same DataFrames (plain `st.dataframe`, no column configuration) and 
 plotly charts, plus the three widgets the interactions use: the client selector (every
 client, labelled and searched as ours), a text area with a preview, a Save button with
 a success notice. On the Client view it shows the chosen client's attribute library and
-a chart of it, so choosing a client redraws a grid and a chart as ours does. Ours / this
-is what the benchmark reports, since absolute times on a shared machine say little
-across runs.
+a chart of it, so choosing a client redraws a grid and a chart as ours does, and a Save
+changes a figure in both (in one run, the least a save can take: the figure moves before
+they are drawn). Ours / this is what the benchmark reports, since absolute times on a
+shared machine say little across runs.
 
 `streamlit run benchmarks/reference_app.py` with REFERENCE_DATA naming the pickle that
 benchmarks/browser.py writes; `?view=` picks the page it stands for."""
@@ -14,6 +15,7 @@ import os
 import pickle
 
 import plotly.express as px
+import plotly.graph_objects as go
 import streamlit as st
 
 
@@ -42,13 +44,18 @@ client = st.selectbox("Client", list(labels), format_func=labels.get, key="pick"
 st.title(labels[client] if view == "client" else "Reference")
 if view == "client":
     library = d["libraries"].get(client, next(iter(d["libraries"].values())))
+    saved = st.session_state.get("saved", 0)  # a save lowers the first row, as a trim does
+    library = library.assign(tokens=[library["tokens"].iloc[0] - saved,
+                                     *library["tokens"].iloc[1:]])
     st.dataframe(library, key="library", hide_index=True)
-    st.plotly_chart(px.bar(library.head(15), x="tokens", y="name", orientation="h",
-                           title="Tokens per attribute"), key="library_chart")
+    top = library.head(15)  # one trace built directly, the quickest figure to make
+    st.plotly_chart(go.Figure(go.Bar(x=top["tokens"], y=top["name"], orientation="h"),
+                              layout={"title": "Tokens per attribute"}), key="library_chart")
     text = st.text_area("Signals", TEXT, key="text")
     if text != TEXT:
         st.caption(f"{len(text):,} → {len(text) + 1:,} tokens (delta +1)")
-        if st.button("Save change", key="save"):
+        if st.button("Save change", key="save", on_click=lambda: st.session_state.update(
+                saved=saved + 1)):
             st.success("Saved", icon="✅")
 else:
     for i, frame in enumerate(d[view]["frames"]):
