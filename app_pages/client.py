@@ -3,7 +3,7 @@ import streamlit as st
 
 import ui
 from budget import audit, core, optimize, views
-from budget.model import FIELDS, BadInput, Change, FieldTokens
+from budget.model import FIELDS, Attribute, BadInput, Change, FieldTokens
 from ui.live_text import drawn, live_text, put, typed
 
 TIPS_IN_VIEW = 5  # suggestion cards drawn before "Show more"
@@ -124,9 +124,26 @@ def draft_keys(aid: str, version: int) -> dict[str, str]:
     return {f: f"{f}_{aid}_{version}_{dropped}" for f in (*FIELDS, "active")}
 
 
-def drafted(field: str, key: str):
+def drafted_value(field: str, key: str):
     """What the user set in the draft widget `key` of `field`, None while untouched."""
     return st.session_state.get(key) if field == "active" else typed(key)
+
+
+def drafted(a: Attribute, keys: dict[str, str]) -> tuple[Change, dict[str, str]]:
+    """The change the draft widgets `keys` hold against `a`, and the texts it edits,
+    as the browser last sent them."""
+    texts = {f: typed(keys[f]) for f in FIELDS}
+    edited = {f: t for f, t in texts.items() if t is not None and t != a.text(f)}
+    active = st.session_state.get(keys["active"], a.active)
+    return (Change(client_id, {a.id: edited} if edited else {},
+                   {a.id: active} if active != a.active else {}), edited)
+
+
+def saved_message(a: Attribute, change: Change, edited: dict[str, str]) -> str:
+    """What a save of `change` to `a` says it did."""
+    if change.active and not edited:
+        return f"{'Activated' if change.active[a.id] else 'Deactivated'} '{a.name}'"
+    return f"Saved '{a.name}' ({', '.join(edited) or 'Active'})"
 
 
 st.header("Edit an attribute")
@@ -157,7 +174,7 @@ def editor() -> None:
     base = draft["base"]
     if base.version != a.version:
         old = draft_keys(aid, base.version)
-        mine = {f: v for f, k in old.items() if (v := drafted(f, k)) is not None
+        mine = {f: v for f, k in old.items() if (v := drafted_value(f, k)) is not None
                 and v != (base.active if f == "active" else base.text(f))}
         if mine:  # keep what the user typed, on top of the new version, and say so
             draft["conflict"] = (last_change(aid), {f: a.text(f) for f in mine if f in FIELDS})
@@ -170,14 +187,11 @@ def editor() -> None:
         draft["base"] = base = a
     keys = draft_keys(aid, a.version)
     st.session_state.setdefault(keys["active"], a.active)
-    active = st.toggle("Active", key=keys["active"])
+    st.toggle("Active", key=keys["active"])  # read with the texts, by drafted()
     # the text of each box as typed (the box sends it a moment after the last
     # keystroke), previewed before the boxes are drawn, so each shows its field's
     # tokens next to its character count
-    texts = {f: typed(keys[f]) for f in FIELDS}
-    edited = {f: t for f, t in texts.items() if t is not None and t != a.text(f)}
-    change = Change(client_id, {aid: edited} if edited else {},
-                    {aid: active} if active != a.active else {})
+    change, edited = drafted(a, keys)
     # each field's tokens now and as typed, counted by the service that saves it
     now = next(c.tokens for c in ui.client_detail(client_id)[2] if c.id == aid)
     after: FieldTokens | None = now
@@ -223,20 +237,29 @@ def editor() -> None:
             if not result.allowed:
                 st.error(f"Cannot save: {result.reason}. Trim the text or deactivate another "
                          "attribute first.", icon="⛔")
-            done = (f"Deactivated '{a.name}'" if change.active == {aid: False} and not edited
-                    else f"Activated '{a.name}'" if change.active and not edited
-                    else f"Saved '{a.name}' ({', '.join(edited) or 'Active'})")
             label, key = (("Save mine anyway", "save_anyway") if draft["conflict"]
                           else ("Save change", "save"))
+
+            def save(a: Attribute = a, keys: dict[str, str] = keys):
+                """The draft as the press found it, based on the version shown; nothing
+                once someone else saved a newer one, which the editor then shows as a
+                conflict to settle on purpose."""
+                latest = {x.id: x.version for x in ui.client_detail(client_id)[1]}
+                if latest.get(a.id) != a.version:
+                    return None
+                change, edited = drafted(a, keys)
+                return change, {a.id: a.version}, saved_message(a, change, edited)
+
             c1, c2 = st.columns(2)
-            if c1.button(label, type="primary", disabled=not result.allowed, key=key):
-                ui.apply_change(me, change, {aid: a.version}, done, forget=draft_key)
+            c1.button(label, type="primary", disabled=not result.allowed, key=key,
+                      on_click=ui.change_on_click("editor", me, save, forget=draft_key))
             if draft["conflict"]:
                 c2.button("Keep theirs", key="keep_theirs", on_click=keep_theirs)
     else:
         if draft["conflict"]:
             st.session_state.pop(draft_key, None)
         st.caption("Change the toggle or a text to see its impact before saving.")
+    ui.refusals("editor")
 
     st.subheader("Bulk activate or deactivate")
     tokens = dict(zip(library["attribute_id"], library["tokens"], strict=True))
@@ -253,13 +276,22 @@ def editor() -> None:
                    f"{check.budget:,} tokens")
         if not check.allowed:
             st.error(f"Activating these together is refused: {check.reason}.", icon="⛔")
+
+        def switch(on: bool):
+            """All the attributes picked when the button is pressed, switched `on`."""
+            picked = st.session_state.get("bulk_pick", [])
+            if not picked:
+                return None
+            return (Change(client_id, active=dict.fromkeys(picked, on)),
+                    {i: seen[i] for i in picked},
+                    f"{'Activated' if on else 'Deactivated'} {len(picked)} attributes")
+
         b1, b2 = st.columns(2)
-        versions = {i: seen[i] for i in chosen}
-        if b1.button("Activate selected", disabled=not check.allowed, key="bulk_on"):
-            ui.apply_change(me, on, versions, f"Activated {len(chosen)} attributes")
-        if b2.button("Deactivate selected", key="bulk_off"):
-            ui.apply_change(me, Change(client_id, active={i: False for i in chosen}), versions,
-                            f"Deactivated {len(chosen)} attributes")
+        b1.button("Activate selected", disabled=not check.allowed, key="bulk_on",
+                  on_click=ui.change_on_click("bulk", me, lambda: switch(True)))
+        b2.button("Deactivate selected", key="bulk_off",
+                  on_click=ui.change_on_click("bulk", me, lambda: switch(False)))
+    ui.refusals("bulk")
 
 
 editor()

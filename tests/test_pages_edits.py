@@ -9,7 +9,7 @@ import pytest
 
 from budget.model import Actor, Change
 from tests.support.apptest import live_box, text_of
-from tests.support.factories import ADMIN
+from tests.support.factories import ADMIN, words
 
 
 def client_page(app, small, aid: str = "a1"):
@@ -160,3 +160,33 @@ def test_reset_dialog_for_several_clients_names_them(app, small):
     at = app(small.store.path, "app_pages/admin.py")
     at.button(key="reset_all").click().run()
     assert "**Alpha**, **Beta**" in text_of(at)
+
+
+def test_save_pressed_as_the_last_text_arrives_saves_that_text(app, small):
+    """The box sends its text a moment after the last keystroke, or when it loses focus
+    to the Save button: the text and the press reach the server together, and the press
+    saves the text as it arrived, not the one the preview before it showed."""
+    at = client_page(app, small)
+    live_box(at, "Signals").input("first draft").run()
+    live_box(at, "Signals").input("second draft")
+    at.button(key="save").click().run()
+    assert not at.exception
+    assert small.store.attributes(ids=["a1"])[0].signals == "second draft"
+    assert [t.value for t in at.success][0].startswith("Saved 'Size' (Signals): usage ")
+    assert live_box(at, "Signals").value == "second draft"
+
+
+def test_save_refused_by_the_store_says_why_by_the_editor(app, small):
+    """A press whose write the service refuses (the budget moved under it since the
+    preview) shows the reason in the editor, and nothing is saved."""
+    at = client_page(app, small)
+    live_box(at, "Signals").input(words(10)).run()  # 80 → 90 of 100 tokens: allowed
+    assert not at.button(key="save").disabled
+    assert small.apply(ADMIN, Change("A", fields={"a2": {"Examples": words(25)}})).allowed
+    at.button(key="save").click().run()  # 95 + 10 is over the budget now
+    assert not at.exception
+    assert small.store.attributes(ids=["a1"])[0].signals == ""
+    assert [e.value for e in at.error if e.value.startswith("Refused: ")], [
+        e.value for e in at.error]
+    assert live_box(at, "Signals").value == words(10)  # what was typed stays
+    assert [e.actor for e in small.audit("A")] == [ADMIN.name]  # the other save only

@@ -24,10 +24,19 @@ from ui.loaders import (
     usage_table,
 )
 from ui.session import actor, auth_configured, local_mode_caption, read_only_reason, service
-from ui.writes import after_write, apply_change, attempt, last_write, seen_version
+from ui.writes import (
+    after_write,
+    apply_change,
+    attempt,
+    change_on_click,
+    last_write,
+    refusals,
+    seen_version,
+)
 
 __all__ = ["COLOURS", "DIRECTION_COLOURS", "LABELS", "SERIES", "actor", "after_write",
            "apply_change", "ask", "attempt", "auth_configured", "banner", "begin_run",
+           "change_on_click", "refusals",
            "chart", "client_detail", "confirm", "costs", "csv_download", "data_version",
            "due_plan", "freshness", "history", "last_write", "local_mode_caption",
            "mirror_freshness", "read_only_reason", "refresh", "savings", "seen_version",

@@ -37,42 +37,83 @@ def last_write() -> None:
         slot.success(message, icon="✅")
 
 
-def attempt(action: Callable[[], T]) -> T | None:
+Say = Callable[[str, str], object]  # (message, icon): how a refusal is shown
+
+
+def _show(message: str, icon: str) -> None:
+    st.error(message, icon=icon)
+
+
+def attempt(action: Callable[[], T], say: Say = _show) -> T | None:
     """Runs a service write; shows a refusal as a message instead of a traceback."""
     said = session.service().redacted  # a store's or a server's words may quote a secret
     try:
         return action()
     except (BadInput, NotAllowed) as e:
-        st.error(said(e), icon="⛔")
+        say(said(e), "⛔")
     except PartialWrite as e:
         refresh()
-        st.error(f"Only part of the change was saved: {said(e)}", icon="🚫")
+        say(f"Only part of the change was saved: {said(e)}", "🚫")
     except StoreError as e:
-        st.error(f"The change was not saved: {said(e)}", icon="🚫")
+        say(f"The change was not saved: {said(e)}", "🚫")
     except StaleWrite as e:
         refresh()
-        st.error(f"{said(e)}: someone else changed it. The page now shows the latest data; "
-                 "make your change again.", icon="🔄")
+        say(f"{said(e)}: someone else changed it. The page now shows the latest data; "
+            "make your change again.", "🔄")
     return None
 
 
 def apply_change(me: Actor, change: Change, versions: dict[str, int], done: str,
-                 forget: str | None = None, action: str | None = None) -> None:
+                 forget: str | None = None, action: str | None = None,
+                 say: Say = _show) -> None:
     """Saves an attribute change (an edit, a bulk switch, an applied suggestion) if the
     budget allows it, based on the `versions` the user saw; on success says `done` with
     the client's usage before and after and drops the session key `forget` (what
     offered the change). `action` names the audit entry when the kind of change is
     not told by the change itself (an applied suggestion)."""
-    result = attempt(lambda: session.service().apply(me, change, versions, action=action))
+    result = attempt(lambda: session.service().apply(me, change, versions, action=action),
+                     say)
     if result is None:
         return
     if not result.allowed:
-        st.error(f"Refused: {result.reason}")
+        say(f"Refused: {result.reason}", "⛔")
         return
     if forget:
         st.session_state.pop(forget, None)
     after_write(f"{done}: usage {result.current:,} → {result.projected:,} of "
                 f"{result.budget:,} tokens")
+
+
+def _refused(key: str) -> str:
+    return f"_refused_{key}"
+
+
+# what a press saves: (change, versions it is based on, what to say), or None for nothing
+Pressed = Callable[[], tuple[Change, dict[str, int], str] | None]
+
+
+def change_on_click(slot: str, me: Actor, pressed: Pressed,
+                    forget: str | None = None) -> Callable[[], None]:
+    """`apply_change` as the on_click of a button in a fragment: the write runs before
+    the script does, so a success reruns the whole page once (every figure on it
+    moves), where a press handled in the fragment's body ran the fragment first and
+    then the page. `pressed` reads the change from the widgets when the button is
+    pressed, so text that reached the server with the press is what is saved. A
+    callback may not draw: a refusal is kept for `refusals(slot)` to show."""
+    def kept(message: str, icon: str) -> None:
+        st.session_state.setdefault(_refused(slot), []).append((message, icon))
+
+    def click() -> None:
+        if (what := pressed()) is not None:
+            apply_change(me, *what, forget, say=kept)
+
+    return click
+
+
+def refusals(slot: str) -> None:
+    """What a press was refused with (see `change_on_click`), where the page puts it."""
+    for message, icon in st.session_state.pop(_refused(slot), []):
+        _show(message, icon)
 
 
 def seen_version(key: str, current: int) -> int:
