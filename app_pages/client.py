@@ -1,5 +1,6 @@
 import plotly.graph_objects as go
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 import ui
 from budget import audit, core, optimize, views
@@ -27,8 +28,18 @@ elif wanted is None:
 
 
 def picked() -> None:
-    """The user chose a client in the selector (rather than opening one by its URL)."""
-    st.session_state["_client_picked"] = True
+    """The user chose a client: its page opens before any run, so one run draws it
+    (switched from the script, the page ran twice: the selector's run, then the new
+    client's). A callback finds the pages the session's last run declared; a harness
+    that starts each run afresh (AppTest) has none, and then the script switches."""
+    try:
+        st.switch_page("app_pages/client.py", query_params={"client": st.session_state["pick"]})
+    except StreamlitAPIException:
+        st.session_state["_switch_to"] = st.session_state["pick"]
+
+
+if (switch_to := st.session_state.pop("_switch_to", None)) is not None:
+    st.switch_page("app_pages/client.py", query_params={"client": switch_to})
 
 
 # the client is in the URL: picking another opens its page as a new browser-history entry,
@@ -36,12 +47,9 @@ def picked() -> None:
 # to the URL's client, rather than a new one of 2,000 options for each client. Typing
 # finds the clients whose name or id contains what is typed (a fuzzy match of "C00002"
 # also offers C00012, and sorting 2,000 options by score on each keystroke made typing lag)
-if not st.session_state.pop("_client_picked", False):
-    st.session_state["pick"] = shown_id
-client_id = st.selectbox("Client", ids, format_func=labels.__getitem__, key="pick",
-                         on_change=picked, filter_mode="contains")
-if client_id != shown_id:
-    st.switch_page("app_pages/client.py", query_params={"client": client_id})
+st.session_state["pick"] = client_id = shown_id
+st.selectbox("Client", ids, format_func=labels.__getitem__, key="pick", on_change=picked,
+             filter_mode="contains")
 
 usage, attrs, costs = ui.client_detail(client_id)
 client = usage.client

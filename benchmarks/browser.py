@@ -37,10 +37,10 @@ ROUNDS = 3  # rounds, each on fresh servers and a fresh browser; medians reporte
 PAGES = {"overview": "", "client": "client?client={client}", "analytics": "analytics"}
 REFERENCE = ROOT / "benchmarks" / "reference_app.py"
 WHY_MISSED = (
-    "Why: the two interactions do more on our side than a minimal page can show. "
-    "Choosing a client runs the app twice (the selector's run, then the client's page "
-    "it switches to, so Back returns to the client before) and draws that client's whole "
-    "page: headline, grid, chart, editor, five suggestion cards. A Save writes (the "
+    "Why: the interactions do more on our side than a minimal page can show. Choosing "
+    "a client opens its page as a new browser-history entry (so Back returns to the "
+    "client before) and draws all of it: headline, grid, chart, editor, five suggestion "
+    "cards, where the reference redraws a title, a grid and a chart. A Save writes (the "
     "attribute, its usage, a history and an audit row in one transaction) and reruns "
     "the page, whose usage of every client is summed again because the data changed "
     "(0.15 s quiet, 0.27 s loaded, of a 0.6 s Save); the reference saves nothing. What "
