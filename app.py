@@ -55,7 +55,7 @@ if me.role == "admin":
     nav["Administration"] = [admin, scheduled_pass]
 pg = st.navigation(nav)
 
-ui.begin_run()
+ui.begin_run(every_client=pg is not client)
 read_only = ui.read_only_reason()
 if read_only:  # no login, reachable from elsewhere: nobody is trusted to change data
     st.warning(read_only, icon="🔒")

@@ -10,13 +10,11 @@ from ui.live_text import drawn, live_text, put, typed
 TIPS_IN_VIEW = 5  # suggestion cards drawn before "Show more"
 svc = ui.service()
 me = ui.actor()
-frame, _ = ui.usage_table()
-if frame.empty:
+labels = ui.client_labels()
+if not labels:
     st.info("No clients yet. Run `make run` (or `tokenbudget demo-data`) to load the demo data.")
     st.stop()
 
-labels = dict(zip(frame["client_id"], frame["client"] + " (" + frame["client_id"] + ")",
-                  strict=True))
 ids = list(labels)
 wanted = st.query_params.get("client")
 shown_id = wanted if wanted in labels else ids[0]

@@ -190,3 +190,27 @@ def test_save_refused_by_the_store_says_why_by_the_editor(app, small):
         e.value for e in at.error]
     assert live_box(at, "Signals").value == words(10)  # what was typed stays
     assert [e.actor for e in small.audit("A")] == [ADMIN.name]  # the other save only
+
+
+def test_a_save_on_the_client_page_does_not_sum_every_clients_usage(app, small, monkeypatch):
+    """The Client page shows one client's figures: the run after a save reads that
+    client's usage and the list of names, not every client's usage (at 2,000 clients,
+    half of that run); the Overview, next, shows the saved figure."""
+    from budget.service import BudgetService
+    sums = []
+    every = BudgetService.usage_report
+    monkeypatch.setattr(BudgetService, "usage_report", lambda self: sums.append(1) or every(self))
+    at = client_page(app, small)
+    live_box(at, "Signals").input(words(5)).run()
+    sums.clear()  # opening the page from the root URL went by the Overview
+    at.button(key="save").click().run()
+    assert not at.exception
+    assert [t.value for t in at.success][0].startswith("Saved 'Size' (Signals): usage ")
+    assert sums == []
+    assert any(c.value.startswith("Data loaded ") for c in at.sidebar.caption)
+    at.query_params.clear()  # the Overview with ?client= would open the client again
+    at.switch_page("app_pages/overview.py").run()
+    assert sums == [1]
+    usage = small.client_usage("A")
+    row = at.dataframe[0].value.set_index("client").loc["Alpha"]
+    assert row["figure"] == f"{usage.usage:,} / {usage.budget:,}"

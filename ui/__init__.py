@@ -11,6 +11,7 @@ from ui.loaders import (
     banner,
     begin_run,
     client_detail,
+    client_labels,
     costs,
     data_version,
     due_plan,
@@ -36,9 +37,8 @@ from ui.writes import (
 
 __all__ = ["COLOURS", "DIRECTION_COLOURS", "LABELS", "SERIES", "actor", "after_write",
            "apply_change", "ask", "attempt", "auth_configured", "banner", "begin_run",
-           "change_on_click", "refusals",
-           "chart", "client_detail", "confirm", "costs", "csv_download", "data_version",
-           "due_plan", "freshness", "history", "last_write", "local_mode_caption",
-           "mirror_freshness", "read_only_reason", "refresh", "savings", "seen_version",
-           "service", "status_badge",
-           "suggestion_card", "templates", "top_costs", "usage_headline", "usage_table"]
+           "change_on_click", "chart", "client_detail", "client_labels", "confirm", "costs",
+           "csv_download", "data_version", "due_plan", "freshness", "history", "last_write",
+           "local_mode_caption", "mirror_freshness", "read_only_reason", "refresh", "refusals",
+           "savings", "seen_version", "service", "status_badge", "suggestion_card", "templates",
+           "top_costs", "usage_headline", "usage_table"]
