@@ -1,6 +1,5 @@
 import plotly.graph_objects as go
 import streamlit as st
-from streamlit.errors import StreamlitAPIException
 
 import ui
 from budget import audit, core, optimize, views
@@ -26,18 +25,12 @@ elif wanted is None:
 
 
 def picked() -> None:
-    """The user chose a client: its page opens before any run, so one run draws it
+    """The user chose a client: the URL names it before the run, so one run draws it
     (switched from the script, the page ran twice: the selector's run, then the new
-    client's). A callback finds the pages the session's last run declared; a harness
-    that starts each run afresh (AppTest) has none, and then the script switches."""
-    try:
-        st.switch_page("app_pages/client.py", query_params={"client": st.session_state["pick"]})
-    except StreamlitAPIException:
-        st.session_state["_switch_to"] = st.session_state["pick"]
-
-
-if (switch_to := st.session_state.pop("_switch_to", None)) is not None:
-    st.switch_page("app_pages/client.py", query_params={"client": switch_to})
+    client's), and the browser keeps the client before in its history. Setting the URL
+    is all it takes, here and in a harness that starts each run afresh (AppTest), where
+    st.switch_page from a callback finds no pages; in Chromium the two take the same time."""
+    st.query_params["client"] = st.session_state["pick"]
 
 
 # the client is in the URL: picking another opens its page as a new browser-history entry,
