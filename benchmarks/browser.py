@@ -97,7 +97,7 @@ def reference_data(db: Path, path: Path) -> tuple[str, str]:
     first, second = clients[0], clients[min(1, len(clients) - 1)]
     data = {"overview": {"frames": [overview], "charts": 0},
             "analytics": {"frames": [overview.head(20)], "charts": 8},
-            "clients": {c.id: f"{c.name} ({c.id})" for c in clients},
+            "clients": {c.id: views.client_label(c) for c in clients},
             "libraries": {c.id: views.attribute_frame(svc.store.attributes(c.id),
                                                       svc.costs(c.id))
                           for c in (first, second)}}
