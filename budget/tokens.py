@@ -187,13 +187,16 @@ class Chars4Counter(_CachedCounter):
 
 
 _counters: dict[str, Counter] = {}
+_counters_lock = threading.Lock()
 
 
 def counter(name: str = DEFAULT_ENCODING) -> Counter:
-    """The process-wide counter for an encoding, so its cache is shared."""
-    if name not in _counters:
-        _counters[name] = Chars4Counter() if name == CHARS4 else TiktokenCounter(name)
-    return _counters[name]
+    """The process-wide counter for an encoding, so its cache is shared: one, even when
+    a page and the app's tokenizer warm-up (BudgetService.load_tokenizer) ask at once."""
+    with _counters_lock:
+        if name not in _counters:
+            _counters[name] = Chars4Counter() if name == CHARS4 else TiktokenCounter(name)
+        return _counters[name]
 
 
 def chars4(text: str | None) -> int:

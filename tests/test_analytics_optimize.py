@@ -1,6 +1,7 @@
 """The optimiser: never more tokens, every sentence that is not a repeat kept; suggestions
 applied through the service; the optional model rewrite against a loopback endpoint."""
 
+from difflib import SequenceMatcher
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -36,6 +37,22 @@ def keys(text: str) -> list[str]:
 @example("? Why?!\n\n。x")
 def test_sentences_join_back_to_the_text(text):
     assert "".join(optimize.sentences(text)) == text
+
+
+KEY = st.one_of(st.sampled_from([optimize.sentence_key(s) for s in POOL]), st.text(max_size=30))
+
+
+@settings(max_examples=500)
+@given(KEY, KEY, st.sampled_from(["", "s", "x.", " 10", "ab"]))
+@example(optimize.sentence_key(POOL[1]), optimize.sentence_key(POOL[2]), "")
+def test_near_is_close_lengths_and_a_sequence_matcher_ratio_from_0_92(a, b, tail):
+    """Near: equal, or of lengths within a tenth (and 3 characters) and with a
+    SequenceMatcher ratio from 0.92. The bound on characters in common in front of the
+    full comparison only ever skips pairs it would refuse."""
+    b = b + tail
+    ratio = SequenceMatcher(None, a, b, autojunk=False).ratio()
+    close = abs(len(a) - len(b)) < 0.1 * len(a) + 3
+    assert optimize.near(a, b) == (a == b or (close and ratio >= optimize.NEAR))
 
 
 def test_closing_marks_on_their_own_stay_a_sentence():

@@ -117,6 +117,7 @@ def test_suggestions_show_savings(app, small):
     dup = "Score leads from retail chains higher than average. " * 3
     assert small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": dup}})).allowed
     at = app(small.store.path, "app_pages/client.py", client="A")
+    at.toggle(key="tips_open").set_value(True).run()
     tips = [m.value for m in at.markdown if "saves" in m.value]
     assert any("duplicate" in t for t in tips)
     assert any("costly" in t and "'Size'" in t for t in tips)

@@ -214,3 +214,40 @@ def test_a_save_on_the_client_page_does_not_sum_every_clients_usage(app, small, 
     usage = small.client_usage("A")
     row = at.dataframe[0].value.set_index("client").loc["Alpha"]
     assert row["figure"] == f"{usage.usage:,} / {usage.budget:,}"
+
+
+def test_opening_a_client_looks_for_suggestions_only_once_asked(app, small, monkeypatch):
+    """Looking for savings took a third of the run that opens a client, and its cards a
+    tenth of the browser's drawing: the page looks only once the user turns the
+    switch on, which then stays on from client to client."""
+    from budget import optimize
+    looked = []
+    suggest = optimize.suggest
+    monkeypatch.setattr(optimize, "suggest", lambda *a, **k: looked.append(1) or suggest(*a, **k))
+    dup = "Score leads from retail chains higher than average. " * 3
+    assert small.apply(ADMIN, Change("A", fields={"a1": {"Instructions": dup}})).allowed
+    at = app(small.store.path, "app_pages/client.py", client="A")
+    assert looked == [] and not [m for m in at.markdown if "saves" in m.value]
+    assert "Suggestions for reducing usage" in [h.value for h in at.header]
+    at.toggle(key="tips_open").set_value(True).run()
+    assert looked == [1]
+    assert any("duplicate" in m.value for m in at.markdown if "saves" in m.value)
+    at.selectbox(key="pick").select("B").run()
+    assert at.title[0].value == "Beta" and at.toggle(key="tips_open").value
+    assert looked == [1, 1]
+
+
+def test_the_tokenizer_loads_in_the_background_from_the_first_page(app, small, monkeypatch):
+    """Pages draw stored counts, so nothing on them loads the tokenizer: left to the
+    first keystroke in the editor, its preview waited 0.7 s for it. The app loads it
+    in the background from its first run, without a page asking."""
+    import time
+
+    from budget import tokens
+    monkeypatch.setattr(tokens, "_counters", {})
+    small.costs()  # every text counted and stored: the Overview needs no count
+    app(small.store.path, "app_pages/overview.py")
+    deadline = time.monotonic() + 30
+    while small.encoding not in tokens._counters and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tokens._counters) == [small.encoding]

@@ -8,18 +8,34 @@ visitor is a viewer, and the app says why."""
 from __future__ import annotations
 
 import ipaddress
+import threading
 
 import streamlit as st
+from streamlit.logger import get_logger
 
 from budget.model import Actor
 from budget.service import BudgetService
 from budget.settings import Settings
 
+log = get_logger(__name__)
+
 
 @st.cache_resource
 def service() -> BudgetService:
-    """One service (and its store's connections) shared by every session."""
-    return BudgetService.from_settings(Settings.load())
+    """One service (and its store's connections) shared by every session. Its tokenizer
+    loads in the background from the start: the pages draw stored counts, so the first
+    thing to need it is a user's first keystroke in the editor, whose preview would
+    otherwise wait a third of a second or more for it."""
+    svc = BudgetService.from_settings(Settings.load())
+    threading.Thread(target=_load_tokenizer, args=(svc,), name="tokenizer", daemon=True).start()
+    return svc
+
+
+def _load_tokenizer(svc: BudgetService) -> None:
+    try:
+        svc.load_tokenizer()
+    except Exception as e:  # noqa: BLE001 - a head start only: the first count loads it again
+        log.info("tokenizer not loaded ahead: %s", svc.redacted(e))
 
 
 def auth_configured() -> bool:

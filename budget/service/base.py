@@ -78,7 +78,13 @@ class ServiceBase:
         write: loading a tokenizer takes a third of a second or more, a write a few
         milliseconds, and every other writer waits for the lock."""
         self.costs(client_id)
-        self.counter.count_many([])  # the encoding loaded, even when every text is counted
+        self.load_tokenizer()  # even when every text is counted
+
+    def load_tokenizer(self) -> None:
+        """Loads the tokenizer of the encoding in use (a third of a second or more), so
+        that the first count that needs it, an edit's preview or a save, does not wait.
+        Pages show stored counts and never load it themselves."""
+        self.counter.count_many([])
 
     def _count(self, attributes: Iterable[Attribute],
                using: Counter | None = None) -> dict[str, FieldTokens]:
