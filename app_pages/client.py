@@ -327,3 +327,4 @@ def suggestions() -> None:
 
 
 suggestions()
+ui.load_tokenizer_ahead()  # after the page is drawn: the editor's first preview needs it

@@ -24,7 +24,14 @@ from ui.loaders import (
     top_costs,
     usage_table,
 )
-from ui.session import actor, auth_configured, local_mode_caption, read_only_reason, service
+from ui.session import (
+    actor,
+    auth_configured,
+    load_tokenizer_ahead,
+    local_mode_caption,
+    read_only_reason,
+    service,
+)
 from ui.writes import (
     after_write,
     apply_change,
@@ -39,6 +46,6 @@ __all__ = ["COLOURS", "DIRECTION_COLOURS", "LABELS", "SERIES", "actor", "after_w
            "apply_change", "ask", "attempt", "auth_configured", "banner", "begin_run",
            "change_on_click", "chart", "client_detail", "client_labels", "confirm", "costs",
            "csv_download", "data_version", "due_plan", "freshness", "history", "last_write",
-           "local_mode_caption", "mirror_freshness", "read_only_reason", "refresh", "refusals",
-           "savings", "seen_version", "service", "status_badge", "suggestion_card", "templates",
-           "top_costs", "usage_headline", "usage_table"]
+           "load_tokenizer_ahead", "local_mode_caption", "mirror_freshness", "read_only_reason",
+           "refresh", "refusals", "savings", "seen_version", "service", "status_badge",
+           "suggestion_card", "templates", "top_costs", "usage_headline", "usage_table"]

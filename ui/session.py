@@ -22,13 +22,20 @@ log = get_logger(__name__)
 
 @st.cache_resource
 def service() -> BudgetService:
-    """One service (and its store's connections) shared by every session. Its tokenizer
-    loads in the background from the start: the pages draw stored counts, so the first
-    thing to need it is a user's first keystroke in the editor, whose preview would
-    otherwise wait a third of a second or more for it."""
-    svc = BudgetService.from_settings(Settings.load())
-    threading.Thread(target=_load_tokenizer, args=(svc,), name="tokenizer", daemon=True).start()
-    return svc
+    """One service (and its store's connections) shared by every session."""
+    return BudgetService.from_settings(Settings.load())
+
+
+@st.cache_resource
+def load_tokenizer_ahead() -> threading.Thread:
+    """Loads the tokenizer in the background, once per process, for the pages with an
+    editor, which call it after drawing: pages show stored counts, so the first thing
+    to need it is a user's first keystroke there, whose preview waited 0.7 s for it.
+    Not at the app's first run, where it took the CPU from the first page drawn."""
+    loading = threading.Thread(target=_load_tokenizer, args=(service(),), name="tokenizer",
+                               daemon=True)
+    loading.start()
+    return loading
 
 
 def _load_tokenizer(svc: BudgetService) -> None:
