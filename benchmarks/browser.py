@@ -5,10 +5,12 @@ skeleton, no stale element, every chart's SVG and every grid's canvas in place.
 
 Per page: the first visit (a new tab, the first of that page since the server
 started), a revisit (another new tab), and on the Client page the three interactions:
-choose a client, type into a field until the preview shows, press Save until it says saved.
-ROUNDS rounds, each on newly started servers and browser, alternate which side goes
-first; each measure is reported as the median of the rounds' ours / reference, then in
-seconds (medians). Skipped, with the reason printed, without Chromium or Playwright."""
+choose a client, type into a field until the preview shows, press Save until it says
+saved, done for PICKS clients in turn, each opened for the first time, the median of
+them kept for the round. ROUNDS rounds, each on newly started servers and browser,
+alternate which side goes first; each measure is reported as the median of the rounds'
+ours / reference, then in seconds (medians). Skipped, with the reason printed,
+without Chromium or Playwright."""
 
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ SECTION = "browser"
 TARGET = 1.5  # ours / reference, every page and interaction
 TRIM = 12  # characters deleted from the end of a text, one keystroke each
 ROUNDS = 3  # rounds, each on fresh servers and a fresh browser; medians reported
+PICKS = 3  # clients chosen in turn in a round, each opened for the first time there
 PAGES = {"overview": "", "client": "client?client={client}", "analytics": "analytics"}
 REFERENCE = ROOT / "benchmarks" / "reference_app.py"
 WHY_MISSED = (
@@ -84,25 +87,25 @@ def _timed(action: Callable[[], None], done: Callable[[], None]) -> float:
     return time.perf_counter() - t0
 
 
-def reference_data(db: Path, path: Path) -> tuple[str, str]:
+def reference_data(db: Path, path: Path) -> tuple[str, list[str]]:
     """Writes the reference's data to `path`: the Overview's frame; for the Client page
     the selector's options (every client, labelled as ours labels them) and the
-    attribute library of the client shown first and of the one chosen next, so choosing
-    a client redraws its own grid and chart on both sides; for Analytics as many frames
-    and charts as ours draws (counted in the browser: see `counts`). Returns the client
-    shown first and the one chosen next."""
+    attribute library of the client shown first and of the PICKS chosen next, so
+    choosing a client redraws its own grid and chart on both sides; for Analytics as
+    many frames and charts as ours draws (counted in the browser: see `counts`).
+    Returns the client shown first and the ones chosen next."""
     svc = BudgetService(SQLiteStore(str(db)), Settings(store=f"sqlite:///{db}"))
     overview = views.usage_display(views.usage_frame(svc.usage_report(), svc.tiers()))
     clients = svc.store.clients()
-    first, second = clients[0], clients[min(1, len(clients) - 1)]
+    first, picks = clients[0], clients[1:1 + PICKS]
     data = {"overview": {"frames": [overview], "charts": 0},
             "analytics": {"frames": [overview.head(20)], "charts": 8},
             "clients": {c.id: views.client_label(c) for c in clients},
             "libraries": {c.id: views.attribute_frame(svc.store.attributes(c.id),
                                                       svc.costs(c.id))
-                          for c in (first, second)}}
+                          for c in (first, *picks)}}
     path.write_bytes(pickle.dumps(data))
-    return first.id, second.id
+    return first.id, [c.id for c in picks]
 
 
 def counts(page) -> tuple[int, int]:
@@ -127,14 +130,24 @@ def visits(browser, server: str, paths: dict[str, str]) -> dict[str, float]:
     return out
 
 
-def interactions(browser, server: str, path: str, pick: str, title: str
+def interactions(browser, server: str, path: str, picks: dict[str, str]
                  ) -> dict[str, float]:
-    """Choose a client (typing `pick` into the selector, until the title shows
-    `title`), type into a field until the preview shows, Save until it says saved, on one
-    tab of the Client page (or the reference's)."""
+    """On one tab of the Client page (or the reference's), for each client of `picks`
+    (id: name) in turn: choose it (typing its id into the selector, until its name is
+    the title), type into a field until the preview shows, Save until it says saved.
+    Each interaction's median over the clients."""
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{server}/{path}")
     _drawn(page)
+    times: dict[str, list[float]] = {}
+    for pick, title in picks.items():
+        for what, seconds in _interactions(page, pick, title).items():
+            times.setdefault(what, []).append(seconds)
+    page.close()
+    return {what: median(seconds) for what, seconds in times.items()}
+
+
+def _interactions(page, pick: str, title: str) -> dict[str, float]:
     out: dict[str, float] = {}
 
     def choose() -> None:
@@ -161,11 +174,10 @@ def interactions(browser, server: str, path: str, pick: str, title: str
         lambda: page.locator(".st-key-save button").click(),
         lambda: (page.get_by_test_id("stAlertContentSuccess").first.wait_for(timeout=120_000),
                  _drawn(page)))
-    page.close()
     return out
 
 
-def one_round(run: SizeRun, db: Path, ref: Path, first: str, second: str,
+def one_round(run: SizeRun, db: Path, ref: Path, first: str, picks: list[str],
               ours_first: bool) -> dict[str, dict[str, float]]:
     """Every timing of ours and of the reference on servers and a browser started for
     this round (so a first visit is the first since the server started, with the
@@ -176,7 +188,7 @@ def one_round(run: SizeRun, db: Path, ref: Path, first: str, second: str,
 
     from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 
-    name = {c.id: c.name for c in SQLiteStore(str(db)).clients()}[second]
+    names = {c.id: c.name for c in SQLiteStore(str(db)).clients()}
     with ExitStack() as stack:
         urls = {"ours": stack.enter_context(streamlit_server(db, run.workdir)),
                 "reference": stack.enter_context(streamlit_server(
@@ -198,7 +210,7 @@ def one_round(run: SizeRun, db: Path, ref: Path, first: str, second: str,
                 ref.write_bytes(pickle.dumps(data))
         for side in order:
             out[side].update(interactions(browser, urls[side], paths[side]["client"],
-                                          second, name))
+                                          {c: names[c] for c in picks}))
     return out
 
 
@@ -210,8 +222,8 @@ def measure(run: SizeRun) -> dict[str, dict[str, float]]:
     with sqlite3.connect(run.db) as src, sqlite3.connect(db) as dst:
         src.backup(dst)
     ref = run.workdir / "reference.pickle"
-    first, second = reference_data(db, ref)
-    rounds = [one_round(run, db, ref, first, second, ours_first=i % 2 == 0)
+    first, picks = reference_data(db, ref)
+    rounds = [one_round(run, db, ref, first, picks, ours_first=i % 2 == 0)
               for i in range(ROUNDS)]
     keys = list(rounds[0]["ours"])
     return {"ours": {k: median(r["ours"][k] for r in rounds) for k in keys},

@@ -51,7 +51,7 @@ if view == "client":
     top = library.head(15)  # one trace built directly, the quickest figure to make
     st.plotly_chart(go.Figure(go.Bar(x=top["tokens"], y=top["name"], orientation="h"),
                               layout={"title": "Tokens per attribute"}), key="library_chart")
-    text = st.text_area("Signals", TEXT, key="text")
+    text = st.text_area("Signals", TEXT, key=f"text_{client}")  # a box per client, as ours
     if text != TEXT:
         st.caption(f"{len(text):,} → {len(text) + 1:,} tokens (delta +1)")
         if st.button("Save change", key="save", on_click=lambda: st.session_state.update(
