@@ -100,7 +100,7 @@ def reference_data(db: Path, path: Path) -> tuple[str, list[str]]:
     first, picks = clients[0], clients[1:1 + PICKS]
     data = {"overview": {"frames": [overview], "charts": 0},
             "analytics": {"frames": [overview.head(20)], "charts": 8},
-            "clients": {c.id: views.client_label(c) for c in clients},
+            "clients": {c.id: views.client_label(c.id, c.name) for c in clients},
             "libraries": {c.id: views.attribute_frame(svc.store.attributes(c.id),
                                                       svc.costs(c.id))
                           for c in (first, *picks)}}

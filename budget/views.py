@@ -11,7 +11,7 @@ from urllib.parse import quote
 import pandas as pd
 
 from .core import format_usage
-from .model import Attribute, AttributeCost, Client, Tier, Usage
+from .model import Attribute, AttributeCost, Tier, Usage
 
 STATUS_COLOURS = {"ok": "#2e7d32", "warning": "#ed6c02", "exceeded": "#c62828"}
 STATUS_LABELS = {"ok": "🟢 ok", "warning": "🟠 warning", "exceeded": "🔴 exceeded"}
@@ -42,10 +42,10 @@ def remaining_text(remaining: int) -> str:
     return f"over by {-remaining:,}" if remaining < 0 else f"{remaining:,}"
 
 
-def client_label(client: Client) -> str:
+def client_label(client_id: str, name: str) -> str:
     """'Acme Energy 1 (C00001)': a client as a list to choose from names it, the id
     telling apart two clients of the same name."""
-    return f"{client.name} ({client.id})"
+    return f"{name} ({client_id})"
 
 
 def counted(n: int, word: str, plural: str | None = None) -> str:

@@ -194,19 +194,24 @@ def test_save_refused_by_the_store_says_why_by_the_editor(app, small):
 
 def test_a_save_on_the_client_page_does_not_sum_every_clients_usage(app, small, monkeypatch):
     """The Client page shows one client's figures: the run after a save reads that
-    client's usage and the list of names, not every client's usage (at 2,000 clients,
-    half of that run); the Overview, next, shows the saved figure."""
+    client's usage and the clients' ids and names, not every client's usage (at 2,000
+    clients, half of that run) nor every client whole (40% of what was left); the
+    Overview, next, shows the saved figure."""
     from budget.service import BudgetService
-    sums = []
+    from budget.stores import SQLiteStore
+    sums, whole = [], []
     every = BudgetService.usage_report
     monkeypatch.setattr(BudgetService, "usage_report", lambda self: sums.append(1) or every(self))
+    read = SQLiteStore.clients
+    monkeypatch.setattr(SQLiteStore, "clients", lambda self: whole.append(1) or read(self))
     at = client_page(app, small)
     live_box(at, "Signals").input(words(5)).run()
-    sums.clear()  # opening the page from the root URL went by the Overview
+    sums.clear(), whole.clear()  # opening the page from the root URL went by the Overview
     at.button(key="save").click().run()
     assert not at.exception
     assert [t.value for t in at.success][0].startswith("Saved 'Size' (Signals): usage ")
-    assert sums == []
+    assert sums == [] and whole == []  # the selector's list: ids and names, not whole clients
+    assert at.selectbox(key="pick").options == ["Alpha (A)", "Beta (B)"]
     assert any(c.value.startswith("Data loaded ") for c in at.sidebar.caption)
     at.query_params.clear()  # the Overview with ?client= would open the client again
     at.switch_page("app_pages/overview.py").run()

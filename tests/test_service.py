@@ -22,6 +22,14 @@ def test_small_fixture_figures(small):
     assert small.client_usage("B").usage == 150
 
 
+def test_client_names_are_every_clients_id_and_name_in_name_order(small):
+    """The narrow read of a list to choose from agrees with the whole clients, on every
+    store (the ones without it fall back to the whole clients)."""
+    assert small.client_names() == [(c.id, c.name) for c in small.store.clients()]
+    assert [name for _, name in small.client_names()] == sorted(
+        name for _, name in small.client_names())
+
+
 def test_activation_refused_when_over_and_allowed_when_fits(small):
     refused = small.apply(ADMIN, Change("A", active={"a3": True}))
     assert (refused.allowed, refused.current, refused.projected, refused.over_by) == (

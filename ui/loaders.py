@@ -124,7 +124,7 @@ def usage_table() -> tuple[pd.DataFrame, float]:
 @st.cache_data(ttl=300, max_entries=4, show_spinner=False)
 def _client_list(version: str) -> tuple[dict[str, str], float, tuple[str, ...]]:
     svc = session.service()
-    labels = {c.id: views.client_label(c) for c in svc.clients()}
+    labels = {cid: views.client_label(cid, name) for cid, name in svc.client_names()}
     return labels, time.time(), tuple(svc.store_warnings)
 
 

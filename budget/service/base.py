@@ -118,10 +118,13 @@ class ServiceBase:
         return core.summarize(self.store.clients(), self.usage_totals(), self.store.tiers(),
                               self.settings.warning)
 
-    def clients(self) -> list[Client]:
-        """Every client by name, without its usage: what a list of clients to choose from
-        needs, at a fraction of the cost of summing every client's usage."""
-        return self.store.clients()
+    def client_names(self) -> list[tuple[str, str]]:
+        """Every client's (id, name) by name, without its usage: what a list of clients
+        to choose from needs. From one narrow query when the store has it (SQLite,
+        PostgreSQL), else from the store's clients: reading 2,000 clients whole was 40%
+        of the Client page's run after a Save, which moves the data version."""
+        names = getattr(self.store, "client_names", None)
+        return names() if callable(names) else [(c.id, c.name) for c in self.store.clients()]
 
     def client(self, client_id: str) -> Client:
         client = self.store.client(client_id)

@@ -205,6 +205,10 @@ class SQLiteStore:
         return [self._client(r) for r in
                 self._query(f"SELECT {_CLIENT_COLS} FROM clients ORDER BY name, id")]
 
+    def client_names(self) -> list[tuple[str, str]]:
+        return [(cid, name) for cid, name in
+                self._query("SELECT id, name FROM clients ORDER BY name, id")]
+
     def client(self, client_id: str) -> Client | None:
         rows = self._query(f"SELECT {_CLIENT_COLS} FROM clients WHERE id = ?", (client_id,))
         return self._client(rows[0]) if rows else None

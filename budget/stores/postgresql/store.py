@@ -93,6 +93,10 @@ class PostgresStore(shared_tables.SharedReads):
         return [Client(*r) for r in
                 self._db.query(f"SELECT {_CLIENT_COLS} FROM clients ORDER BY name, id")]
 
+    def client_names(self) -> list[tuple[str, str]]:
+        return [(cid, name) for cid, name in
+                self._db.query("SELECT id, name FROM clients ORDER BY name, id")]
+
     def client(self, client_id: str) -> Client | None:
         rows = self._db.query(f"SELECT {_CLIENT_COLS} FROM clients WHERE id = %s",
                               (client_id,))
