@@ -40,16 +40,15 @@ PICKS = 3  # clients chosen in turn in a round, each opened for the first time t
 PAGES = {"overview": "", "client": "client?client={client}", "analytics": "analytics"}
 REFERENCE = ROOT / "benchmarks" / "reference_app.py"
 WHY_MISSED = (
-    "Why: choosing a client draws all of its page (headline, grid, chart, editor, bulk "
-    "switch, five suggestion cards), where the reference redraws a title, a grid and a "
-    "chart; the script's run is 0.13 s of it at 40 clients, the rest is the browser "
-    "drawing. The page without its editor and suggestions took 0.44 s against 0.61 s, "
-    "and no one element of the editor made a difference on its own (its text boxes as "
-    "plain text areas, or no bulk switch: the same time). A Save no longer sums every "
-    "client's usage (the Client page reads one client's); it writes the attribute, its "
-    "usage, a history and an audit row, and reruns the page, where the reference saves "
-    "nothing. On a machine shared with other work the ratios move by 0.2x to 0.3x between "
-    "runs. See benchmarks/notes.md, 'In the browser'.")
+    "Why: a Save writes the attribute, its usage, a history and an audit row in one "
+    "transaction, forgets the cached figures and reruns the page, whose editor draws its "
+    "text boxes anew under the saved version's keys (a draft is kept per version it is "
+    "based on, so someone else's save shows as a conflict); the reference saves nothing "
+    "and changes one figure. Choosing a client draws its headline, status, grid, chart, "
+    "editor and bulk switch, about 20 elements where the reference draws five; its "
+    "suggestions are looked for only once asked. A first visit is the first page after "
+    "the server starts. On this shared 2-core machine a ratio moves by 0.1x to 0.3x "
+    "between runs. See benchmarks/notes.md, 'In the browser'.")
 # the page is drawn: script done, nothing stale or loading, every chart and grid drawn
 DRAWN = """() => {
   const app = document.querySelector("[data-testid='stApp']");
