@@ -61,6 +61,21 @@ def test_below_the_crossover_no_pool_starts(monkeypatch):
 
 
 @pytest.mark.skipif(token_pool.workers() < 2, reason="a pool needs two cores")
+def test_a_batch_is_cut_into_pieces_by_its_size(monkeypatch):
+    """Near the crossover one piece per worker (a round trip each), a big batch up to
+    PIECES_PER_WORKER each, so a worker slowed by other load takes fewer; in order,
+    every text once."""
+    monkeypatch.setattr(token_pool, "workers", lambda: 2)
+    small = [f"text {i} " * 50 for i in range(1_000)]  # about 400,000 characters
+    assert [len(p) for p in token_pool.pieces(small)] == [500, 500]
+    big = [f"text {i} " * 500 for i in range(20_000)]  # about 80 M characters
+    cut = token_pool.pieces(big)
+    assert len(cut) == 2 * token_pool.PIECES_PER_WORKER
+    assert [t for p in cut for t in p] == big
+    mid = big[:2_000]  # about 8 M characters: one piece per PIECE_CHARS
+    assert len(token_pool.pieces(mid)) == sum(map(len, mid)) // token_pool.PIECE_CHARS
+
+
 def test_a_killed_worker_falls_back_to_the_loop(pool_from_the_first_character):
     pids = token_pool.start("o200k_base")
     os.kill(next(iter(pids)), signal.SIGKILL)
