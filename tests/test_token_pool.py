@@ -60,7 +60,6 @@ def test_below_the_crossover_no_pool_starts(monkeypatch):
     assert not token_pool.running()
 
 
-@pytest.mark.skipif(token_pool.workers() < 2, reason="a pool needs two cores")
 def test_a_batch_is_cut_into_pieces_by_its_size(monkeypatch):
     """Near the crossover one piece per worker (a round trip each), a big batch up to
     PIECES_PER_WORKER each, so a worker slowed by other load takes fewer; in order,
@@ -76,6 +75,7 @@ def test_a_batch_is_cut_into_pieces_by_its_size(monkeypatch):
     assert len(token_pool.pieces(mid)) == sum(map(len, mid)) // token_pool.PIECE_CHARS
 
 
+@pytest.mark.skipif(token_pool.workers() < 2, reason="a pool needs two cores")
 def test_a_killed_worker_falls_back_to_the_loop(pool_from_the_first_character):
     pids = token_pool.start("o200k_base")
     os.kill(next(iter(pids)), signal.SIGKILL)
