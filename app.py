@@ -59,7 +59,8 @@ ui.begin_run(every_client=pg is not client)
 read_only = ui.read_only_reason()
 if read_only:  # no login, reachable from elsewhere: nobody is trusted to change data
     st.warning(read_only, icon="🔒")
-ui.last_write()  # what the click before this run saved
+if pg is not client:  # the Client page draws it in the part that a save there redraws
+    ui.last_write()  # what the click before this run saved
 
 # the root URL with ?client=ID opens that client's page; an id no client has stays on the
 # overview with the error, its URL untouched, rather than opening some other client

@@ -1,9 +1,14 @@
+from collections.abc import Sequence
+
+import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
 import ui
 from budget import audit, core, optimize, views
-from budget.model import FIELDS, Attribute, BadInput, Change, FieldTokens
+from budget.model import (FIELDS, Attribute, AttributeCost, BadInput, Change, FieldTokens,
+                          Usage)
+from budget.optimize import Suggestion
 from ui.live_text import drawn, live_text, put, typed
 
 TIPS_IN_VIEW = 5  # suggestion cards drawn before "Show more"
@@ -50,49 +55,55 @@ st.title(client.name)
 st.caption(f"{tier.name if tier else 'Level ' + str(client.service_level)} plan · "
            f"account manager {client.account_manager or '—'} · {client.email or 'no contact'}")
 
-ui.usage_headline(usage)
-message = views.status_message(usage)
-if usage.status == "warning":
-    st.warning(message, icon="⚠️")
-elif usage.status == "exceeded":
-    st.error(message, icon="⛔")
-    st.link_button("Upgrade plan", svc.settings.upgrade_url, key="upgrade")
-st.markdown(f"Status {ui.status_badge(usage.status)} · next reset "
-            f"**{client.budget_reset_date:%Y-%m-%d}**" if client.budget_reset_date else
-            f"Status {ui.status_badge(usage.status)} · no reset date set")
-if usage.drifted:
-    st.info(f"Airtable's stored Token Usage says {client.token_usage:,}; the attributes add up "
-            f"to {usage.usage:,}. A reset writes the right figure.", icon="ℹ️")
+def figures(usage: Usage, attrs: list[Attribute], costs: Sequence[AttributeCost]
+            ) -> pd.DataFrame:
+    """The headline, status, attribute library and chart of the client; the library
+    frame, which the editor lists."""
+    client = usage.client
+    ui.usage_headline(usage)
+    message = views.status_message(usage)
+    if usage.status == "warning":
+        st.warning(message, icon="⚠️")
+    elif usage.status == "exceeded":
+        st.error(message, icon="⛔")
+        st.link_button("Upgrade plan", svc.settings.upgrade_url, key="upgrade")
+    st.markdown(f"Status {ui.status_badge(usage.status)} · next reset "
+                f"**{client.budget_reset_date:%Y-%m-%d}**" if client.budget_reset_date else
+                f"Status {ui.status_badge(usage.status)} · no reset date set")
+    if usage.drifted:
+        st.info(f"Airtable's stored Token Usage says {client.token_usage:,}; the attributes add up "
+                f"to {usage.usage:,}. A reset writes the right figure.", icon="ℹ️")
 
-library = views.attribute_frame(attrs, costs)
-st.header("Attribute library")
-st.dataframe(
-    library, key="library", hide_index=True, width="stretch",
-    column_order=["name", "active", "instructions", "examples", "signals", "tokens", "share"],
-    column_config={
-        "name": "Attribute", "active": st.column_config.CheckboxColumn("Active"),
-        "instructions": st.column_config.NumberColumn("Instructions", format="localized"),
-        "examples": st.column_config.NumberColumn("Examples", format="localized"),
-        "signals": st.column_config.NumberColumn("Signals", format="localized"),
-        "tokens": st.column_config.NumberColumn("Tokens", format="localized"),
-        "share": st.column_config.ProgressColumn("Share of usage", format="%.1f%%",
-                                                 min_value=0, max_value=100),
-    })
-top = library[library["active"]].head(15)
-# one trace built directly, each field's tokens in its hover (the grid above has them in
-# columns): plotly express took 35-85 ms of the server's run per client, and three
-# stacked traces with their legend 0.06 s more of the browser's drawing
-if not top.empty:
-    fig = go.Figure(go.Bar(
-        x=top["tokens"], y=top["name"], orientation="h",
-        customdata=top[[f.lower() for f in FIELDS]],
-        hovertemplate="%{y}: %{x:,} tokens<br>" + "<br>".join(
-            f"{f}: %{{customdata[{i}]:,}}" for i, f in enumerate(FIELDS)) + "<extra></extra>"))
-    fig.update_layout(title="Which active attributes use the most tokens",
-                      height=120 + 28 * top["name"].nunique(),
-                      yaxis={"categoryorder": "total ascending", "title": "Attribute"},
-                      xaxis={"title": "Tokens", "tickformat": ","})
-    st.plotly_chart(fig, key="top_attributes")
+    library = views.attribute_frame(attrs, costs)
+    st.header("Attribute library")
+    st.dataframe(
+        library, key="library", hide_index=True, width="stretch",
+        column_order=["name", "active", "instructions", "examples", "signals", "tokens", "share"],
+        column_config={
+            "name": "Attribute", "active": st.column_config.CheckboxColumn("Active"),
+            "instructions": st.column_config.NumberColumn("Instructions", format="localized"),
+            "examples": st.column_config.NumberColumn("Examples", format="localized"),
+            "signals": st.column_config.NumberColumn("Signals", format="localized"),
+            "tokens": st.column_config.NumberColumn("Tokens", format="localized"),
+            "share": st.column_config.ProgressColumn("Share of usage", format="%.1f%%",
+                                                     min_value=0, max_value=100),
+        })
+    top = library[library["active"]].head(15)
+    # one trace built directly, each field's tokens in its hover (the grid above has them in
+    # columns): plotly express took 35-85 ms of the server's run per client, and three
+    # stacked traces with their legend 0.06 s more of the browser's drawing
+    if not top.empty:
+        fig = go.Figure(go.Bar(
+            x=top["tokens"], y=top["name"], orientation="h",
+            customdata=top[[f.lower() for f in FIELDS]],
+            hovertemplate="%{y}: %{x:,} tokens<br>" + "<br>".join(
+                f"{f}: %{{customdata[{i}]:,}}" for i, f in enumerate(FIELDS)) + "<extra></extra>"))
+        fig.update_layout(title="Which active attributes use the most tokens",
+                          height=120 + 28 * top["name"].nunique(),
+                          yaxis={"categoryorder": "total ascending", "title": "Attribute"},
+                          xaxis={"title": "Tokens", "tickformat": ","})
+        st.plotly_chart(fig, key="top_attributes")
+    return library
 
 
 def preview(result) -> None:
@@ -150,24 +161,21 @@ def saved_message(a: Attribute, change: Change, edited: dict[str, str]) -> str:
     return f"Saved '{a.name}' ({', '.join(edited) or 'Active'})"
 
 
-st.header("Edit an attribute")
-by_id = {a.id: a for a in attrs}
 limit = svc.settings.max_text_chars
-seen = {i: ui.seen_version(f"attribute:{i}", x.version) for i, x in by_id.items()}
 
 
-@st.fragment
-def editor() -> None:
-    """The editor and the bulk switch: typing, picking an attribute or a toggle reruns
-    them alone, so the browser does not redraw the grid, the chart and the
-    suggestions around them (a save reruns the whole page, see ui.after_write)."""
+def editor(attrs: list[Attribute], costs: Sequence[AttributeCost], library: pd.DataFrame
+           ) -> None:
+    """The editor and the bulk switch, over the attributes as read in this run (cached
+    per data version): a save made elsewhere since the page was drawn is then a
+    conflict here, not overwritten."""
     if not attrs:
         st.info("This client has no attributes.")
         return
-    # read again on a rerun of this part alone (cached per data version): a save made
-    # elsewhere since the page was drawn is then a conflict here, not overwritten
-    by_id = {a.id: a for a in ui.client_detail(client_id)[1]}
-    aid = st.selectbox("Attribute", list(library["attribute_id"]), key="edit_attr",
+    by_id = {a.id: a for a in attrs}
+    ids = list(library["attribute_id"])
+    ui.show_current_labels("edit_attr", ids)  # labelled with its state, which a save moves
+    aid = st.selectbox("Attribute", ids, key="edit_attr",
                        format_func=lambda i: f"{by_id[i].name} "
                                              f"({'active' if by_id[i].active else 'inactive'})")
     a = by_id[aid]
@@ -197,7 +205,7 @@ def editor() -> None:
     # tokens next to its character count
     change, edited = drafted(a, keys)
     # each field's tokens now and as typed, counted by the service that saves it
-    now = next(c.tokens for c in ui.client_detail(client_id)[2] if c.id == aid)
+    now = next(c.tokens for c in costs if c.id == aid)
     after: FieldTokens | None = now
     result, refused = None, None
     if edited or change.active:
@@ -267,7 +275,8 @@ def editor() -> None:
 
     st.subheader("Bulk activate or deactivate")
     tokens = dict(zip(library["attribute_id"], library["tokens"], strict=True))
-    chosen = st.multiselect("Attributes", list(library["attribute_id"]), key="bulk_pick",
+    ui.show_current_labels("bulk_pick", ids)  # labelled with state and tokens
+    chosen = st.multiselect("Attributes", ids, key="bulk_pick",
                             format_func=lambda i: f"{by_id[i].name} · "
                             f"{'active' if by_id[i].active else 'inactive'} · "
                             f"{views.counted(int(tokens[i]), 'token')}")
@@ -282,12 +291,15 @@ def editor() -> None:
             st.error(f"Activating these together is refused: {check.reason}.", icon="⛔")
 
         def switch(on: bool):
-            """All the attributes picked when the button is pressed, switched `on`."""
-            picked = st.session_state.get("bulk_pick", [])
+            """All the attributes picked when the button is pressed, switched `on`, based
+            on the versions this run drew, which the press answers (as Save is): the
+            versions of the run before were a save older right after one, so a switch
+            after a save was refused as changed by someone else."""
+            picked = [i for i in st.session_state.get("bulk_pick", []) if i in by_id]
             if not picked:
                 return None
             return (Change(client_id, active=dict.fromkeys(picked, on)),
-                    {i: seen[i] for i in picked},
+                    {i: by_id[i].version for i in picked},
                     f"{'Activated' if on else 'Deactivated'} {len(picked)} attributes")
 
         b1, b2 = st.columns(2)
@@ -298,11 +310,8 @@ def editor() -> None:
     ui.refusals("bulk")
 
 
-editor()
-
-
 @st.fragment
-def suggestions() -> None:
+def suggestions(attrs: list[Attribute], seen: dict[str, int]) -> None:
     """The suggestion cards, the largest savings first, looked for and drawn only while
     their switch is on (it stays on from client to client once turned on):
     looking took a third of a choice's server run and its cards a tenth of the
@@ -321,10 +330,27 @@ def suggestions() -> None:
                                   key="tips_more"):
         tips = tips[:TIPS_IN_VIEW]
     for i, tip in enumerate(tips):
-        ui.suggestion_card(tip, f"tip_{i}", lambda tip=tip: ui.apply_change(
-            me, tip.change(client_id), {aid: seen[aid] for aid in tip.edits},
-            f"Applied: {tip.message}", action="attribute.suggestion"))
+        def apply(tip: Suggestion = tip) -> None:
+            ui.apply_change(me, tip.change(client_id), {aid: seen[aid] for aid in tip.edits},
+                            f"Applied: {tip.message}", action="attribute.suggestion")
+        ui.suggestion_card(tip, f"tip_{i}", apply)
 
 
-suggestions()
+@st.fragment
+def client_body() -> None:
+    """All that a save on this page moves, in one fragment with the editor whose Save
+    and bulk buttons are in it: a press reruns this part alone, and that one run draws
+    the saved figures (see ui.change_on_click). Drawn by the page's run, Save took
+    two runs in the browser, the fragment's and then the page's with its sidebar and
+    selector. Typing reruns it too; its grid and chart go out unchanged."""
+    usage, attrs, costs = ui.client_detail(client_id)
+    ui.last_write()
+    library = figures(usage, attrs, costs)
+    st.header("Edit an attribute")
+    editor(attrs, costs, library)
+    # an Apply is handled in the next run's body, so it is based on this run's versions
+    suggestions(attrs, {a.id: ui.seen_version(f"attribute:{a.id}", a.version) for a in attrs})
+
+
+client_body()
 ui.load_tokenizer_ahead()  # after the page is drawn: the editor's first preview needs it

@@ -1,7 +1,8 @@
 """Streamlit glue shared by the pages, one concept per module: the service and who acts
 (`session`), cached loaders (`loaders`), writes (`writes`), the confirmation dialog
 (`dialogs`), the suggestion card (`cards`), charts (`charts`), badges and the usage
-headline (`format`). Pages use it as `ui.name`."""
+headline (`format`), choice widgets labelled with moving figures (`picks`). Pages use
+it as `ui.name`."""
 
 from ui.cards import suggestion_card
 from ui.charts import COLOURS, DIRECTION_COLOURS, LABELS, SERIES, chart, csv_download
@@ -24,6 +25,7 @@ from ui.loaders import (
     top_costs,
     usage_table,
 )
+from ui.picks import show_current_labels
 from ui.session import (
     actor,
     auth_configured,
@@ -47,5 +49,6 @@ __all__ = ["COLOURS", "DIRECTION_COLOURS", "LABELS", "SERIES", "actor", "after_w
            "change_on_click", "chart", "client_detail", "client_labels", "confirm", "costs",
            "csv_download", "data_version", "due_plan", "freshness", "history", "last_write",
            "load_tokenizer_ahead", "local_mode_caption", "mirror_freshness", "read_only_reason",
-           "refresh", "refusals", "savings", "seen_version", "service", "status_badge",
-           "suggestion_card", "templates", "top_costs", "usage_headline", "usage_table"]
+           "refresh", "refusals", "savings", "seen_version", "service", "show_current_labels",
+           "status_badge", "suggestion_card", "templates", "top_costs", "usage_headline",
+           "usage_table"]

@@ -19,12 +19,15 @@ T = TypeVar("T")
 NOTICE = "_last_write"
 
 
-def after_write(message: str) -> None:
+def after_write(message: str, rerun: bool = True) -> None:
     """Every successful write: forget cached figures, redraw, and say what happened at
-    the top of the redrawn page (`last_write`)."""
+    the top of the redrawn page (`last_write`). Without `rerun`, the caller is the
+    callback of a button in a fragment that draws every figure the write moves and the
+    notice, so that fragment's run, which the press starts anyway, is the redraw."""
     refresh()
     st.session_state[NOTICE] = message
-    st.rerun()
+    if rerun:
+        st.rerun()
 
 
 def last_write() -> None:
@@ -65,12 +68,12 @@ def attempt(action: Callable[[], T], say: Say = _show) -> T | None:
 
 def apply_change(me: Actor, change: Change, versions: dict[str, int], done: str,
                  forget: str | None = None, action: str | None = None,
-                 say: Say = _show) -> None:
+                 say: Say = _show, rerun: bool = True) -> None:
     """Saves an attribute change (an edit, a bulk switch, an applied suggestion) if the
     budget allows it, based on the `versions` the user saw; on success says `done` with
     the client's usage before and after and drops the session key `forget` (what
     offered the change). `action` names the audit entry when the kind of change is
-    not told by the change itself (an applied suggestion)."""
+    not told by the change itself (an applied suggestion); `rerun` as `after_write`."""
     result = attempt(lambda: session.service().apply(me, change, versions, action=action),
                      say)
     if result is None:
@@ -81,7 +84,7 @@ def apply_change(me: Actor, change: Change, versions: dict[str, int], done: str,
     if forget:
         st.session_state.pop(forget, None)
     after_write(f"{done}: usage {result.current:,} → {result.projected:,} of "
-                f"{result.budget:,} tokens")
+                f"{result.budget:,} tokens", rerun)
 
 
 def _refused(key: str) -> str:
@@ -94,18 +97,19 @@ Pressed = Callable[[], tuple[Change, dict[str, int], str] | None]
 
 def change_on_click(slot: str, me: Actor, pressed: Pressed,
                     forget: str | None = None) -> Callable[[], None]:
-    """`apply_change` as the on_click of a button in a fragment: the write runs before
-    the script does, so a success reruns the whole page once (every figure on it
-    moves), where a press handled in the fragment's body ran the fragment first and
-    then the page. `pressed` reads the change from the widgets when the button is
-    pressed, so text that reached the server with the press is what is saved. A
-    callback may not draw: a refusal is kept for `refusals(slot)` to show."""
+    """`apply_change` as the on_click of a button in a fragment that draws every figure
+    the write moves and the notice (`last_write`): the write runs before the fragment
+    does, so the one run the press starts draws the result. Rerunning the whole page
+    from the callback instead, the browser drew the fragment's run, then the page's.
+    `pressed` reads the change from the widgets when the button is pressed, so text
+    that reached the server with the press is what is saved. A callback may not draw:
+    a refusal is kept for `refusals(slot)` to show."""
     def kept(message: str, icon: str) -> None:
         st.session_state.setdefault(_refused(slot), []).append((message, icon))
 
     def click() -> None:
         if (what := pressed()) is not None:
-            apply_change(me, *what, forget, say=kept)
+            apply_change(me, *what, forget, say=kept, rerun=False)
 
     return click
 
