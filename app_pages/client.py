@@ -174,10 +174,10 @@ def editor(attrs: list[Attribute], costs: Sequence[AttributeCost], library: pd.D
         return
     by_id = {a.id: a for a in attrs}
     ids = list(library["attribute_id"])
-    ui.show_current_labels("edit_attr", ids)  # labelled with its state, which a save moves
-    aid = st.selectbox("Attribute", ids, key="edit_attr",
-                       format_func=lambda i: f"{by_id[i].name} "
-                                             f"({'active' if by_id[i].active else 'inactive'})")
+    state = {i: "active" if by_id[i].active else "inactive" for i in ids}
+    choices = {i: f"{by_id[i].name} ({state[i]})" for i in ids}
+    ui.show_current_labels("edit_attr", choices)  # a save may switch the state
+    aid = st.selectbox("Attribute", ids, key="edit_attr", format_func=choices.__getitem__)
     a = by_id[aid]
     # the draft: the version the user's text is based on, and a conflict once someone
     # else saved a newer one over it
@@ -275,11 +275,10 @@ def editor(attrs: list[Attribute], costs: Sequence[AttributeCost], library: pd.D
 
     st.subheader("Bulk activate or deactivate")
     tokens = dict(zip(library["attribute_id"], library["tokens"], strict=True))
-    ui.show_current_labels("bulk_pick", ids)  # labelled with state and tokens
-    chosen = st.multiselect("Attributes", ids, key="bulk_pick",
-                            format_func=lambda i: f"{by_id[i].name} · "
-                            f"{'active' if by_id[i].active else 'inactive'} · "
-                            f"{views.counted(int(tokens[i]), 'token')}")
+    picks = {i: f"{by_id[i].name} · {state[i]} · {views.counted(int(tokens[i]), 'token')}"
+             for i in ids}
+    ui.show_current_labels("bulk_pick", picks)  # a save moves the state and the tokens
+    chosen = st.multiselect("Attributes", ids, key="bulk_pick", format_func=picks.__getitem__)
     if chosen:
         on = Change(client_id, active={i: True for i in chosen})
         check = svc.validate(on)

@@ -227,3 +227,30 @@ def test_a_save_draws_the_saved_figures_in_the_run_its_press_starts(logged_serve
     assert page.locator(EXCEPTION).count() == 0
     screenshot(page, "client-after-save-and-bulk")
     page.close()
+
+
+def test_another_client_chosen_then_edited_and_saved(server, browser, svc):
+    """The flow of someone going through clients: choose one in the selector, trim a
+    text until the preview shows its tokens, save; the attribute pickers kept from the
+    client before still hold that client's picks when the next one is drawn."""
+    page = open_page(browser, server, "client?client=C0003")
+    name = next(c.name for c in svc.store.clients() if c.id == "C0006")
+    page.get_by_test_id("stSelectbox").first.click()
+    page.keyboard.type("C0006")
+    page.keyboard.press("Enter")
+    expect(page.locator("h1")).to_contain_text(name, timeout=30_000)
+    idle(page)
+    box = page.get_by_label("Signals", exact=True)
+    trimmed = box.input_value()[:-12]
+    box.click()
+    box.press("Control+End")  # End alone ends the wrapped line the caret is on
+    for _ in range(12):
+        box.press("Backspace")
+    box.press("Control+Enter")
+    expect(page.get_by_text("tokens (delta").first).to_be_visible(timeout=30_000)
+    idle(page)
+    page.locator(".st-key-save button").click()
+    notice = page.locator("[data-testid='stAlertContentSuccess']").filter(has_text="Saved '")
+    expect(notice.first).to_be_visible(timeout=30_000)
+    assert next(iter(svc.audit("C0006")[-1].after.values()))["signals"] == trimmed
+    page.close()

@@ -8,20 +8,23 @@ attribute id (a KeyError, shown as a traceback)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Mapping
 
 import streamlit as st
 
 
-def show_current_labels(key: str, options: Collection[str]) -> None:
-    """Before the widget `key` is drawn: its picks set again from the script, by option,
-    so the browser draws them with this run's labels; a pick no option has is dropped."""
-    if key not in st.session_state:
-        return
-    value = st.session_state[key]
-    if isinstance(value, list):
-        st.session_state[key] = [v for v in value if v in options]
-    elif value in options:
-        st.session_state[key] = value
-    else:
-        del st.session_state[key]
+def show_current_labels(key: str, labels: Mapping[str, str]) -> None:
+    """Before the widget `key` over the options `labels` (option: label) is drawn: when
+    the label of a pick changed since the run before, its picks are set again from the
+    script, so the browser draws them with this run's labels (a pick no option has any
+    more is dropped then). Set on every run instead, or when a pick's option is gone
+    (another client chosen), the text boxes drawn after it lost what was typed."""
+    drawn = f"_labels_{key}"
+    before: dict[str, str] = st.session_state.get(drawn, {})
+    value = st.session_state.get(key)
+    picks = value if isinstance(value, list) else [] if value is None else [value]
+    kept = [v for v in picks if v in labels]
+    st.session_state[drawn] = {v: labels[v] for v in kept}
+    if not kept or all(before.get(v, labels[v]) == labels[v] for v in kept):
+        return  # a pick of another client's options is the widget's to reset, as before
+    st.session_state[key] = kept if isinstance(value, list) else kept[0]
