@@ -45,11 +45,12 @@ PAGES = {"overview": "", "client": "client?client={client}", "analytics": "analy
 REFERENCE = ROOT / "benchmarks" / "reference_app.py"
 WHY_MISSED = (
     "Why: a Save writes the attribute, its usage, a history and an audit row in one "
-    "transaction, forgets the cached figures and reruns the page, whose editor draws its "
-    "text boxes anew under the saved version's keys (a draft is kept per version it is "
-    "based on, so someone else's save shows as a conflict); the reference saves nothing "
-    "and changes one figure. Choosing a client draws its headline, status, grid, chart, "
-    "editor and bulk switch, about 20 elements where the reference draws five; its "
+    "transaction, forgets the cached figures and redraws the part of the page it moves "
+    "(headline, status, grid, chart, editor, bulk switch, notice: about 25 elements, "
+    "its text boxes anew under the saved version's keys, as a draft is kept per version "
+    "it is based on); the reference saves nothing and changes one figure. Choosing a "
+    "client draws its headline, status, grid, chart, editor and bulk switch, about 20 "
+    "elements where the reference draws five; its "
     "suggestions are looked for only once asked. A first visit is the first page after "
     "the server starts. On this shared 2-core machine a ratio moves by 0.1x to 0.3x "
     "between runs. See benchmarks/notes.md, 'In the browser'.")
